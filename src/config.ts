@@ -1,0 +1,206 @@
+// Environment → one typed, frozen config. Start-up fails with one message that lists every bad
+// variable and what it accepts, never with the first one alone.
+
+export type IngestAck = 'durable' | 'queued';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  host: string;
+  port: number;
+  /** null → start an embedded PostgreSQL 16. */
+  postgresDsn: string | null;
+  embeddedPostgresPort: number;
+  embeddedPostgresDataDir: string;
+  queueMaxSize: number;
+  batchMaxSize: number;
+  batchMaxWaitMs: number;
+  bulkMaxEvents: number;
+  maxBodyBytes: number;
+  bodyTimeoutMs: number;
+  apiKeys: readonly string[];
+  clockSkewSeconds: number;
+  metadataMaxDepth: number;
+  rateLimitMetricsPerMin: number;
+  ingestWorkers: number;
+  ingestAck: IngestAck;
+  ingestTimeoutMs: number;
+  pgPoolSizePerWorker: number;
+  pgConnectTimeoutMs: number;
+  pgStatementTimeoutMs: number;
+  pgQueryTimeoutMs: number;
+  retryAfterSeconds: number;
+  shutdownTimeoutMs: number;
+  logLevel: LogLevel;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+interface Variable<T> {
+  readonly name: string;
+  readonly accepts: string;
+  readonly parse: (raw: string) => T | undefined;
+  readonly fallback: T;
+}
+
+const int = (min: number, max: number) => (raw: string) => {
+  if (!/^\d+$/.test(raw.trim())) return undefined;
+  const n = Number(raw);
+  return n >= min && n <= max ? n : undefined;
+};
+const oneOf =
+  <T extends string>(...values: T[]) =>
+  (raw: string) =>
+    values.find((v) => v === raw.trim().toLowerCase());
+const text = (raw: string) => (raw.trim() === '' ? undefined : raw.trim());
+
+function variable<T>(
+  name: string,
+  accepts: string,
+  parse: (raw: string) => T | undefined,
+  fallback: T,
+): Variable<T> {
+  return { name, accepts, parse, fallback };
+}
+
+const MiB = 1024 * 1024;
+
+/** Every variable the service reads, with what it accepts and its default: the docs and the compose
+ *  file are checked against this list. */
+export const configVariables = {
+  host: variable('HOST', 'an interface address', text, '0.0.0.0'),
+  port: variable('PORT', 'an integer 0–65535', int(0, 65535), 8080),
+  embeddedPostgresPort: variable(
+    'EMBEDDED_PG_PORT',
+    'an integer 0–65535 (0 = a free port)',
+    int(0, 65535),
+    0,
+  ),
+  embeddedPostgresDataDir: variable(
+    'EMBEDDED_PG_DATA_DIR',
+    'a directory path',
+    text,
+    './.data/postgres',
+  ),
+  queueMaxSize: variable('QUEUE_MAX_SIZE', 'an integer 1–10000000', int(1, 10_000_000), 10_000),
+  batchMaxSize: variable('BATCH_MAX_SIZE', 'an integer 1–10000', int(1, 10_000), 500),
+  batchMaxWaitMs: variable('BATCH_MAX_WAIT_MS', 'an integer 1–60000', int(1, 60_000), 50),
+  bulkMaxEvents: variable('BULK_MAX_EVENTS', 'an integer 1–10000', int(1, 10_000), 100),
+  maxBodyBytes: variable('MAX_BODY_BYTES', 'an integer 64–104857600', int(64, 100 * MiB), MiB),
+  bodyTimeoutMs: variable('BODY_TIMEOUT_MS', 'an integer 100–600000', int(100, 600_000), 10_000),
+  apiKeys: variable(
+    'API_KEYS',
+    'comma-separated keys',
+    (raw) =>
+      raw
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== ''),
+    [] as string[],
+  ),
+  clockSkewSeconds: variable(
+    'CLOCK_SKEW_SECONDS',
+    'an integer 0–31536000',
+    int(0, 31_536_000),
+    300,
+  ),
+  metadataMaxDepth: variable('METADATA_MAX_DEPTH', 'an integer 1–1000', int(1, 1000), 32),
+  rateLimitMetricsPerMin: variable(
+    'RATE_LIMIT_METRICS_PER_MIN',
+    'an integer 0–1000000 (0 = off)',
+    int(0, 1_000_000),
+    20,
+  ),
+  ingestWorkers: variable('INGEST_WORKERS', 'an integer 1–64', int(1, 64), 2),
+  ingestAck: variable<IngestAck>(
+    'INGEST_ACK',
+    'durable or queued',
+    oneOf('durable', 'queued'),
+    'durable',
+  ),
+  ingestTimeoutMs: variable('INGEST_TIMEOUT_MS', 'an integer 100–600000', int(100, 600_000), 8000),
+  pgPoolSizePerWorker: variable('PG_POOL_SIZE_PER_WORKER', 'an integer 1–100', int(1, 100), 1),
+  pgConnectTimeoutMs: variable(
+    'PG_CONNECT_TIMEOUT_MS',
+    'an integer 100–600000',
+    int(100, 600_000),
+    1500,
+  ),
+  pgStatementTimeoutMs: variable(
+    'PG_STATEMENT_TIMEOUT_MS',
+    'an integer 100–600000',
+    int(100, 600_000),
+    5000,
+  ),
+  pgQueryTimeoutMs: variable(
+    'PG_QUERY_TIMEOUT_MS',
+    'an integer 100–600000',
+    int(100, 600_000),
+    6500,
+  ),
+  retryAfterSeconds: variable('RETRY_AFTER_SECONDS', 'an integer 1–3600', int(1, 3600), 1),
+  shutdownTimeoutMs: variable(
+    'SHUTDOWN_TIMEOUT_MS',
+    'an integer 100–600000',
+    int(100, 600_000),
+    10_000,
+  ),
+  logLevel: variable<LogLevel>(
+    'LOG_LEVEL',
+    'fatal, error, warn, info, debug, trace or silent',
+    oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+    'info',
+  ),
+} as const;
+
+/** Names of every environment variable read, POSTGRES_DSN and DATABASE_URL included. */
+export const configVariableNames: readonly string[] = [
+  'POSTGRES_DSN',
+  'DATABASE_URL',
+  ...Object.values(configVariables).map((v) => v.name),
+];
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const problems: string[] = [];
+  const values: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(configVariables) as [string, Variable<unknown>][]) {
+    const raw = env[spec.name];
+    if (raw === undefined || raw === '') {
+      values[key] = spec.fallback;
+      continue;
+    }
+    const parsed = spec.parse(raw);
+    if (parsed === undefined)
+      problems.push(`${spec.name}=${JSON.stringify(raw)}: expected ${spec.accepts}`);
+    else values[key] = parsed;
+  }
+  const config = {
+    ...values,
+    postgresDsn: text(env.POSTGRES_DSN ?? '') ?? text(env.DATABASE_URL ?? '') ?? null,
+  } as Config;
+
+  if (problems.length === 0) {
+    // One request's events commit in one transaction, so a batch must be able to hold a whole bulk.
+    if (config.batchMaxSize < config.bulkMaxEvents)
+      problems.push(
+        `BATCH_MAX_SIZE=${config.batchMaxSize}: must be at least BULK_MAX_EVENTS (${config.bulkMaxEvents})`,
+      );
+    if (config.queueMaxSize < config.bulkMaxEvents)
+      problems.push(
+        `QUEUE_MAX_SIZE=${config.queueMaxSize}: must be at least BULK_MAX_EVENTS (${config.bulkMaxEvents})`,
+      );
+    // The server-side timeout must fire first: a client whose query_timeout fired is wedged.
+    if (config.pgStatementTimeoutMs >= config.pgQueryTimeoutMs)
+      problems.push(
+        `PG_STATEMENT_TIMEOUT_MS=${config.pgStatementTimeoutMs}: must be below PG_QUERY_TIMEOUT_MS (${config.pgQueryTimeoutMs})`,
+      );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}

@@ -1,0 +1,65 @@
+// The one catalogue of errors a client can see, and their RFC 9457 problem+json rendering.
+// docs/errors.md lists the same entries; a unit test keeps the two in step.
+
+export const problemCatalogue = {
+  invalid_json: { status: 400, title: 'Request body is not valid JSON' },
+  invalid_encoding: { status: 400, title: 'Request body is not valid UTF-8' },
+  validation_failed: { status: 400, title: 'Request body failed validation' },
+  invalid_query: { status: 400, title: 'Query parameters are invalid' },
+  bad_framing: { status: 400, title: 'Request framing is ambiguous' },
+  unauthorized: { status: 401, title: 'Missing or invalid API key' },
+  not_found: { status: 404, title: 'No such route' },
+  method_not_allowed: { status: 405, title: 'Method not allowed on this route' },
+  body_timeout: { status: 408, title: 'Request body did not arrive in time' },
+  length_required: { status: 411, title: 'Content-Length is required' },
+  payload_too_large: { status: 413, title: 'Request body is too large' },
+  unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  unstorable_event: { status: 422, title: 'The database refused the events' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  internal: { status: 500, title: 'Internal server error' },
+  queue_full: { status: 503, title: 'Ingestion queue is full' },
+  database_unavailable: { status: 503, title: 'Database is unavailable' },
+  ingest_timeout: { status: 503, title: 'Events were not confirmed in time' },
+  shutting_down: { status: 503, title: 'Server is shutting down' },
+  not_ready: { status: 503, title: 'Service is not ready' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ProblemCode = keyof typeof problemCatalogue;
+
+/** Field path (`user_id`, `events[3].timestamp`) → messages, the seed's validation shape. */
+export type FieldErrors = Record<string, string[]>;
+
+export interface Problem {
+  readonly code: ProblemCode;
+  readonly detail: string;
+  readonly errors?: FieldErrors;
+  /** Seconds; sent as Retry-After. */
+  readonly retryAfterSeconds?: number;
+  /** Extra members of the body (RFC 9457 extension members). */
+  readonly extensions?: Record<string, unknown>;
+}
+
+export function problem(
+  code: ProblemCode,
+  detail: string,
+  extra: Omit<Problem, 'code' | 'detail'> = {},
+): Problem {
+  return { code, detail, ...extra };
+}
+
+export function problemStatus(p: Problem): number {
+  return problemCatalogue[p.code].status;
+}
+
+export function problemBody(p: Problem): string {
+  const entry = problemCatalogue[p.code];
+  return JSON.stringify({
+    type: `urn:pulse:problem:${p.code}`,
+    title: entry.title,
+    status: entry.status,
+    detail: p.detail,
+    code: p.code,
+    ...(p.errors ? { errors: p.errors } : {}),
+    ...p.extensions,
+  });
+}

@@ -1,0 +1,103 @@
+// The one place that writes to a uWS response. A response is valid only until it is ended or the
+// client aborts; writing after either is undefined behaviour in native code, so every write checks.
+import type { HttpResponse } from 'uWebSockets.js';
+import { problemBody, problemStatus, type Problem } from '../errors.js';
+
+export interface Exchange {
+  readonly res: HttpResponse;
+  aborted: boolean;
+  done: boolean;
+  onAbort?: () => void;
+}
+
+let openExchanges = 0;
+
+/** Requests begun and not yet answered or aborted; shutdown waits for this to reach zero. */
+export function countOpenExchanges(): number {
+  return openExchanges;
+}
+
+/** Must run synchronously in the handler, before any await: uWS terminates the process when an
+ *  async handler returns without an abort handler attached. */
+export function beginExchange(res: HttpResponse): Exchange {
+  const exchange: Exchange = { res, aborted: false, done: false };
+  openExchanges++;
+  res.onAborted(() => {
+    if (!exchange.done) openExchanges--;
+    exchange.aborted = true;
+    exchange.onAbort?.();
+  });
+  return exchange;
+}
+
+const statusLines: Record<number, string> = {
+  200: '200 OK',
+  202: '202 Accepted',
+  304: '304 Not Modified',
+  400: '400 Bad Request',
+  401: '401 Unauthorized',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+  408: '408 Request Timeout',
+  411: '411 Length Required',
+  413: '413 Content Too Large',
+  415: '415 Unsupported Media Type',
+  422: '422 Unprocessable Content',
+  429: '429 Too Many Requests',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
+};
+
+export type Headers = Readonly<Record<string, string>>;
+
+export interface SendOptions {
+  readonly headers?: Headers;
+  readonly contentType?: string;
+  /** Close the connection after this response, e.g. when an unread body is still arriving. */
+  readonly close?: boolean;
+}
+
+export function send(
+  exchange: Exchange,
+  status: number,
+  body: string,
+  options: SendOptions = {},
+): void {
+  if (exchange.aborted || exchange.done) return;
+  exchange.done = true;
+  openExchanges--;
+  const { res } = exchange;
+  // cork: one syscall for status, headers and body, and required for writes after an await.
+  res.cork(() => {
+    res.writeStatus(statusLines[status] ?? String(status));
+    res.writeHeader('content-type', options.contentType ?? 'application/json');
+    if (options.headers)
+      for (const name in options.headers) res.writeHeader(name, options.headers[name]!);
+    res.end(body, options.close ?? false);
+  });
+}
+
+export function sendJson(
+  exchange: Exchange,
+  status: number,
+  value: unknown,
+  options: SendOptions = {},
+): void {
+  send(exchange, status, JSON.stringify(value), options);
+}
+
+export function sendProblem(
+  exchange: Exchange,
+  p: Problem,
+  options: Omit<SendOptions, 'contentType'> = {},
+): void {
+  const headers =
+    p.retryAfterSeconds === undefined
+      ? options.headers
+      : { ...options.headers, 'retry-after': String(p.retryAfterSeconds) };
+  send(exchange, problemStatus(p), problemBody(p), {
+    ...options,
+    headers,
+    contentType: 'application/problem+json',
+  });
+}

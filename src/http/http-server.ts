@@ -1,0 +1,114 @@
+// The uWS app: routes, the 404/405 fallbacks, listening and closing the listen socket.
+import type { Logger } from 'pino';
+import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { Config } from '../config.js';
+import { problem } from '../errors.js';
+import type { Batcher } from '../ingest/batcher.js';
+import type { DatabaseProbe } from '../sql/database-probe.js';
+import { createApiKeyCheck } from './api-key-auth.js';
+import { beginExchange, countOpenExchanges, sendProblem } from './exchange.js';
+import type { Uws } from './load-uws.js';
+import { renderOpenApiYaml } from './openapi.js';
+import { registerHealthRoutes } from './routes/health-routes.js';
+import { registerIngestRoutes } from './routes/ingest-routes.js';
+
+export interface HttpServerDeps {
+  readonly config: Config;
+  readonly batcher: Batcher;
+  readonly probe: DatabaseProbe;
+  readonly log: Logger;
+}
+
+export interface HttpServer {
+  readonly port: number;
+  /** Close the listen socket and answer new requests on open connections with 503 + close;
+   *  requests already begun finish normally. */
+  beginDrain(): void;
+  /** Requests begun and not yet answered. */
+  readonly openRequests: number;
+}
+
+/** Path → methods it answers, for 405 and its Allow header. */
+const routeMethods: Record<string, string> = {
+  '/events': 'POST',
+  '/events/bulk': 'POST',
+  '/healthz': 'GET',
+  '/readyz': 'GET',
+  '/openapi.yaml': 'GET',
+};
+
+export interface App {
+  readonly app: TemplatedApp;
+  /** Set once shutdown starts. */
+  readonly lifecycle: { draining: boolean };
+}
+
+export function createApp(uws: Uws, deps: HttpServerDeps): App {
+  const app = uws.App();
+  const lifecycle = { draining: false };
+  const authorize = createApiKeyCheck(deps.config.apiKeys);
+  registerIngestRoutes(app, {
+    config: deps.config,
+    batcher: deps.batcher,
+    authorize,
+    log: deps.log,
+    isDraining: () => lifecycle.draining,
+  });
+  registerHealthRoutes(app, {
+    batcher: deps.batcher,
+    probe: deps.probe,
+    queueMaxSize: deps.config.queueMaxSize,
+    openApiYaml: renderOpenApiYaml(deps.config),
+  });
+  // Method-specific routes win over any(); what reaches here is a wrong method or an unknown path.
+  for (const [path, allow] of Object.entries(routeMethods)) {
+    app.any(path, (res) =>
+      sendProblem(
+        beginExchange(res),
+        problem('method_not_allowed', `${path} answers ${allow} only.`),
+        {
+          headers: { allow },
+          close: true,
+        },
+      ),
+    );
+  }
+  app.any('/*', (res, req) =>
+    sendProblem(
+      beginExchange(res),
+      problem('not_found', `No route for ${req.getMethod().toUpperCase()} ${req.getUrl()}.`),
+      {
+        close: true,
+      },
+    ),
+  );
+  return { app, lifecycle };
+}
+
+export function listen(
+  uws: Uws,
+  { app, lifecycle }: App,
+  host: string,
+  port: number,
+): Promise<HttpServer> {
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (token: us_listen_socket | false) => {
+      if (!token) {
+        reject(new Error(`could not listen on ${host}:${port} (in use, or not permitted)`));
+        return;
+      }
+      let listening: us_listen_socket | null = token;
+      resolve({
+        port: uws.us_socket_local_port(token),
+        beginDrain: () => {
+          lifecycle.draining = true;
+          if (listening) uws.us_listen_socket_close(listening);
+          listening = null;
+        },
+        get openRequests() {
+          return countOpenExchanges();
+        },
+      });
+    });
+  });
+}

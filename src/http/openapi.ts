@@ -1,0 +1,210 @@
+// The OpenAPI 3.1 document, built at start-up from the same JSON Schema files the validators are
+// generated from, so the contract and the validation cannot drift apart.
+import { stringify } from 'yaml';
+import type { Config } from '../config.js';
+import { problemCatalogue, type ProblemCode } from '../errors.js';
+import bulkRequestSchema from '../validation/schemas/bulk-request.schema.json' with { type: 'json' };
+import eventSchema from '../validation/schemas/event.schema.json' with { type: 'json' };
+
+type Json = Record<string, unknown>;
+
+const schemaIds: Record<string, string> = {
+  [eventSchema.$id]: '#/components/schemas/Event',
+  [bulkRequestSchema.$id]: '#/components/schemas/BulkRequest',
+};
+
+/** Rewrites `$ref`s to component paths and drops `$id`/`$schema`, which OpenAPI does not need. */
+function toComponent(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(toComponent);
+  if (schema === null || typeof schema !== 'object') return schema;
+  const out: Json = {};
+  for (const [key, value] of Object.entries(schema)) {
+    if (key === '$id' || key === '$schema' || key === '$defs') continue;
+    if (key === '$ref' && typeof value === 'string') {
+      out.$ref = schemaIds[value] ?? value.replace('#/$defs/', '#/components/schemas/');
+    } else out[key] = toComponent(value);
+  }
+  return out;
+}
+
+const problemSchema = {
+  type: 'object',
+  description: 'RFC 9457 problem details.',
+  required: ['type', 'title', 'status', 'detail', 'code'],
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string' },
+    code: { type: 'string', enum: Object.keys(problemCatalogue) },
+    errors: {
+      type: 'object',
+      description: 'Field path (`user_id`, `events[3].timestamp`) → messages.',
+      additionalProperties: { type: 'array', items: { type: 'string' } },
+    },
+  },
+};
+
+function problemResponse(codes: ProblemCode[]): Json {
+  return {
+    description: codes.map((c) => `\`${c}\`: ${problemCatalogue[c].title}`).join('; '),
+    content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+  };
+}
+
+const retryAfterHeader = {
+  'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer' } },
+};
+
+function ingestResponses(success: string): Json {
+  return {
+    '202': {
+      description:
+        'Accepted. With INGEST_ACK=durable the events are committed; the body says which were new.',
+      content: { 'application/json': { schema: { $ref: `#/components/schemas/${success}` } } },
+    },
+    '400': problemResponse([
+      'invalid_json',
+      'invalid_encoding',
+      'validation_failed',
+      'bad_framing',
+    ]),
+    '401': problemResponse(['unauthorized']),
+    '408': problemResponse(['body_timeout']),
+    '411': problemResponse(['length_required']),
+    '413': problemResponse(['payload_too_large']),
+    '415': problemResponse(['unsupported_media_type']),
+    '422': problemResponse(['unstorable_event']),
+    '500': problemResponse(['internal']),
+    '503': {
+      ...problemResponse(['queue_full', 'database_unavailable', 'ingest_timeout', 'shutting_down']),
+      headers: retryAfterHeader,
+    },
+  };
+}
+
+export function buildOpenApiDocument(config: Pick<Config, 'bulkMaxEvents' | 'maxBodyBytes'>): Json {
+  const bulk = toComponent(bulkRequestSchema) as Json & { properties: { events: Json } };
+  bulk.properties.events.maxItems = config.bulkMaxEvents;
+  const security = [{ apiKey: [] }, { bearer: [] }];
+  const jsonBody = (schema: string) => ({
+    required: true,
+    description: `application/json, optionally Content-Encoding: gzip; at most ${config.maxBodyBytes} bytes (MAX_BODY_BYTES) after inflating.`,
+    content: { 'application/json': { schema: { $ref: `#/components/schemas/${schema}` } } },
+  });
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'pulse event ingestion API',
+      version: '1.0.0',
+      description: 'Drop-in replacement for the Go events API: POST events, read metrics.',
+    },
+    paths: {
+      '/events': {
+        post: {
+          summary: 'Ingest one event',
+          security,
+          requestBody: jsonBody('Event'),
+          responses: ingestResponses('SingleIngestResult'),
+        },
+      },
+      '/events/bulk': {
+        post: {
+          summary: `Ingest 1 to BULK_MAX_EVENTS (${config.bulkMaxEvents}) events, all or nothing`,
+          security,
+          requestBody: jsonBody('BulkRequest'),
+          responses: ingestResponses('BulkIngestResult'),
+        },
+      },
+      '/healthz': {
+        get: {
+          summary: 'The process is alive',
+          responses: {
+            '200': {
+              description: 'Alive',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } },
+            },
+          },
+        },
+      },
+      '/readyz': {
+        get: {
+          summary: 'Database reachable, migrations applied, queue below its high-water mark',
+          responses: {
+            '200': {
+              description: 'Ready',
+              content: {
+                'application/json': { schema: { $ref: '#/components/schemas/Readiness' } },
+              },
+            },
+            '503': problemResponse(['not_ready']),
+          },
+        },
+      },
+      '/openapi.yaml': {
+        get: {
+          summary: 'This document',
+          responses: {
+            '200': { description: 'OpenAPI 3.1 YAML', content: { 'application/yaml': {} } },
+          },
+        },
+      },
+    },
+    components: {
+      securitySchemes: {
+        apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+        bearer: { type: 'http', scheme: 'bearer' },
+      },
+      schemas: {
+        Event: toComponent(eventSchema),
+        BulkRequest: bulk,
+        ...(toComponent(eventSchema.$defs) as Json),
+        SingleIngestResult: {
+          type: 'object',
+          required: ['status'],
+          properties: {
+            status: {
+              type: 'string',
+              enum: ['stored', 'queued'],
+              description: '`queued` with INGEST_ACK=queued.',
+            },
+            inserted: { type: 'integer', enum: [0, 1] },
+            duplicate: { type: 'boolean' },
+          },
+        },
+        BulkIngestResult: {
+          type: 'object',
+          required: ['accepted_count'],
+          properties: {
+            accepted_count: { type: 'integer' },
+            inserted: { type: 'integer', description: 'Absent with INGEST_ACK=queued.' },
+            duplicates: { type: 'integer', description: 'Absent with INGEST_ACK=queued.' },
+            status: {
+              type: 'string',
+              enum: ['queued'],
+              description: 'Present with INGEST_ACK=queued.',
+            },
+          },
+        },
+        Status: {
+          type: 'object',
+          required: ['status'],
+          properties: { status: { type: 'string' } },
+        },
+        Readiness: {
+          type: 'object',
+          required: ['status', 'checks'],
+          properties: {
+            status: { type: 'string' },
+            checks: { type: 'object', additionalProperties: { type: 'string' } },
+          },
+        },
+        Problem: problemSchema,
+      },
+    },
+  };
+}
+
+export function renderOpenApiYaml(config: Pick<Config, 'bulkMaxEvents' | 'maxBodyBytes'>): string {
+  return stringify(buildOpenApiDocument(config), { aliasDuplicateObjects: false });
+}

@@ -1,0 +1,163 @@
+// Reads a bounded request body. 413 comes from Content-Length before a byte is read, and a gzip
+// body stops inflating at the limit. uWS's idle timer restarts on every byte, so a trickled body
+// is cut by our own absolute deadline instead.
+import { gunzip } from 'node:zlib';
+import type { HttpRequest } from 'uWebSockets.js';
+import { problem, type Problem } from '../errors.js';
+import type { Exchange } from './exchange.js';
+
+/** Everything needed from the request, read synchronously: HttpRequest dies with the callback. */
+export interface RequestHead {
+  readonly method: string;
+  readonly url: string;
+  readonly query: string;
+  readonly contentType: string;
+  readonly contentLength: string;
+  readonly contentLengthCount: number;
+  readonly transferEncoding: string;
+  readonly contentEncoding: string;
+  readonly apiKey: string;
+  readonly authorization: string;
+}
+
+export function readHead(req: HttpRequest): RequestHead {
+  let contentLengthCount = 0;
+  req.forEach((name) => {
+    if (name === 'content-length') contentLengthCount++;
+  });
+  return {
+    method: req.getMethod(),
+    url: req.getUrl(),
+    query: req.getQuery() ?? '',
+    contentType: req.getHeader('content-type'),
+    contentLength: req.getHeader('content-length'),
+    contentLengthCount,
+    transferEncoding: req.getHeader('transfer-encoding'),
+    contentEncoding: req.getHeader('content-encoding').trim().toLowerCase(),
+    apiKey: req.getHeader('x-api-key'),
+    authorization: req.getHeader('authorization'),
+  };
+}
+
+export interface BodyLimits {
+  readonly maxBodyBytes: number;
+  readonly bodyTimeoutMs: number;
+}
+
+export type BodyResult =
+  | { readonly ok: true; readonly body: Buffer }
+  /** close: the connection must be closed because unread body bytes may still follow. */
+  | { readonly ok: false; readonly problem: Problem; readonly close: boolean };
+
+/** Header checks that need no body: framing, media type, size. Null when the request may be read. */
+export function checkBodyHead(head: RequestHead, limits: BodyLimits): Problem | null {
+  // Two Content-Length headers, or one beside Transfer-Encoding, are read differently by different
+  // proxies (request smuggling); uWS would silently use the first.
+  if (head.contentLengthCount > 1)
+    return problem('bad_framing', 'More than one Content-Length header.');
+  if (head.transferEncoding !== '') {
+    return head.contentLength !== ''
+      ? problem('bad_framing', 'Content-Length and Transfer-Encoding must not both be sent.')
+      : problem(
+          'length_required',
+          'Send the body with a Content-Length header (chunked bodies are not accepted).',
+        );
+  }
+  if (head.contentLength === '')
+    return problem('length_required', 'Send the body with a Content-Length header.');
+  if (!/^\d{1,15}$/.test(head.contentLength))
+    return problem('bad_framing', 'Content-Length is not a number.');
+  const mediaType = head.contentType.split(';', 1)[0]!.trim().toLowerCase();
+  if (mediaType !== 'application/json') {
+    return problem(
+      'unsupported_media_type',
+      `Content-Type must be application/json (got ${JSON.stringify(mediaType || 'none')}).`,
+    );
+  }
+  if (
+    head.contentEncoding !== '' &&
+    head.contentEncoding !== 'identity' &&
+    head.contentEncoding !== 'gzip'
+  ) {
+    return problem(
+      'unsupported_media_type',
+      `Content-Encoding must be gzip or identity (got ${JSON.stringify(head.contentEncoding)}).`,
+    );
+  }
+  if (Number(head.contentLength) > limits.maxBodyBytes) {
+    return problem(
+      'payload_too_large',
+      `The body is ${head.contentLength} bytes; the limit is ${limits.maxBodyBytes} (MAX_BODY_BYTES).`,
+    );
+  }
+  return null;
+}
+
+/** Call synchronously in the handler after checkBodyHead passed: onData must be attached before
+ *  the handler returns. */
+export function readBody(
+  exchange: Exchange,
+  head: RequestHead,
+  limits: BodyLimits,
+): Promise<BodyResult> {
+  const length = Number(head.contentLength);
+  if (length === 0) return Promise.resolve({ ok: true, body: Buffer.alloc(0) });
+  return new Promise<BodyResult>((resolve) => {
+    const body = Buffer.allocUnsafe(length);
+    let received = 0;
+    const deadline = setTimeout(() => {
+      resolve({
+        ok: false,
+        problem: problem(
+          'body_timeout',
+          `The body did not arrive within ${limits.bodyTimeoutMs} ms (BODY_TIMEOUT_MS).`,
+        ),
+        close: true,
+      });
+    }, limits.bodyTimeoutMs);
+    exchange.onAbort = () => clearTimeout(deadline);
+    exchange.res.onData((chunk, isLast) => {
+      // The chunk's memory is reclaimed when this callback returns: copy it now.
+      if (received + chunk.byteLength > length) {
+        clearTimeout(deadline);
+        resolve({
+          ok: false,
+          problem: problem('bad_framing', 'The body is longer than its Content-Length.'),
+          close: true,
+        });
+        return;
+      }
+      body.set(new Uint8Array(chunk), received);
+      received += chunk.byteLength;
+      if (!isLast) return;
+      clearTimeout(deadline);
+      if (head.contentEncoding !== 'gzip') {
+        resolve({ ok: true, body: received === length ? body : body.subarray(0, received) });
+        return;
+      }
+      // Inflate off the event loop, stopping at the limit: a 1 KB bomb never becomes 1 GB.
+      gunzip(
+        body.subarray(0, received),
+        { maxOutputLength: limits.maxBodyBytes },
+        (err, inflated) => {
+          if (!err) resolve({ ok: true, body: inflated });
+          else if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+            resolve({
+              ok: false,
+              problem: problem(
+                'payload_too_large',
+                `The body inflates past ${limits.maxBodyBytes} bytes (MAX_BODY_BYTES).`,
+              ),
+              close: false,
+            });
+          else
+            resolve({
+              ok: false,
+              problem: problem('invalid_encoding', `The gzip body is corrupt: ${err.message}`),
+              close: false,
+            });
+        },
+      );
+    });
+  });
+}

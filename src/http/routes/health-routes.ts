@@ -1,0 +1,47 @@
+// Liveness, readiness and the API description. None of them needs an API key: load balancers and
+// orchestrators call them.
+import type { TemplatedApp } from 'uWebSockets.js';
+import { problem } from '../../errors.js';
+import type { Batcher } from '../../ingest/batcher.js';
+import type { DatabaseProbe } from '../../sql/database-probe.js';
+import { beginExchange, send, sendJson, sendProblem } from '../exchange.js';
+
+export interface HealthRouteDeps {
+  readonly batcher: Batcher;
+  readonly probe: DatabaseProbe;
+  readonly queueMaxSize: number;
+  readonly openApiYaml: string;
+}
+
+/** Not ready from 90% of QUEUE_MAX_SIZE: a balancer should send traffic elsewhere before 503s start. */
+const queueHighWaterFraction = 0.9;
+
+export function registerHealthRoutes(app: TemplatedApp, deps: HealthRouteDeps): void {
+  app.get('/healthz', (res) => sendJson(beginExchange(res), 200, { status: 'ok' }));
+
+  app.get('/readyz', (res) => {
+    const exchange = beginExchange(res);
+    const db = deps.probe.state;
+    const highWater = Math.floor(deps.queueMaxSize * queueHighWaterFraction);
+    const checks = {
+      database: db.reachable ? 'ok' : `unreachable: ${db.detail}`,
+      migrations: db.migrated ? 'ok' : db.reachable ? 'not applied' : 'unknown',
+      queue:
+        deps.batcher.depth < highWater
+          ? 'ok'
+          : `saturated: ${deps.batcher.depth} of ${deps.queueMaxSize} events`,
+    };
+    const failing = Object.entries(checks).filter(([, v]) => v !== 'ok');
+    if (failing.length === 0) return sendJson(exchange, 200, { status: 'ready', checks });
+    sendProblem(
+      exchange,
+      problem('not_ready', failing.map(([k, v]) => `${k}: ${v}`).join('; '), {
+        extensions: { checks },
+      }),
+    );
+  });
+
+  app.get('/openapi.yaml', (res) =>
+    send(beginExchange(res), 200, deps.openApiYaml, { contentType: 'application/yaml' }),
+  );
+}

@@ -1,0 +1,337 @@
+// Group commit. Requests append their validated events; a batch goes to a writer thread as soon as
+// one is free, and whatever arrives while every writer is busy becomes the next, larger batch.
+// BATCH_MAX_WAIT_MS is a ceiling, never a fixed wait: past it, waiting events are queued to Piscina
+// even though every writer is busy. A request's events always travel in one batch and so commit
+// in one transaction.
+import type { Logger } from 'pino';
+import { problem, type Problem } from '../errors.js';
+import type { IncomingEvent } from '../validation/validate-events.js';
+import { EventOutcome, type InsertBatchResult } from '../workers/insert-batch-messages.js';
+import type { WriterPool } from './writer-pool.js';
+
+export type IngestAckMode = 'durable' | 'queued';
+
+export type SubmitResult =
+  | { readonly kind: 'stored'; readonly inserted: number; readonly duplicates: number }
+  | { readonly kind: 'queued' }
+  | { readonly kind: 'failed'; readonly problem: Problem };
+
+export interface BatcherOptions {
+  readonly queueMaxSize: number;
+  readonly batchMaxSize: number;
+  readonly batchMaxWaitMs: number;
+  /** Durable requests not committed by then get 503 (their outcome is in doubt). */
+  readonly ingestTimeoutMs: number;
+  readonly retryAfterSeconds: number;
+}
+
+interface Submission {
+  readonly events: readonly IncomingEvent[];
+  readonly durable: boolean;
+  readonly deadline: number;
+  settled: boolean;
+  readonly settle: (result: SubmitResult) => void;
+}
+
+/** A batch that crashes its writer thread this many times is given up (poison, not a blip). */
+const maxCrashesPerBatch = 3;
+const retryBackoffMs = { first: 50, max: 2000 };
+
+export class Batcher {
+  private pending: Submission[] = [];
+  private pendingEvents = 0;
+  private inFlightEvents = 0;
+  private runningBatches = 0;
+  private readonly inFlight = new Set<Submission>();
+  private flushScheduled = false;
+  private maxWaitTimer: NodeJS.Timeout | undefined;
+  private readonly deadlineSweep: NodeJS.Timeout;
+  private databaseAvailable = true;
+  private closing = false;
+  private giveUpAt = Infinity;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly writers: WriterPool,
+    private readonly options: BatcherOptions,
+    private readonly log: Logger,
+  ) {
+    // One sweep for all requests instead of a timer per request on the hot path.
+    this.deadlineSweep = setInterval(
+      () => this.expireOverdue(),
+      Math.min(250, options.ingestTimeoutMs / 4),
+    );
+    this.deadlineSweep.unref();
+  }
+
+  /** Events accepted but not yet committed. */
+  get depth(): number {
+    return this.pendingEvents + this.inFlightEvents;
+  }
+
+  get isDatabaseAvailable(): boolean {
+    return this.databaseAvailable;
+  }
+
+  /** The readiness probe reports here too, so ingest resumes without waiting for a batch. */
+  setDatabaseAvailable(available: boolean): void {
+    this.databaseAvailable = available;
+  }
+
+  submit(
+    events: readonly IncomingEvent[],
+    ack: IngestAckMode,
+  ): Promise<SubmitResult> | SubmitResult {
+    const retryAfterSeconds = this.options.retryAfterSeconds;
+    if (this.closing)
+      return failed(
+        problem('shutting_down', 'The server is shutting down.', { retryAfterSeconds }),
+      );
+    if (this.depth + events.length > this.options.queueMaxSize) {
+      return failed(
+        problem(
+          'queue_full',
+          `The ingestion queue holds ${this.depth} of ${this.options.queueMaxSize} events.`,
+          {
+            retryAfterSeconds,
+          },
+        ),
+      );
+    }
+    // A durable request would only wait out its deadline; say so now.
+    if (ack === 'durable' && !this.databaseAvailable) {
+      return failed(
+        problem('database_unavailable', 'The database is not reachable.', { retryAfterSeconds }),
+      );
+    }
+    const enqueue = (settle: (result: SubmitResult) => void, durable: boolean) => {
+      this.pending.push({
+        events,
+        durable,
+        deadline: Date.now() + this.options.ingestTimeoutMs,
+        settled: !durable,
+        settle,
+      });
+      this.pendingEvents += events.length;
+      this.scheduleFlush();
+    };
+    if (ack === 'queued') {
+      enqueue(() => undefined, false);
+      return { kind: 'queued' };
+    }
+    return new Promise<SubmitResult>((resolve) => enqueue(resolve, true));
+  }
+
+  /** Stop accepting, write everything accepted, and resolve when idle or at the deadline. */
+  async drain(timeoutMs: number): Promise<{ drained: boolean; leftEvents: number }> {
+    this.closing = true;
+    this.giveUpAt = Date.now() + timeoutMs;
+    this.flush(true);
+    if (this.depth > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    clearInterval(this.deadlineSweep);
+    clearTimeout(this.maxWaitTimer);
+    return { drained: this.depth === 0, leftEvents: this.depth };
+  }
+
+  private scheduleFlush(): void {
+    if (this.runningBatches < this.writers.threads) {
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        // setImmediate, not a microtask: requests parsed in the same loop turn share the batch.
+        setImmediate(() => {
+          this.flushScheduled = false;
+          this.flush(false);
+        });
+      }
+    } else {
+      this.maxWaitTimer ??= setTimeout(() => {
+        this.maxWaitTimer = undefined;
+        this.flush(true);
+      }, this.options.batchMaxWaitMs);
+    }
+  }
+
+  /** overflow: also fill Piscina's queue (the max-wait ceiling, or shutdown). */
+  private flush(overflow: boolean): void {
+    const limit = this.writers.threads + (overflow ? this.writers.queueCapacity : 0);
+    while (this.pending.length > 0 && this.runningBatches < limit) {
+      const batch = this.takeBatch();
+      if (batch.length > 0) void this.runBatch(batch);
+    }
+    if (this.pending.length > 0) this.scheduleFlush();
+    else this.notifyIfIdle();
+  }
+
+  private takeBatch(): Submission[] {
+    const batch: Submission[] = [];
+    let size = 0;
+    while (this.pending.length > 0) {
+      const next = this.pending[0]!;
+      if (batch.length > 0 && size + next.events.length > this.options.batchMaxSize) break;
+      this.pending.shift();
+      this.pendingEvents -= next.events.length;
+      // Already answered 503 (deadline passed while waiting): never sent, so never stored.
+      if (next.durable && next.settled) continue;
+      batch.push(next);
+      size += next.events.length;
+      this.inFlightEvents += next.events.length;
+      if (next.durable) this.inFlight.add(next);
+    }
+    return batch;
+  }
+
+  private async runBatch(batch: Submission[]): Promise<void> {
+    this.runningBatches++;
+    let live = batch;
+    let crashes = 0;
+    let backoffMs = retryBackoffMs.first;
+    try {
+      for (;;) {
+        let result: InsertBatchResult | 'crashed';
+        try {
+          result = await this.writers.run({
+            events: live.flatMap((s) => s.events),
+            groupSizes: live.map((s) => s.events.length),
+          });
+        } catch (err) {
+          // The thread died (crash, exit, heap limit); Piscina replaces it. The outcome is in doubt.
+          this.log.error(
+            { events: countEvents(live), err: (err as Error).message },
+            '[ingest] batch insert FAILED',
+          );
+          result = 'crashed';
+        }
+        if (result !== 'crashed' && result.kind === 'done') {
+          this.databaseAvailable = true;
+          this.settleDone(live, result);
+          return;
+        }
+        if (result === 'crashed') crashes++;
+        else {
+          this.databaseAvailable = false;
+          this.log.warn(
+            { events: countEvents(live), sqlstate: result.sqlstate, reason: result.message },
+            '[ingest] batch insert FAILED',
+          );
+        }
+        // Durable requests answered 503 meanwhile are dropped: their clients retry with the same ids.
+        live = live.filter((s) => !(s.durable && s.settled));
+        if (live.length === 0) return;
+        if (crashes >= maxCrashesPerBatch || Date.now() >= this.giveUpAt) {
+          this.giveUp(
+            live,
+            crashes >= maxCrashesPerBatch
+              ? 'writer thread crashed repeatedly'
+              : 'shutdown deadline',
+          );
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, backoffMs));
+        backoffMs = Math.min(backoffMs * 2, retryBackoffMs.max);
+      }
+    } finally {
+      for (const s of batch) {
+        this.inFlightEvents -= s.events.length;
+        this.inFlight.delete(s);
+      }
+      this.runningBatches--;
+      if (this.pending.length > 0) this.flush(this.closing);
+      else this.notifyIfIdle();
+    }
+  }
+
+  private settleDone(
+    live: readonly Submission[],
+    result: Extract<InsertBatchResult, { kind: 'done' }>,
+  ): void {
+    const rejected = new Map(result.rejectedGroups.map((g) => [g.group, g]));
+    let offset = 0;
+    live.forEach((s, group) => {
+      const start = offset;
+      offset += s.events.length;
+      const refusal = rejected.get(group);
+      if (refusal) {
+        this.log.error(
+          { events: s.events.length, sqlstate: refusal.sqlstate, reason: refusal.message },
+          '[ingest] batch insert FAILED',
+        );
+        settleOnce(
+          s,
+          failed(problem('unstorable_event', `PostgreSQL refused the events: ${refusal.message}`)),
+        );
+        return;
+      }
+      let inserted = 0;
+      for (let i = start; i < offset; i++)
+        if (result.outcomes[i] === EventOutcome.inserted) inserted++;
+      settleOnce(s, { kind: 'stored', inserted, duplicates: s.events.length - inserted });
+    });
+  }
+
+  private giveUp(live: readonly Submission[], reason: string): void {
+    const lost = live.filter((s) => !s.durable);
+    if (lost.length > 0) {
+      this.log.error(
+        { events: countEvents(lost), reason },
+        '[ingest] batch insert FAILED: queued events dropped',
+      );
+    }
+    for (const s of live) {
+      settleOnce(
+        s,
+        failed(
+          problem(
+            'ingest_timeout',
+            `The events may or may not be stored (${reason}); retry with the same event_id.`,
+            {
+              retryAfterSeconds: this.options.retryAfterSeconds,
+            },
+          ),
+        ),
+      );
+    }
+  }
+
+  private expireOverdue(): void {
+    const now = Date.now();
+    const overdue = (s: Submission) => s.durable && !s.settled && now >= s.deadline;
+    const timeout = () =>
+      failed(
+        problem(
+          'ingest_timeout',
+          'The events were not confirmed in time; retry with the same event_id.',
+          {
+            retryAfterSeconds: this.options.retryAfterSeconds,
+          },
+        ),
+      );
+    for (const s of this.pending) if (overdue(s)) settleOnce(s, timeout());
+    for (const s of this.inFlight) if (overdue(s)) settleOnce(s, timeout());
+  }
+
+  private notifyIfIdle(): void {
+    if (this.depth > 0 || this.idleWaiters.length === 0) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+}
+
+function settleOnce(s: Submission, result: SubmitResult): void {
+  if (s.durable && s.settled) return;
+  s.settled = true;
+  s.settle(result);
+}
+
+function failed(p: Problem): SubmitResult {
+  return { kind: 'failed', problem: p };
+}
+
+function countEvents(submissions: readonly Submission[]): number {
+  return submissions.reduce((n, s) => n + s.events.length, 0);
+}

@@ -1,0 +1,32 @@
+// `npm start`: load config, start the service, shut down cleanly on SIGTERM/SIGINT.
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger, startService } from './service.js';
+
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(err.message);
+  process.exit(2);
+}
+const log = createLogger(config);
+
+try {
+  const service = await startService(config, log);
+  const stop = (signal: string) => {
+    log.info({ signal }, 'signal received');
+    service
+      .shutdown()
+      .then(({ clean }) => process.exit(clean ? 0 : 1))
+      .catch((err: unknown) => {
+        log.fatal({ err: (err as Error).message }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+} catch (err) {
+  log.fatal({ err: (err as Error).message }, 'start-up failed');
+  process.exit(1);
+}

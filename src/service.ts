@@ -1,0 +1,136 @@
+// Composition root: config → database → writer pool → batcher → HTTP. Shutdown runs in reverse.
+import { pino, type Logger } from 'pino';
+import type { Config } from './config.js';
+import {
+  startEmbeddedPostgres,
+  type EmbeddedPostgresHandle,
+} from './embedded/embedded-postgres.js';
+import { createApp, listen } from './http/http-server.js';
+import { loadNativeUws } from './http/load-uws.js';
+import { Batcher } from './ingest/batcher.js';
+import { createWriterPool } from './ingest/writer-pool.js';
+import { createPool, type PoolOptions } from './sql/create-pool.js';
+import { DatabaseProbe } from './sql/database-probe.js';
+import { listMigrations, migrate } from './sql/migrate.js';
+
+export interface Service {
+  readonly port: number;
+  readonly dsn: string;
+  /** Stop accepting, finish requests, write every accepted event, close everything. */
+  shutdown(): Promise<{ clean: boolean }>;
+}
+
+/** How often readiness re-checks the database; also how soon ingest resumes after an outage. */
+const probeIntervalMs = 1000;
+/** Start-up waits this long for a database that is still coming up (compose, restarts). */
+const startupDatabaseWaitMs = 30_000;
+
+export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
+  return pino({ level: config.logLevel, base: { service: 'pulse' } });
+}
+
+export async function startService(
+  config: Config,
+  log: Logger = createLogger(config),
+): Promise<Service> {
+  const uws = loadNativeUws(); // before anything else: refuse the slow fallback early
+  let embedded: EmbeddedPostgresHandle | undefined;
+  let dsn = config.postgresDsn;
+  if (dsn === null) {
+    embedded = await startEmbeddedPostgres({
+      dataDir: config.embeddedPostgresDataDir,
+      port: config.embeddedPostgresPort,
+      persistent: true,
+      log,
+    });
+    dsn = embedded.dsn;
+  }
+  const poolOptions = (applicationName: string, max: number): PoolOptions => ({
+    connectionString: dsn,
+    applicationName,
+    max,
+    connectTimeoutMs: config.pgConnectTimeoutMs,
+    statementTimeoutMs: config.pgStatementTimeoutMs,
+    queryTimeoutMs: config.pgQueryTimeoutMs,
+  });
+  const adminPool = createPool(poolOptions('pulse-admin', 2), log);
+  try {
+    const applied = await retryUntil(() => migrate(adminPool), startupDatabaseWaitMs, log);
+    log.info({ applied }, 'migrations applied');
+  } catch (err) {
+    await adminPool.end();
+    await embedded?.stop();
+    throw err;
+  }
+  const writers = createWriterPool(
+    config.ingestWorkers,
+    poolOptions('pulse-writer', config.pgPoolSizePerWorker),
+    log,
+  );
+  const batcher = new Batcher(writers, config, log);
+  const probe = new DatabaseProbe(adminPool, await listMigrations(), log, (state) =>
+    batcher.setDatabaseAvailable(state.reachable && state.migrated),
+  );
+  await probe.probe();
+  probe.start(probeIntervalMs);
+  const app = createApp(uws, { config, batcher, probe, log });
+  const server = await listen(uws, app, config.host, config.port);
+  log.info(
+    {
+      port: server.port,
+      ack: config.ingestAck,
+      workers: config.ingestWorkers,
+      embedded: Boolean(embedded),
+    },
+    'listening',
+  );
+
+  let shuttingDown: Promise<{ clean: boolean }> | undefined;
+  const shutdown = async (): Promise<{ clean: boolean }> => {
+    const deadline = Date.now() + config.shutdownTimeoutMs;
+    log.info('shutting down: closing the listen socket');
+    server.beginDrain();
+    while (server.openRequests > 0 && Date.now() < deadline) await sleep(10);
+    const drained = await batcher.drain(Math.max(0, deadline - Date.now()));
+    if (!drained.drained)
+      log.error(
+        { events: drained.leftEvents },
+        '[ingest] batch insert FAILED: shutdown deadline passed',
+      );
+    probe.stop();
+    await writers.close();
+    await adminPool.end();
+    await embedded?.stop();
+    const clean = drained.drained && server.openRequests === 0;
+    log.info({ clean }, 'stopped');
+    return { clean };
+  };
+  return {
+    port: server.port,
+    dsn,
+    shutdown: () => (shuttingDown ??= shutdown()),
+  };
+}
+
+async function retryUntil<T>(run: () => Promise<T>, withinMs: number, log: Logger): Promise<T> {
+  const giveUpAt = Date.now() + withinMs;
+  for (;;) {
+    try {
+      return await run();
+    } catch (err) {
+      if (
+        Date.now() >= giveUpAt ||
+        !/ECONNREFUSED|57P03|terminat|timeout|ENOTFOUND|EAI_AGAIN/i.test(
+          String((err as Error & { code?: string }).code ?? '') + (err as Error).message,
+        )
+      )
+        throw err;
+      log.warn({ err: (err as Error).message }, 'database not ready yet; retrying');
+      await sleep(1000);
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

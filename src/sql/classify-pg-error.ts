@@ -1,0 +1,35 @@
+// Foreign database errors are translated once, here, into the classes the write path acts on.
+
+/** data: the rows themselves are unstorable (retrying cannot help; split to find them).
+ *  conflict: deadlock or serialization failure (retry the same statement now).
+ *  unavailable: the database cannot be reached or is overloaded (retry later; the outcome of an
+ *  interrupted statement is in doubt). */
+export type PgErrorClass = 'data' | 'conflict' | 'unavailable';
+
+const connectionErrnos = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'EAI_AGAIN',
+]);
+
+export function classifyPgError(err: unknown): PgErrorClass {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (code === '40P01' || code === '40001') return 'conflict';
+    // 21 cardinality, 22 data exception, 23 integrity, 54 program limit (e.g. jsonb depth).
+    if (/^(21|22|23|54)/.test(code)) return 'data';
+    if (connectionErrnos.has(code)) return 'unavailable';
+  }
+  // Everything else (08 connection, 53 resources, 57 operator intervention incl. statement
+  // timeout, client-side timeouts, "Connection terminated") is the database being unavailable.
+  return 'unavailable';
+}
+
+export function pgErrorCode(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : 'none';
+}

@@ -1,0 +1,37 @@
+// The one place pg pools are made, in the main thread and in every writer thread alike.
+import pg from 'pg';
+import type { Logger } from 'pino';
+
+export interface PoolOptions {
+  readonly connectionString: string;
+  readonly applicationName: string;
+  readonly max: number;
+  readonly connectTimeoutMs: number;
+  /** Server-side; fires first and leaves the connection usable (57014). */
+  readonly statementTimeoutMs: number;
+  /** Client-side backstop; a client that hit it is wedged, and pool.query destroys it. */
+  readonly queryTimeoutMs: number;
+}
+
+export function createPool(options: PoolOptions, log: Pick<Logger, 'warn'>): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    application_name: options.applicationName,
+    max: options.max,
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    statement_timeout: options.statementTimeoutMs,
+    query_timeout: options.queryTimeoutMs,
+    idle_in_transaction_session_timeout: options.statementTimeoutMs * 2,
+    keepAlive: true,
+    idleTimeoutMillis: 30_000,
+  });
+  // Without this an idle connection dropped by the server (restart, pg_terminate_backend) throws
+  // an unhandled 'error' and kills the thread; with it, the pool discards the client and heals.
+  pool.on('error', (err: Error & { code?: string }) => {
+    log.warn(
+      { pool: options.applicationName, code: err.code, err: err.message },
+      'idle postgres connection lost',
+    );
+  });
+  return pool;
+}

@@ -1,0 +1,224 @@
+// Turns a request body into validated events or a problem naming every bad field. Runs in the uWS
+// thread with the precompiled validators; nothing that reaches a batch can make Postgres reject
+// it for a data reason (U+0000, lone surrogates, depth, unsafe integers are all caught here).
+import { problem, type FieldErrors, type Problem } from '../errors.js';
+import { validateBulkRequest, validateEvent, type IncomingEvent } from './generated/validators.js';
+
+export type { IncomingEvent };
+
+interface AjvError {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+type CompiledValidator = ((data: unknown) => boolean) & { errors?: AjvError[] | null };
+
+export interface ValidationLimits {
+  readonly bulkMaxEvents: number;
+  readonly clockSkewSeconds: number;
+  readonly metadataMaxDepth: number;
+}
+
+export type ValidationResult =
+  | { readonly ok: true; readonly events: IncomingEvent[] }
+  | { readonly ok: false; readonly problem: Problem };
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/** Strict UTF-8 (no silent U+FFFD), a leading BOM stripped, then JSON.parse (duplicate keys: last wins). */
+export function parseJsonBody(
+  body: Uint8Array,
+): { ok: true; value: unknown } | { ok: false; problem: Problem } {
+  let text: string;
+  try {
+    text = utf8.decode(body); // ignoreBOM: false strips one leading BOM
+  } catch {
+    return {
+      ok: false,
+      problem: problem('invalid_encoding', 'The body contains bytes that are not valid UTF-8.'),
+    };
+  }
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch (err) {
+    return {
+      ok: false,
+      problem: problem('invalid_json', `The body is not valid JSON: ${(err as Error).message}`),
+    };
+  }
+}
+
+export function validateSingleEvent(
+  value: unknown,
+  limits: ValidationLimits,
+  nowSeconds: number,
+): ValidationResult {
+  const errors = newFieldErrors();
+  if (isObject(value)) checkMetadata(value.metadata, 'metadata', limits.metadataMaxDepth, errors);
+  if (!hasErrors(errors)) collectAjvErrors(validateEvent as CompiledValidator, value, errors);
+  if (!hasErrors(errors)) checkClock(value as IncomingEvent, '', limits, nowSeconds, errors);
+  return hasErrors(errors) ? invalid(errors) : { ok: true, events: [value as IncomingEvent] };
+}
+
+export function validateBulk(
+  value: unknown,
+  limits: ValidationLimits,
+  nowSeconds: number,
+): ValidationResult {
+  const errors = newFieldErrors();
+  const events = isObject(value) ? value.events : undefined;
+  // The size check comes first so an oversized array is refused before any event is looked at.
+  if (Array.isArray(events) && (events.length === 0 || events.length > limits.bulkMaxEvents)) {
+    addError(
+      errors,
+      'events',
+      `must contain 1 to ${limits.bulkMaxEvents} events (got ${events.length})`,
+    );
+    return invalid(
+      errors,
+      'The bulk request must contain 1 to ' + limits.bulkMaxEvents + ' events.',
+    );
+  }
+  if (Array.isArray(events)) {
+    events.forEach((event, i) => {
+      if (isObject(event))
+        checkMetadata(event.metadata, `events[${i}].metadata`, limits.metadataMaxDepth, errors);
+    });
+  }
+  if (!hasErrors(errors)) collectAjvErrors(validateBulkRequest as CompiledValidator, value, errors);
+  if (!hasErrors(errors)) {
+    (events as IncomingEvent[]).forEach((event, i) =>
+      checkClock(event, `events[${i}].`, limits, nowSeconds, errors),
+    );
+  }
+  return hasErrors(errors) ? invalid(errors) : { ok: true, events: events as IncomingEvent[] };
+}
+
+function invalid(errors: FieldErrors, detail?: string): ValidationResult {
+  const fields = Object.keys(errors);
+  return {
+    ok: false,
+    problem: problem(
+      'validation_failed',
+      detail ?? `Invalid field${fields.length > 1 ? 's' : ''}: ${fields.join(', ')}.`,
+      {
+        errors,
+      },
+    ),
+  };
+}
+
+function checkClock(
+  event: IncomingEvent,
+  prefix: string,
+  limits: ValidationLimits,
+  nowSeconds: number,
+  errors: FieldErrors,
+) {
+  const latest = nowSeconds + limits.clockSkewSeconds;
+  if (event.timestamp > latest) {
+    addError(
+      errors,
+      `${prefix}timestamp`,
+      `must not be later than now + ${limits.clockSkewSeconds} s (${latest})`,
+    );
+  }
+}
+
+/** Depth and integer checks that JSON Schema cannot express. Runs before ajv, whose recursive
+ *  schema would otherwise recurse as deep as the attacker nests. */
+function checkMetadata(value: unknown, path: string, maxDepth: number, errors: FieldErrors): void {
+  if (!isObject(value)) return; // ajv reports the wrong type
+  const walk = (node: unknown, nodePath: string, depth: number): boolean => {
+    if (typeof node === 'number') {
+      // A JSON integer beyond 2^53 has already been rounded by JSON.parse: storing it would change data.
+      if (Number.isInteger(node) && !Number.isSafeInteger(node)) {
+        addError(
+          errors,
+          nodePath,
+          'integers must be within ±(2^53 − 1); send larger ones as strings',
+        );
+      }
+      return true;
+    }
+    if (node === null || typeof node !== 'object') return true;
+    if (depth > maxDepth) {
+      addError(errors, path, `must not nest deeper than ${maxDepth} levels`);
+      return false;
+    }
+    if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++)
+        if (!walk(node[i], `${nodePath}[${i}]`, depth + 1)) return false;
+    } else {
+      for (const key of Object.keys(node)) {
+        if (!walk((node as Record<string, unknown>)[key], `${nodePath}.${key}`, depth + 1))
+          return false;
+      }
+    }
+    return true;
+  };
+  walk(value, path, 1);
+}
+
+function collectAjvErrors(validate: CompiledValidator, value: unknown, errors: FieldErrors): void {
+  if (validate(value)) return;
+  for (const error of validate.errors ?? []) {
+    const base = fieldPath(error.instancePath);
+    switch (error.keyword) {
+      case 'required':
+        addError(errors, join(base, String(error.params.missingProperty)), 'is required');
+        break;
+      case 'additionalProperties':
+        addError(
+          errors,
+          join(base, String(error.params.additionalProperty)),
+          'is not a known field',
+        );
+        break;
+      case 'pattern':
+        addError(errors, base, 'must not contain U+0000 or unpaired UTF-16 surrogates');
+        break;
+      case 'propertyNames':
+        break; // the nested error on the name itself says what is wrong
+      default: {
+        const name = error.params.propertyName;
+        const target = typeof name === 'string' ? join(base, name) : base;
+        addError(errors, target || '(body)', error.message ?? error.keyword);
+      }
+    }
+  }
+}
+
+/** `/events/3/metadata/a~1b` → `events[3].metadata.a/b` (JSON Pointer → the seed's field paths). */
+function fieldPath(pointer: string): string {
+  let path = '';
+  for (const raw of pointer.split('/').slice(1)) {
+    const segment = raw.replaceAll('~1', '/').replaceAll('~0', '~');
+    path = /^\d+$/.test(segment) ? `${path}[${segment}]` : join(path, segment);
+  }
+  return path;
+}
+
+function join(base: string, key: string): string {
+  return base === '' ? key : `${base}.${key}`;
+}
+
+/** Null prototype: a field literally named `__proto__` must become a key, not reach Object.prototype. */
+function newFieldErrors(): FieldErrors {
+  return Object.create(null) as FieldErrors;
+}
+
+function addError(errors: FieldErrors, path: string, message: string): void {
+  const list = (errors[path] ??= []);
+  if (!list.includes(message)) list.push(message);
+}
+
+function hasErrors(errors: FieldErrors): boolean {
+  for (const _ in errors) return true;
+  return false;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
