@@ -63,19 +63,9 @@ function generate(): string {
     validateEvent: 'https://pulse.invalid/schemas/event.json',
     validateBulkRequest: 'https://pulse.invalid/schemas/bulk-request.json',
   });
-  // ajv's ESM output still calls require() for its runtime helpers; turn those into imports of
-  // the CommonJS modules, whose export is the default import's `.default`.
-  const imports: string[] = [];
-  const body = code.replace(
-    /const (\w+) = require\("([^"]+)"\)\.default;/g,
-    (_m: string, name: string, path: string) => {
-      imports.push(
-        `import ${name}Module from '${path}.js';`,
-        `const ${name} = ${name}Module.default;`,
-      );
-      return '';
-    },
-  );
+  // ajv's ESM output still calls require() for its runtime helpers (CommonJS modules); give it one.
+  const imports = ["import { createRequire } from 'node:module';", 'const require = createRequire(import.meta.url);'];
+  const body = code;
   return [
     '// @ts-nocheck',
     '/* eslint-disable */',

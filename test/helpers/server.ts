@@ -1,0 +1,82 @@
+// Starting the real server for tests: in this process (fast, most suites) or as a child process
+// (for kill -9 and SIGTERM), always over real HTTP on 127.0.0.1 and a free port.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config.js';
+import { startService, type Service } from '../../src/service.js';
+
+const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface TestServer {
+  readonly url: string;
+  readonly service: Service;
+  stop(): Promise<void>;
+}
+
+export async function startTestServer(
+  dsn: string,
+  env: Record<string, string> = {},
+): Promise<TestServer> {
+  const config = loadConfig({
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    POSTGRES_DSN: dsn,
+    ...env,
+  });
+  const service = await startService(config, pino({ level: config.logLevel }));
+  return {
+    url: `http://127.0.0.1:${service.port}`,
+    service,
+    stop: async () => {
+      await service.shutdown();
+    },
+  };
+}
+
+export interface ServerProcess {
+  readonly url: string;
+  readonly child: ChildProcess;
+  /** Every log line the process printed so far (stdout and stderr). */
+  readonly lines: string[];
+  /** Resolves with the exit code (or signal name). */
+  readonly exited: Promise<number | string>;
+}
+
+/** Runs src/main.ts in its own process; resolves once it logs that it is listening. */
+export async function spawnServer(
+  dsn: string,
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: projectRoot,
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      POSTGRES_DSN: dsn,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        lines.push(line);
+        const match = /"port":(\d+).*"msg":"listening"/.exec(line);
+        if (match) resolve(Number(match[1]));
+      });
+    }
+    void exited.then((code) =>
+      reject(new Error(`server exited (${code}) before listening:\n${lines.join('\n')}`)),
+    );
+  });
+  return { url: `http://127.0.0.1:${port}`, child, lines, exited };
+}
