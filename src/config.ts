@@ -21,6 +21,13 @@ export interface Config {
   clockSkewSeconds: number;
   metadataMaxDepth: number;
   rateLimitMetricsPerMin: number;
+  rateLimitMaxClients: number;
+  rollupRefreshMs: number;
+  metricsCacheTtlMs: number;
+  metricsCacheMaxKeys: number;
+  metricsMaxWindowDays: number;
+  metricsPoolSize: number;
+  exportBatchRows: number;
   ingestWorkers: number;
   ingestAck: IngestAck;
   ingestTimeoutMs: number;
@@ -110,6 +117,38 @@ export const configVariables = {
     int(0, 1_000_000),
     20,
   ),
+  rateLimitMaxClients: variable(
+    'RATE_LIMIT_MAX_CLIENTS',
+    'an integer 1–10000000',
+    int(1, 10_000_000),
+    100_000,
+  ),
+  rollupRefreshMs: variable(
+    'ROLLUP_REFRESH_MS',
+    'an integer 100–3600000',
+    int(100, 3_600_000),
+    2000,
+  ),
+  metricsCacheTtlMs: variable(
+    'METRICS_CACHE_TTL_MS',
+    'an integer 0–3600000 (0 = no cache)',
+    int(0, 3_600_000),
+    1000,
+  ),
+  metricsCacheMaxKeys: variable(
+    'METRICS_CACHE_MAX_KEYS',
+    'an integer 1–1000000',
+    int(1, 1_000_000),
+    10_000,
+  ),
+  metricsMaxWindowDays: variable(
+    'METRICS_MAX_WINDOW_DAYS',
+    'an integer 1–36600',
+    int(1, 36_600),
+    3660,
+  ),
+  metricsPoolSize: variable('METRICS_POOL_SIZE', 'an integer 1–100', int(1, 100), 4),
+  exportBatchRows: variable('EXPORT_BATCH_ROWS', 'an integer 1–100000', int(1, 100_000), 1000),
   ingestWorkers: variable('INGEST_WORKERS', 'an integer 1–64', int(1, 64), 2),
   ingestAck: variable<IngestAck>(
     'INGEST_ACK',

@@ -8,6 +8,8 @@ import {
 import { createApp, listen } from './http/http-server.js';
 import { loadNativeUws } from './http/load-uws.js';
 import { Batcher } from './ingest/batcher.js';
+import { MetricsCache } from './metrics/metrics-cache.js';
+import { RollupRefresher } from './metrics/rollup-refresher.js';
 import { createWriterPool } from './ingest/writer-pool.js';
 import { createPool, type PoolOptions } from './sql/create-pool.js';
 import { DatabaseProbe } from './sql/database-probe.js';
@@ -16,6 +18,7 @@ import { listMigrations, migrate } from './sql/migrate.js';
 export interface Service {
   readonly port: number;
   readonly dsn: string;
+  readonly refresher: RollupRefresher;
   /** Stop accepting, finish requests, write every accepted event, close everything. */
   shutdown(): Promise<{ clean: boolean }>;
 }
@@ -73,7 +76,14 @@ export async function startService(
   );
   await probe.probe();
   probe.start(probeIntervalMs);
-  const app = createApp(uws, { config, batcher, probe, log });
+  const readPool = createPool(poolOptions('pulse-reader', config.metricsPoolSize), log);
+  const metricsCache = new MetricsCache({
+    ttlMs: config.metricsCacheTtlMs,
+    maxKeys: config.metricsCacheMaxKeys,
+  });
+  const refresher = new RollupRefresher(adminPool, config.rollupRefreshMs, log);
+  refresher.start();
+  const app = createApp(uws, { config, batcher, probe, readPool, metricsCache, log });
   const server = await listen(uws, app, config.host, config.port);
   log.info(
     {
@@ -98,7 +108,10 @@ export async function startService(
         '[ingest] batch insert FAILED: shutdown deadline passed',
       );
     probe.stop();
+    await refresher.stop();
+    metricsCache.close();
     await writers.close();
+    await readPool.end();
     await adminPool.end();
     await embedded?.stop();
     const clean = drained.drained && server.openRequests === 0;
@@ -108,6 +121,7 @@ export async function startService(
   return {
     port: server.port,
     dsn,
+    refresher,
     shutdown: () => (shuttingDown ??= shutdown()),
   };
 }

@@ -101,3 +101,48 @@ export function sendProblem(
     contentType: 'application/problem+json',
   });
 }
+
+/** Status and headers of a streamed response; the body follows with writeStream. */
+export function startStream(exchange: Exchange, status: number, contentType: string): void {
+  if (exchange.aborted || exchange.done) return;
+  const { res } = exchange;
+  res.cork(() => {
+    res.writeStatus(statusLines[status] ?? String(status));
+    res.writeHeader('content-type', contentType);
+  });
+}
+
+/** Writes a chunk; resolves once uWS can take more (backpressure), false if the client is gone. */
+export function writeStream(exchange: Exchange, chunk: string): Promise<boolean> {
+  if (exchange.aborted || exchange.done) return Promise.resolve(false);
+  const { res } = exchange;
+  let accepted = true;
+  res.cork(() => {
+    accepted = res.write(chunk);
+  });
+  if (accepted) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const previousOnAbort = exchange.onAbort;
+    exchange.onAbort = () => {
+      previousOnAbort?.();
+      resolve(false);
+    };
+    res.onWritable(() => {
+      exchange.onAbort = previousOnAbort;
+      resolve(!exchange.aborted);
+      return true;
+    });
+  });
+}
+
+/** Ends a streamed response; abort: close the connection instead, marking the body incomplete. */
+export function finishStream(exchange: Exchange, options: { abort?: boolean } = {}): void {
+  if (exchange.aborted || exchange.done) return;
+  exchange.done = true;
+  openExchanges--;
+  const { res } = exchange;
+  res.cork(() => {
+    if (options.abort) res.close();
+    else res.end();
+  });
+}

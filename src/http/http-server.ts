@@ -1,21 +1,29 @@
 // The uWS app: routes, the 404/405 fallbacks, listening and closing the listen socket.
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import type { Config } from '../config.js';
 import { problem } from '../errors.js';
 import type { Batcher } from '../ingest/batcher.js';
+import type { MetricsCache } from '../metrics/metrics-cache.js';
 import type { DatabaseProbe } from '../sql/database-probe.js';
 import { createApiKeyCheck } from './api-key-auth.js';
 import { beginExchange, countOpenExchanges, sendProblem } from './exchange.js';
 import type { Uws } from './load-uws.js';
 import { renderOpenApiYaml } from './openapi.js';
+import { RateLimiter } from './rate-limiter.js';
+import { registerExportRoutes } from './routes/export-routes.js';
 import { registerHealthRoutes } from './routes/health-routes.js';
 import { registerIngestRoutes } from './routes/ingest-routes.js';
+import { registerMetricsRoutes } from './routes/metrics-routes.js';
 
 export interface HttpServerDeps {
   readonly config: Config;
   readonly batcher: Batcher;
   readonly probe: DatabaseProbe;
+  /** Reads: /metrics and /events/export. */
+  readonly readPool: pg.Pool;
+  readonly metricsCache: MetricsCache;
   readonly log: Logger;
 }
 
@@ -35,6 +43,8 @@ const routeMethods: Record<string, string> = {
   '/healthz': 'GET',
   '/readyz': 'GET',
   '/openapi.yaml': 'GET',
+  '/metrics': 'GET',
+  '/events/export': 'GET',
 };
 
 export interface App {
@@ -54,6 +64,18 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
     log: deps.log,
     isDraining: () => lifecycle.draining,
   });
+  registerMetricsRoutes(app, {
+    config: deps.config,
+    pool: deps.readPool,
+    cache: deps.metricsCache,
+    rateLimiter: new RateLimiter(
+      deps.config.rateLimitMetricsPerMin,
+      deps.config.rateLimitMaxClients,
+    ),
+    authorize,
+    log: deps.log,
+  });
+  registerExportRoutes(app, { config: deps.config, pool: deps.readPool, authorize, log: deps.log });
   registerHealthRoutes(app, {
     batcher: deps.batcher,
     probe: deps.probe,

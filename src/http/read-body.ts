@@ -18,6 +18,7 @@ export interface RequestHead {
   readonly contentEncoding: string;
   readonly apiKey: string;
   readonly authorization: string;
+  readonly ifNoneMatch: string;
 }
 
 export function readHead(req: HttpRequest): RequestHead {
@@ -36,6 +37,7 @@ export function readHead(req: HttpRequest): RequestHead {
     contentEncoding: req.getHeader('content-encoding').trim().toLowerCase(),
     apiKey: req.getHeader('x-api-key'),
     authorization: req.getHeader('authorization'),
+    ifNoneMatch: req.getHeader('if-none-match'),
   };
 }
 

@@ -1,0 +1,62 @@
+// Token bucket per client for GET /metrics: RATE_LIMIT_METRICS_PER_MIN tokens, refilled evenly.
+// Per server process: N replicas allow up to N× the limit in total.
+
+export interface RateDecision {
+  readonly allowed: boolean;
+  readonly limit: number;
+  readonly remaining: number;
+  /** Seconds until the bucket is full again (RateLimit-Reset). */
+  readonly resetSeconds: number;
+  /** Seconds until the next token (Retry-After), when refused. */
+  readonly retryAfterSeconds: number;
+}
+
+interface Bucket {
+  tokens: number;
+  updatedMs: number;
+}
+
+export class RateLimiter {
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly tokensPerMs: number;
+
+  /** maxClients bounds memory: the least recently seen client is forgotten first (a full bucket). */
+  constructor(
+    private readonly perMinute: number,
+    private readonly maxClients: number,
+  ) {
+    this.tokensPerMs = perMinute / 60_000;
+  }
+
+  get enabled(): boolean {
+    return this.perMinute > 0;
+  }
+
+  take(client: string, nowMs = Date.now()): RateDecision {
+    let bucket = this.buckets.get(client);
+    if (bucket) {
+      this.buckets.delete(client); // re-insert below: Map order is then least recently seen first
+      bucket.tokens = Math.min(
+        this.perMinute,
+        bucket.tokens + (nowMs - bucket.updatedMs) * this.tokensPerMs,
+      );
+      bucket.updatedMs = nowMs;
+    } else {
+      bucket = { tokens: this.perMinute, updatedMs: nowMs };
+      if (this.buckets.size >= this.maxClients)
+        this.buckets.delete(this.buckets.keys().next().value!);
+    }
+    this.buckets.set(client, bucket);
+    const allowed = bucket.tokens >= 1;
+    if (allowed) bucket.tokens -= 1;
+    return {
+      allowed,
+      limit: this.perMinute,
+      remaining: Math.floor(bucket.tokens),
+      resetSeconds: Math.ceil((this.perMinute - bucket.tokens) / this.tokensPerMs / 1000),
+      retryAfterSeconds: allowed
+        ? 0
+        : Math.max(1, Math.ceil((1 - bucket.tokens) / this.tokensPerMs / 1000)),
+    };
+  }
+}

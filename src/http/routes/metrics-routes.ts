@@ -1,0 +1,107 @@
+// GET /metrics: rate limit → parse → cache (single flight) → rollup + raw tail → ETag/304.
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { Config } from '../../config.js';
+import { problem } from '../../errors.js';
+import type { MetricsCache } from '../../metrics/metrics-cache.js';
+import { answerMetrics, metricsCacheKey, parseMetricsQuery } from '../../metrics/metrics-query.js';
+import { readMetrics } from '../../sql/read-metrics.js';
+import type { ApiKeyCheck } from '../api-key-auth.js';
+import { beginExchange, send, sendProblem } from '../exchange.js';
+import type { RateLimiter } from '../rate-limiter.js';
+import { readHead, type RequestHead } from '../read-body.js';
+
+export interface MetricsRouteDeps {
+  readonly config: Config;
+  readonly pool: pg.Pool;
+  readonly cache: MetricsCache;
+  readonly rateLimiter: RateLimiter;
+  readonly authorize: ApiKeyCheck;
+  readonly log: Logger;
+}
+
+const decoder = new TextDecoder();
+
+export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps): void {
+  const { config } = deps;
+  const cacheControl = `max-age=${Math.floor(config.metricsCacheTtlMs / 1000)}`;
+  app.get('/metrics', (res, req) => {
+    const exchange = beginExchange(res);
+    const head = readHead(req);
+    if (!deps.authorize(head)) {
+      sendProblem(
+        exchange,
+        problem('unauthorized', 'Send a valid key in X-API-Key or Authorization: Bearer.'),
+      );
+      return;
+    }
+    let headers: Record<string, string> = {};
+    if (deps.rateLimiter.enabled) {
+      const decision = deps.rateLimiter.take(clientIdentity(res, head, config.apiKeys.length > 0));
+      headers = {
+        'ratelimit-limit': String(decision.limit),
+        'ratelimit-remaining': String(decision.remaining),
+        'ratelimit-reset': String(decision.resetSeconds),
+      };
+      if (!decision.allowed) {
+        sendProblem(
+          exchange,
+          problem(
+            'rate_limited',
+            `At most ${decision.limit} metrics requests per minute (RATE_LIMIT_METRICS_PER_MIN).`,
+            {
+              retryAfterSeconds: decision.retryAfterSeconds,
+            },
+          ),
+          { headers },
+        );
+        return;
+      }
+    }
+    const parsed = parseMetricsQuery(
+      head.query,
+      Math.floor(Date.now() / 1000),
+      config.metricsMaxWindowDays,
+    );
+    if (!parsed.ok) {
+      sendProblem(exchange, parsed.problem, { headers });
+      return;
+    }
+    const query = parsed.query;
+    deps.cache
+      .get(metricsCacheKey(query), async () => {
+        const material = await readMetrics(deps.pool, query);
+        return { data: answerMetrics(query, material), asOfMs: material.asOfMs };
+      })
+      .then(({ answer, cached }) => {
+        const answerHeaders = { ...headers, etag: answer.etag, 'cache-control': cacheControl };
+        if (head.ifNoneMatch !== '' && head.ifNoneMatch.split(/\s*,\s*/).includes(answer.etag)) {
+          send(exchange, 304, '', { headers: answerHeaders });
+          return;
+        }
+        const body = `${answer.dataJson.slice(0, -1)},"as_of":${answer.asOfMs},"cached":${cached}}`;
+        send(exchange, 200, body, { headers: answerHeaders });
+      })
+      .catch((err: unknown) => {
+        deps.log.warn({ err: (err as Error).message }, 'metrics query failed');
+        sendProblem(
+          exchange,
+          problem('database_unavailable', 'The metrics could not be read from the database.', {
+            retryAfterSeconds: config.retryAfterSeconds,
+          }),
+          { headers },
+        );
+      });
+  });
+}
+
+/** The API key (as a digest, never the key) when keys are configured, else the peer address. */
+function clientIdentity(res: HttpResponse, head: RequestHead, keysConfigured: boolean): string {
+  if (keysConfigured) {
+    const key = head.apiKey !== '' ? head.apiKey : head.authorization;
+    return `key:${createHash('sha256').update(key).digest('base64url').slice(0, 22)}`;
+  }
+  return `ip:${decoder.decode(res.getRemoteAddressAsText())}`;
+}

@@ -1,0 +1,54 @@
+// Runs a rollup refresh every ROLLUP_REFRESH_MS. Every process runs one; the advisory lock in
+// refreshRollup makes all but one skip each round.
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { refreshRollup } from '../sql/refresh-rollup.js';
+
+export class RollupRefresher {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly intervalMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.schedule();
+  }
+
+  /** One refresh now (tests and the benchmark call this). */
+  async refreshNow(): Promise<void> {
+    const started = Date.now();
+    try {
+      const result = await refreshRollup(this.pool);
+      if (result.ran && result.rows > 0) {
+        this.log.info(
+          { rows: result.rows, cells: result.cells, ms: Date.now() - started },
+          'rollup refreshed',
+        );
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'rollup refresh failed; will retry');
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.refreshNow().finally(() => {
+        this.running = undefined;
+        this.schedule();
+      });
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+}

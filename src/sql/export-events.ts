@@ -1,0 +1,57 @@
+// Raw export: stored events in occurred_at order, one JSON text per row built by Postgres, read
+// through a cursor so memory stays flat whatever the window holds.
+import type pg from 'pg';
+import Cursor from 'pg-cursor';
+import type { MetricsWindow } from './read-metrics.js';
+
+// Absent optional fields are left out, as they were sent; nulls inside metadata are data and stay.
+const optional = (field: string) =>
+  `|| CASE WHEN ${field} IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('${field}', ${field}) END`;
+const exportSql = `
+SELECT (jsonb_build_object(
+  'event_name', event_name, 'user_id', user_id, 'timestamp', extract(epoch FROM occurred_at)::int8,
+  'received_at', (extract(epoch FROM received_at) * 1000)::int8)
+  ${['event_id', 'channel', 'campaign_id', 'tags', 'metadata'].map(optional).join('\n  ')})::text AS line
+FROM events
+WHERE occurred_at >= to_timestamp($1) AND occurred_at < to_timestamp($2)
+  AND ($3::text IS NULL OR event_name = $3) AND ($4::text IS NULL OR channel = $4)
+ORDER BY occurred_at, idem_key`;
+
+export interface EventExport {
+  /** Up to `rows` NDJSON lines (each ending in \n); empty when done. */
+  read(rows: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function openEventExport(pool: pg.Pool, window: MetricsWindow): Promise<EventExport> {
+  const client = await pool.connect();
+  const cursor = client.query(
+    new Cursor<{ line: string }>(exportSql, [
+      window.from,
+      window.to + 1,
+      window.eventName,
+      window.channel,
+    ]),
+  );
+  let closed = false;
+  let failure: Error | undefined;
+  return {
+    read: async (rows) => {
+      try {
+        const batch = await cursor.read(rows);
+        let text = '';
+        for (const row of batch) text += `${row.line}\n`;
+        return text;
+      } catch (err) {
+        failure = err as Error;
+        throw err;
+      }
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await cursor.close().catch(() => undefined);
+      client.release(failure);
+    },
+  };
+}
