@@ -52,6 +52,19 @@ function problemResponse(codes: ProblemCode[]): Json {
   };
 }
 
+function queryParameter(name: string, description: string, schema: Json): Json {
+  return { name, in: 'query', required: false, description, schema };
+}
+
+const rateLimitHeaders = {
+  'RateLimit-Limit': { schema: { type: 'integer' } },
+  'RateLimit-Remaining': { schema: { type: 'integer' } },
+  'RateLimit-Reset': {
+    description: 'Seconds until the bucket is full again.',
+    schema: { type: 'integer' },
+  },
+};
+
 const retryAfterHeader = {
   'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer' } },
 };
@@ -79,6 +92,20 @@ function ingestResponses(success: string): Json {
     '503': {
       ...problemResponse(['queue_full', 'database_unavailable', 'ingest_timeout', 'shutting_down']),
       headers: retryAfterHeader,
+    },
+  };
+}
+
+/** An export line: the event as ingested plus the server's ingestion time. */
+function exportedEvent(): Json {
+  const event = toComponent(eventSchema) as Json & { properties: Json; required: string[] };
+  return {
+    ...event,
+    title: 'ExportedEvent',
+    required: [...event.required, 'received_at'],
+    properties: {
+      ...event.properties,
+      received_at: { type: 'integer', description: 'Epoch ms when the server stored it.' },
     },
   };
 }
@@ -114,6 +141,84 @@ export function buildOpenApiDocument(config: Pick<Config, 'bulkMaxEvents' | 'max
           security,
           requestBody: jsonBody('BulkRequest'),
           responses: ingestResponses('BulkIngestResult'),
+        },
+      },
+      '/metrics': {
+        get: {
+          summary:
+            'Totals, unique users and daily buckets; exact, from the rollup plus the raw tail',
+          security,
+          parameters: [
+            queryParameter('event_name', 'Exact match.', {
+              type: 'string',
+              minLength: 1,
+              maxLength: 128,
+            }),
+            queryParameter('channel', 'Exact match; events without a channel never match.', {
+              type: 'string',
+              minLength: 1,
+              maxLength: 128,
+            }),
+            queryParameter('from', 'Epoch seconds, inclusive. Default: to − 24 h.', {
+              type: 'integer',
+              minimum: 0,
+            }),
+            queryParameter('to', 'Epoch seconds, inclusive. Default: now (or from, if later).', {
+              type: 'integer',
+              minimum: 0,
+            }),
+            queryParameter('group_by', 'Daily UTC buckets.', { type: 'string', enum: ['day'] }),
+          ],
+          responses: {
+            '200': {
+              description:
+                'The answer; ETag and Cache-Control set; RateLimit-* headers when limiting is on.',
+              headers: { ETag: { schema: { type: 'string' } }, ...rateLimitHeaders },
+              content: {
+                'application/json': { schema: { $ref: '#/components/schemas/MetricsAnswer' } },
+              },
+            },
+            '304': { description: 'Not modified (If-None-Match matched the ETag).' },
+            '400': problemResponse(['invalid_query']),
+            '401': problemResponse(['unauthorized']),
+            '429': {
+              ...problemResponse(['rate_limited']),
+              headers: { ...retryAfterHeader, ...rateLimitHeaders },
+            },
+            '503': { ...problemResponse(['database_unavailable']), headers: retryAfterHeader },
+          },
+        },
+      },
+      '/events/export': {
+        get: {
+          summary: 'Stored events as NDJSON, in occurred_at order (same window rules as /metrics)',
+          security,
+          parameters: [
+            queryParameter('event_name', 'Exact match.', {
+              type: 'string',
+              minLength: 1,
+              maxLength: 128,
+            }),
+            queryParameter('channel', 'Exact match.', {
+              type: 'string',
+              minLength: 1,
+              maxLength: 128,
+            }),
+            queryParameter('from', 'Epoch seconds, inclusive.', { type: 'integer', minimum: 0 }),
+            queryParameter('to', 'Epoch seconds, inclusive.', { type: 'integer', minimum: 0 }),
+          ],
+          responses: {
+            '200': {
+              description:
+                'One JSON object per line: the ingested fields plus received_at (epoch ms).',
+              content: {
+                'application/x-ndjson': { schema: { $ref: '#/components/schemas/ExportedEvent' } },
+              },
+            },
+            '400': problemResponse(['invalid_query']),
+            '401': problemResponse(['unauthorized']),
+            '503': { ...problemResponse(['database_unavailable']), headers: retryAfterHeader },
+          },
         },
       },
       '/healthz': {
@@ -186,6 +291,38 @@ export function buildOpenApiDocument(config: Pick<Config, 'bulkMaxEvents' | 'max
             },
           },
         },
+        MetricsAnswer: {
+          type: 'object',
+          required: ['totals', 'as_of', 'cached'],
+          properties: {
+            totals: { $ref: '#/components/schemas/Counts' },
+            buckets: {
+              type: 'array',
+              description: 'Only with group_by=day: one per UTC day that has events, ascending.',
+              items: {
+                allOf: [
+                  { $ref: '#/components/schemas/Counts' },
+                  {
+                    type: 'object',
+                    required: ['bucket_start'],
+                    properties: { bucket_start: { type: 'integer' } },
+                  },
+                ],
+              },
+            },
+            as_of: {
+              type: 'integer',
+              description: 'Epoch ms of the database snapshot the numbers reflect.',
+            },
+            cached: { type: 'boolean', description: 'True when served from the in-process cache.' },
+          },
+        },
+        Counts: {
+          type: 'object',
+          required: ['count', 'unique_users'],
+          properties: { count: { type: 'integer' }, unique_users: { type: 'integer' } },
+        },
+        ExportedEvent: exportedEvent(),
         Status: {
           type: 'object',
           required: ['status'],

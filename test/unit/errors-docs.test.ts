@@ -1,0 +1,39 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { problemBody, problemCatalogue, type ProblemCode } from '../../src/errors.js';
+
+const docs = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
+
+/** `| code | status | title |` rows of docs/errors.md. */
+function documentedRows(): Record<string, { status: number; title: string }> {
+  const rows: Record<string, { status: number; title: string }> = {};
+  for (const match of docs.matchAll(/^\|\s*`(\w+)`\s*\|\s*(\d{3})\s*\|\s*([^|]+?)\s*\|/gm)) {
+    rows[match[1]!] = { status: Number(match[2]), title: match[3]!.trim() };
+  }
+  return rows;
+}
+
+describe('the error catalogue', () => {
+  it('is documented in docs/errors.md with the same statuses and titles', () => {
+    expect(documentedRows()).toEqual(
+      Object.fromEntries(
+        Object.entries(problemCatalogue).map(([code, e]) => [
+          code,
+          { status: e.status, title: e.title },
+        ]),
+      ),
+    );
+  });
+
+  it('renders every code as a problem+json body with type, title, status, detail and code', () => {
+    for (const code of Object.keys(problemCatalogue) as ProblemCode[]) {
+      expect(JSON.parse(problemBody({ code, detail: 'd' }))).toEqual({
+        type: `urn:pulse:problem:${code}`,
+        title: problemCatalogue[code].title,
+        status: problemCatalogue[code].status,
+        detail: 'd',
+        code,
+      });
+    }
+  });
+});
