@@ -172,10 +172,10 @@ export class Batcher {
   private takeBatch(): Submission[] {
     const batch: Submission[] = [];
     let size = 0;
-    while (this.pending.length > 0) {
-      const next = this.pending[0]!;
+    let taken = 0;
+    for (; taken < this.pending.length; taken++) {
+      const next = this.pending[taken]!;
       if (batch.length > 0 && size + next.events.length > this.options.batchMaxSize) break;
-      this.pending.shift();
       this.pendingEvents -= next.events.length;
       // Already answered 503 (deadline passed while waiting): never sent, so never stored.
       if (next.durable && next.settled) continue;
@@ -184,6 +184,7 @@ export class Batcher {
       this.inFlightEvents += next.events.length;
       if (next.durable) this.inFlight.add(next);
     }
+    this.pending.splice(0, taken); // once per batch: shift() per item is quadratic on a full queue
     return batch;
   }
 

@@ -140,6 +140,8 @@ function checkMetadata(value: unknown, path: string, maxDepth: number, errors: F
   if (!isObject(value)) return; // ajv reports the wrong type
   const walk = (node: unknown, nodePath: string, depth: number): boolean => {
     if (typeof node === 'number') {
+      // 1e400 parses to Infinity, which JSON cannot carry: storing it would silently become null.
+      if (!Number.isFinite(node)) addError(errors, nodePath, 'must be a finite number');
       // A JSON integer beyond 2^53 has already been rounded by JSON.parse: storing it would change data.
       if (Number.isInteger(node) && !Number.isSafeInteger(node)) {
         addError(

@@ -1,0 +1,214 @@
+// loadConfig: env → one frozen config, or one ConfigError listing every bad variable.
+import { describe, expect, it } from 'vitest';
+import { ConfigError, configVariables, loadConfig } from '../../src/config.js';
+
+type Env = Record<string, string | undefined>;
+
+/** The problems a refused environment produces (fails the test if it was accepted). */
+function problemsOf(env: Env): readonly string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error(`expected ${JSON.stringify(env)} to be refused`);
+}
+
+describe('loadConfig', () => {
+  it('returns the contract defaults for an empty environment', () => {
+    // toMatchObject: other variables (metrics, export) have their own tests and keep arriving.
+    expect(loadConfig({})).toMatchObject({
+      host: '0.0.0.0',
+      port: 8080,
+      postgresDsn: null,
+      embeddedPostgresPort: 0,
+      embeddedPostgresDataDir: './.data/postgres',
+      queueMaxSize: 10_000,
+      batchMaxSize: 500,
+      batchMaxWaitMs: 50,
+      bulkMaxEvents: 100,
+      maxBodyBytes: 1024 * 1024,
+      bodyTimeoutMs: 10_000,
+      apiKeys: [],
+      clockSkewSeconds: 300,
+      metadataMaxDepth: 32,
+      rateLimitMetricsPerMin: 20,
+      ingestWorkers: 2,
+      ingestAck: 'durable',
+      ingestTimeoutMs: 8000,
+      pgPoolSizePerWorker: 1,
+      pgConnectTimeoutMs: 1500,
+      pgStatementTimeoutMs: 5000,
+      pgQueryTimeoutMs: 6500,
+      retryAfterSeconds: 1,
+      shutdownTimeoutMs: 10_000,
+      logLevel: 'info',
+    });
+  });
+
+  it('gives every declared variable its declared default, and nothing else', () => {
+    const expected: Record<string, unknown> = { postgresDsn: null };
+    for (const [key, spec] of Object.entries(configVariables)) expected[key] = spec.fallback;
+    expect(loadConfig({})).toEqual(expected);
+  });
+
+  it('returns a frozen config', () => {
+    expect(Object.isFrozen(loadConfig({}))).toBe(true);
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ PORT: '', INGEST_ACK: '' })).toMatchObject({
+      port: 8080,
+      ingestAck: 'durable',
+    });
+  });
+
+  it('reads the seed variables', () => {
+    expect(
+      loadConfig({
+        PORT: '9090',
+        QUEUE_MAX_SIZE: '2000',
+        BATCH_MAX_SIZE: '250',
+        BATCH_MAX_WAIT_MS: '20',
+        MAX_BODY_BYTES: '4096',
+        CLOCK_SKEW_SECONDS: '0',
+        RATE_LIMIT_METRICS_PER_MIN: '0',
+      }),
+    ).toMatchObject({
+      port: 9090,
+      queueMaxSize: 2000,
+      batchMaxSize: 250,
+      batchMaxWaitMs: 20,
+      maxBodyBytes: 4096,
+      clockSkewSeconds: 0,
+      rateLimitMetricsPerMin: 0,
+    });
+  });
+
+  it('splits API_KEYS on commas, trimming blanks', () => {
+    expect(loadConfig({ API_KEYS: ' k1 ,,k2, ' }).apiKeys).toEqual(['k1', 'k2']);
+  });
+
+  it('reads INGEST_ACK and LOG_LEVEL case-insensitively', () => {
+    expect(loadConfig({ INGEST_ACK: 'Queued', LOG_LEVEL: ' WARN ' })).toMatchObject({
+      ingestAck: 'queued',
+      logLevel: 'warn',
+    });
+  });
+
+  it.each([
+    ['HOST', '   ', 'an interface address'],
+    ['PORT', 'http', 'an integer 0–65535'],
+    ['PORT', '65536', 'an integer 0–65535'],
+    ['PORT', '-1', 'an integer 0–65535'],
+    ['PORT', '80.5', 'an integer 0–65535'],
+    ['EMBEDDED_PG_PORT', '1e3', 'an integer 0–65535 (0 = a free port)'],
+    ['EMBEDDED_PG_DATA_DIR', ' ', 'a directory path'],
+    ['QUEUE_MAX_SIZE', '0', 'an integer 1–10000000'],
+    ['BATCH_MAX_SIZE', '10001', 'an integer 1–10000'],
+    ['BATCH_MAX_WAIT_MS', 'soon', 'an integer 1–60000'],
+    ['BULK_MAX_EVENTS', '0', 'an integer 1–10000'],
+    ['MAX_BODY_BYTES', '63', 'an integer 64–104857600'],
+    ['MAX_BODY_BYTES', '1MB', 'an integer 64–104857600'],
+    ['BODY_TIMEOUT_MS', '99', 'an integer 100–600000'],
+    ['CLOCK_SKEW_SECONDS', '-300', 'an integer 0–31536000'],
+    ['METADATA_MAX_DEPTH', '1001', 'an integer 1–1000'],
+    ['RATE_LIMIT_METRICS_PER_MIN', 'many', 'an integer 0–1000000 (0 = off)'],
+    ['INGEST_WORKERS', '65', 'an integer 1–64'],
+    ['INGEST_ACK', 'async', 'durable or queued'],
+    ['INGEST_TIMEOUT_MS', '0', 'an integer 100–600000'],
+    ['PG_POOL_SIZE_PER_WORKER', '0', 'an integer 1–100'],
+    ['PG_CONNECT_TIMEOUT_MS', 'x', 'an integer 100–600000'],
+    ['PG_STATEMENT_TIMEOUT_MS', '600001', 'an integer 100–600000'],
+    ['PG_QUERY_TIMEOUT_MS', '50', 'an integer 100–600000'],
+    ['RETRY_AFTER_SECONDS', '0', 'an integer 1–3600'],
+    ['SHUTDOWN_TIMEOUT_MS', 'forever', 'an integer 100–600000'],
+    ['LOG_LEVEL', 'verbose', 'fatal, error, warn, info, debug, trace or silent'],
+  ])('refuses %s=%j with one message naming it', (name, raw, accepts) => {
+    expect(problemsOf({ [name]: raw })).toEqual([
+      `${name}=${JSON.stringify(raw)}: expected ${accepts}`,
+    ]);
+  });
+
+  it.each(
+    Object.values(configVariables)
+      .filter((v) => v.name !== 'API_KEYS') // any text is a list of keys
+      .map((v) => [v.name, v.accepts]),
+  )('refuses a blank %s with one message saying what it accepts', (name, accepts) => {
+    expect(problemsOf({ [name]: '   ' })).toEqual([`${name}="   ": expected ${accepts}`]);
+  });
+
+  it('lists several bad variables together in one error', () => {
+    expect(problemsOf({ PORT: 'x', INGEST_ACK: 'maybe', MAX_BODY_BYTES: '1' })).toEqual([
+      'PORT="x": expected an integer 0–65535',
+      'MAX_BODY_BYTES="1": expected an integer 64–104857600',
+      'INGEST_ACK="maybe": expected durable or queued',
+    ]);
+  });
+
+  it('puts every problem in the error message, one per line', () => {
+    expect(() => loadConfig({ PORT: 'x', LOG_LEVEL: 'loud' })).toThrow(
+      'invalid configuration:\n  PORT="x": expected an integer 0–65535\n  LOG_LEVEL="loud": expected fatal, error, warn, info, debug, trace or silent',
+    );
+  });
+
+  it('refuses BATCH_MAX_SIZE below BULK_MAX_EVENTS', () => {
+    expect(problemsOf({ BATCH_MAX_SIZE: '50', BULK_MAX_EVENTS: '100' })).toEqual([
+      'BATCH_MAX_SIZE=50: must be at least BULK_MAX_EVENTS (100)',
+    ]);
+  });
+
+  it('accepts BATCH_MAX_SIZE equal to BULK_MAX_EVENTS', () => {
+    expect(loadConfig({ BATCH_MAX_SIZE: '100', BULK_MAX_EVENTS: '100' }).batchMaxSize).toBe(100);
+  });
+
+  it('refuses QUEUE_MAX_SIZE below BULK_MAX_EVENTS', () => {
+    expect(problemsOf({ QUEUE_MAX_SIZE: '99' })).toEqual([
+      'QUEUE_MAX_SIZE=99: must be at least BULK_MAX_EVENTS (100)',
+    ]);
+  });
+
+  it('refuses a statement timeout equal to the query timeout', () => {
+    expect(problemsOf({ PG_STATEMENT_TIMEOUT_MS: '6500' })).toEqual([
+      'PG_STATEMENT_TIMEOUT_MS=6500: must be below PG_QUERY_TIMEOUT_MS (6500)',
+    ]);
+  });
+
+  it('refuses a statement timeout above the query timeout', () => {
+    expect(problemsOf({ PG_STATEMENT_TIMEOUT_MS: '3000', PG_QUERY_TIMEOUT_MS: '2000' })).toEqual([
+      'PG_STATEMENT_TIMEOUT_MS=3000: must be below PG_QUERY_TIMEOUT_MS (2000)',
+    ]);
+  });
+
+  it('lists every cross-variable problem together', () => {
+    expect(
+      problemsOf({ BATCH_MAX_SIZE: '10', QUEUE_MAX_SIZE: '10', PG_STATEMENT_TIMEOUT_MS: '9000' }),
+    ).toHaveLength(3);
+  });
+
+  it('uses no embedded Postgres when POSTGRES_DSN is set', () => {
+    expect(loadConfig({ POSTGRES_DSN: 'postgres://a@h/db' }).postgresDsn).toBe('postgres://a@h/db');
+  });
+
+  it('falls back to DATABASE_URL when POSTGRES_DSN is not set', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://b@h/db' }).postgresDsn).toBe('postgres://b@h/db');
+  });
+
+  it('prefers POSTGRES_DSN over DATABASE_URL', () => {
+    expect(
+      loadConfig({ POSTGRES_DSN: 'postgres://a@h/db', DATABASE_URL: 'postgres://b@h/db' })
+        .postgresDsn,
+    ).toBe('postgres://a@h/db');
+  });
+
+  it('falls back to DATABASE_URL when POSTGRES_DSN is blank', () => {
+    expect(loadConfig({ POSTGRES_DSN: '  ', DATABASE_URL: 'postgres://b@h/db' }).postgresDsn).toBe(
+      'postgres://b@h/db',
+    );
+  });
+
+  it('starts an embedded Postgres (null DSN) when both are blank', () => {
+    expect(loadConfig({ POSTGRES_DSN: '', DATABASE_URL: ' ' }).postgresDsn).toBeNull();
+  });
+});
