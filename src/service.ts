@@ -67,7 +67,7 @@ export async function startService(
   }
   const writers = createWriterPool(
     config.ingestWorkers,
-    poolOptions('pulse-writer', config.pgPoolSizePerWorker),
+    { pool: poolOptions('pulse-writer', config.pgPoolSizePerWorker), logLevel: config.logLevel },
     log,
   );
   const batcher = new Batcher(writers, config, log);

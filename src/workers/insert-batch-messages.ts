@@ -1,10 +1,14 @@
 // Every message that crosses the thread boundary between the batcher and a writer thread.
 // Plain data only: an Error posted between threads loses its class, code and custom fields.
 import type { IncomingEvent } from '../validation/validate-events.js';
+import type { LogLevel } from '../config.js';
 import type { PoolOptions } from '../sql/create-pool.js';
 
 /** Given to each writer thread once, as Piscina's workerData. */
-export type WriterThreadOptions = PoolOptions;
+export interface WriterThreadOptions {
+  readonly pool: PoolOptions;
+  readonly logLevel: LogLevel;
+}
 
 export interface InsertBatchTask {
   readonly events: readonly IncomingEvent[];

@@ -17,14 +17,14 @@ import {
 } from './insert-batch-messages.js';
 
 const options = workerData as WriterThreadOptions;
-const log = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { thread: 'writer' } });
+const log = pino({ level: options.logLevel, base: { service: 'pulse', thread: 'writer' } });
 let pool: pg.Pool | undefined;
 
 /** Deadlocks are retried at once a few times; sorted keys make them rare, not impossible. */
 const maxConflictRetries = 5;
 
 export default async function insertBatch(task: InsertBatchTask): Promise<InsertBatchResult> {
-  pool ??= createPool(options, log);
+  pool ??= createPool(options.pool, log);
   const keys = task.events.map(idempotencyKey);
   const outcomes = new Uint8Array(task.events.length);
   const rejectedGroups: RejectedGroup[] = [];
