@@ -13,6 +13,7 @@ import { RollupRefresher } from './metrics/rollup-refresher.js';
 import { createWriterPool } from './ingest/writer-pool.js';
 import { createPool, type PoolOptions } from './sql/create-pool.js';
 import { DatabaseProbe } from './sql/database-probe.js';
+import { ServiceMetrics } from './telemetry/service-metrics.js';
 import { listMigrations, migrate } from './sql/migrate.js';
 
 export interface Service {
@@ -70,20 +71,32 @@ export async function startService(
     { pool: poolOptions('pulse-writer', config.pgPoolSizePerWorker), logLevel: config.logLevel },
     log,
   );
-  const batcher = new Batcher(writers, config, log);
+  const metricsCache = new MetricsCache({
+    ttlMs: config.metricsCacheTtlMs,
+    maxKeys: config.metricsCacheMaxKeys,
+  });
+  // Sources are read at scrape time, after everything they name is created below.
+  const metrics: ServiceMetrics = new ServiceMetrics({
+    queueDepth: () => batcher.depth,
+    writerUtilization: () => writers.utilization(),
+    rollupLagSeconds: () => refresher.lagSeconds,
+    metricsCacheKeys: () => metricsCache.size,
+  });
+  const batcher: Batcher = new Batcher(writers, config, log, metrics);
   const probe = new DatabaseProbe(adminPool, await listMigrations(), log, (state) =>
     batcher.setDatabaseAvailable(state.reachable && state.migrated),
   );
   await probe.probe();
   probe.start(probeIntervalMs);
   const readPool = createPool(poolOptions('pulse-reader', config.metricsPoolSize), log);
-  const metricsCache = new MetricsCache({
-    ttlMs: config.metricsCacheTtlMs,
-    maxKeys: config.metricsCacheMaxKeys,
-  });
-  const refresher = new RollupRefresher(adminPool, config.rollupRefreshMs, log);
+  const refresher: RollupRefresher = new RollupRefresher(
+    adminPool,
+    config.rollupRefreshMs,
+    log,
+    metrics,
+  );
   refresher.start();
-  const app = createApp(uws, { config, batcher, probe, readPool, metricsCache, log });
+  const app = createApp(uws, { config, batcher, probe, readPool, metricsCache, metrics, log });
   const server = await listen(uws, app, config.host, config.port);
   log.info(
     {

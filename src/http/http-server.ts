@@ -7,6 +7,7 @@ import { problem } from '../errors.js';
 import type { Batcher } from '../ingest/batcher.js';
 import type { MetricsCache } from '../metrics/metrics-cache.js';
 import type { DatabaseProbe } from '../sql/database-probe.js';
+import type { ServiceMetrics } from '../telemetry/service-metrics.js';
 import { createApiKeyCheck } from './api-key-auth.js';
 import { beginExchange, countOpenExchanges, sendProblem } from './exchange.js';
 import type { Uws } from './load-uws.js';
@@ -16,6 +17,7 @@ import { registerExportRoutes } from './routes/export-routes.js';
 import { registerHealthRoutes } from './routes/health-routes.js';
 import { registerIngestRoutes } from './routes/ingest-routes.js';
 import { registerMetricsRoutes } from './routes/metrics-routes.js';
+import { registerTelemetryRoutes } from './routes/telemetry-routes.js';
 
 export interface HttpServerDeps {
   readonly config: Config;
@@ -24,6 +26,7 @@ export interface HttpServerDeps {
   /** Reads: /metrics and /events/export. */
   readonly readPool: pg.Pool;
   readonly metricsCache: MetricsCache;
+  readonly metrics: ServiceMetrics;
   readonly log: Logger;
 }
 
@@ -45,6 +48,7 @@ const routeMethods: Record<string, string> = {
   '/openapi.yaml': 'GET',
   '/metrics': 'GET',
   '/events/export': 'GET',
+  '/internal/metrics': 'GET',
 };
 
 export interface App {
@@ -63,6 +67,7 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
     authorize,
     log: deps.log,
     isDraining: () => lifecycle.draining,
+    metrics: deps.metrics,
   });
   registerMetricsRoutes(app, {
     config: deps.config,
@@ -74,7 +79,9 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
     ),
     authorize,
     log: deps.log,
+    metrics: deps.metrics,
   });
+  registerTelemetryRoutes(app, { metrics: deps.metrics, authorize, log: deps.log });
   registerExportRoutes(app, { config: deps.config, pool: deps.readPool, authorize, log: deps.log });
   registerHealthRoutes(app, {
     batcher: deps.batcher,

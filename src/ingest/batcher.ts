@@ -5,7 +5,7 @@
 // in one transaction.
 import type { Logger } from 'pino';
 import { problem, type Problem } from '../errors.js';
-import type { IncomingEvent } from '../validation/validate-events.js';
+import type { ServiceMetrics } from '../telemetry/service-metrics.js';
 import { EventOutcome, type InsertBatchResult } from '../workers/insert-batch-messages.js';
 import type { WriterPool } from './writer-pool.js';
 
@@ -25,8 +25,14 @@ export interface BatcherOptions {
   readonly retryAfterSeconds: number;
 }
 
+/** One validated request: its body as JSON text (an event, or {"events":[…]}) and its size. */
+export interface ValidatedRequest {
+  readonly json: string;
+  readonly eventCount: number;
+}
+
 interface Submission {
-  readonly events: readonly IncomingEvent[];
+  readonly request: ValidatedRequest;
   readonly durable: boolean;
   readonly deadline: number;
   settled: boolean;
@@ -55,6 +61,7 @@ export class Batcher {
     private readonly writers: WriterPool,
     private readonly options: BatcherOptions,
     private readonly log: Logger,
+    private readonly metrics: ServiceMetrics,
   ) {
     // One sweep for all requests instead of a timer per request on the hot path.
     this.deadlineSweep = setInterval(
@@ -69,6 +76,11 @@ export class Batcher {
     return this.pendingEvents + this.inFlightEvents;
   }
 
+  /** Nothing more fits: the route refuses before reading a body it would only throw away. */
+  get isFull(): boolean {
+    return this.depth >= this.options.queueMaxSize;
+  }
+
   get isDatabaseAvailable(): boolean {
     return this.databaseAvailable;
   }
@@ -78,16 +90,13 @@ export class Batcher {
     this.databaseAvailable = available;
   }
 
-  submit(
-    events: readonly IncomingEvent[],
-    ack: IngestAckMode,
-  ): Promise<SubmitResult> | SubmitResult {
+  submit(request: ValidatedRequest, ack: IngestAckMode): Promise<SubmitResult> | SubmitResult {
     const retryAfterSeconds = this.options.retryAfterSeconds;
     if (this.closing)
       return failed(
         problem('shutting_down', 'The server is shutting down.', { retryAfterSeconds }),
       );
-    if (this.depth + events.length > this.options.queueMaxSize) {
+    if (this.depth + request.eventCount > this.options.queueMaxSize) {
       return failed(
         problem(
           'queue_full',
@@ -106,13 +115,13 @@ export class Batcher {
     }
     const enqueue = (settle: (result: SubmitResult) => void, durable: boolean) => {
       this.pending.push({
-        events,
+        request,
         durable,
         deadline: Date.now() + this.options.ingestTimeoutMs,
         settled: !durable,
         settle,
       });
-      this.pendingEvents += events.length;
+      this.pendingEvents += request.eventCount;
       this.scheduleFlush();
     };
     if (ack === 'queued') {
@@ -141,7 +150,7 @@ export class Batcher {
   }
 
   private scheduleFlush(): void {
-    if (this.runningBatches < this.writers.threads) {
+    if (this.runningBatches < this.writers.concurrency) {
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         // setImmediate, not a microtask: requests parsed in the same loop turn share the batch.
@@ -160,7 +169,7 @@ export class Batcher {
 
   /** overflow: also fill Piscina's queue (the max-wait ceiling, or shutdown). */
   private flush(overflow: boolean): void {
-    const limit = this.writers.threads + (overflow ? this.writers.queueCapacity : 0);
+    const limit = this.writers.concurrency + (overflow ? this.writers.queueCapacity : 0);
     while (this.pending.length > 0 && this.runningBatches < limit) {
       const batch = this.takeBatch();
       if (batch.length > 0) void this.runBatch(batch);
@@ -175,13 +184,13 @@ export class Batcher {
     let taken = 0;
     for (; taken < this.pending.length; taken++) {
       const next = this.pending[taken]!;
-      if (batch.length > 0 && size + next.events.length > this.options.batchMaxSize) break;
-      this.pendingEvents -= next.events.length;
+      if (batch.length > 0 && size + next.request.eventCount > this.options.batchMaxSize) break;
+      this.pendingEvents -= next.request.eventCount;
       // Already answered 503 (deadline passed while waiting): never sent, so never stored.
       if (next.durable && next.settled) continue;
       batch.push(next);
-      size += next.events.length;
-      this.inFlightEvents += next.events.length;
+      size += next.request.eventCount;
+      this.inFlightEvents += next.request.eventCount;
       if (next.durable) this.inFlight.add(next);
     }
     this.pending.splice(0, taken); // once per batch: shift() per item is quadratic on a full queue
@@ -196,10 +205,10 @@ export class Batcher {
     try {
       for (;;) {
         let result: InsertBatchResult | 'crashed';
+        const startedMs = performance.now();
         try {
           result = await this.writers.run({
-            events: live.flatMap((s) => s.events),
-            groupSizes: live.map((s) => s.events.length),
+            requests: `[${live.map((s) => s.request.json).join(',')}]`,
           });
         } catch (err) {
           // The thread died (crash, exit, heap limit); Piscina replaces it. The outcome is in doubt.
@@ -211,12 +220,23 @@ export class Batcher {
         }
         if (result !== 'crashed' && result.kind === 'done') {
           this.databaseAvailable = true;
+          this.metrics.batchSeconds.observe((performance.now() - startedMs) / 1000);
+          this.metrics.batchSize.observe(result.outcomes.length);
+          if (result.conflictRetries > 0) {
+            this.metrics.databaseErrors.inc(
+              { class: 'conflict', sqlstate: '40P01' },
+              result.conflictRetries,
+            );
+          }
           this.settleDone(live, result);
           return;
         }
-        if (result === 'crashed') crashes++;
-        else {
+        if (result === 'crashed') {
+          crashes++;
+          this.metrics.databaseErrors.inc({ class: 'writer_crash', sqlstate: 'none' });
+        } else {
           this.databaseAvailable = false;
+          this.metrics.databaseErrors.inc({ class: 'unavailable', sqlstate: result.sqlstate });
           this.log.warn(
             { events: countEvents(live), sqlstate: result.sqlstate, reason: result.message },
             '[ingest] batch insert FAILED',
@@ -239,7 +259,7 @@ export class Batcher {
       }
     } finally {
       for (const s of batch) {
-        this.inFlightEvents -= s.events.length;
+        this.inFlightEvents -= s.request.eventCount;
         this.inFlight.delete(s);
       }
       this.runningBatches--;
@@ -256,11 +276,12 @@ export class Batcher {
     let offset = 0;
     live.forEach((s, group) => {
       const start = offset;
-      offset += s.events.length;
+      offset += s.request.eventCount;
       const refusal = rejected.get(group);
       if (refusal) {
+        this.metrics.databaseErrors.inc({ class: 'data', sqlstate: refusal.sqlstate });
         this.log.error(
-          { events: s.events.length, sqlstate: refusal.sqlstate, reason: refusal.message },
+          { events: s.request.eventCount, sqlstate: refusal.sqlstate, reason: refusal.message },
           '[ingest] batch insert FAILED',
         );
         settleOnce(
@@ -272,7 +293,9 @@ export class Batcher {
       let inserted = 0;
       for (let i = start; i < offset; i++)
         if (result.outcomes[i] === EventOutcome.inserted) inserted++;
-      settleOnce(s, { kind: 'stored', inserted, duplicates: s.events.length - inserted });
+      this.metrics.eventsInserted.inc(inserted);
+      this.metrics.eventsDuplicate.inc(s.request.eventCount - inserted);
+      settleOnce(s, { kind: 'stored', inserted, duplicates: s.request.eventCount - inserted });
     });
   }
 
@@ -334,5 +357,5 @@ function failed(p: Problem): SubmitResult {
 }
 
 function countEvents(submissions: readonly Submission[]): number {
-  return submissions.reduce((n, s) => n + s.events.length, 0);
+  return submissions.reduce((n, s) => n + s.request.eventCount, 0);
 }

@@ -3,17 +3,25 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { refreshRollup } from '../sql/refresh-rollup.js';
+import type { ServiceMetrics } from '../telemetry/service-metrics.js';
 
 export class RollupRefresher {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  private refreshedAtMs: number | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly intervalMs: number,
     private readonly log: Logger,
+    private readonly metrics: ServiceMetrics,
   ) {}
+
+  /** Seconds since the rollup last absorbed rows, by any process; undefined before the first round. */
+  get lagSeconds(): number | undefined {
+    return this.refreshedAtMs === undefined ? undefined : (Date.now() - this.refreshedAtMs) / 1000;
+  }
 
   start(): void {
     this.schedule();
@@ -24,6 +32,8 @@ export class RollupRefresher {
     const started = Date.now();
     try {
       const result = await refreshRollup(this.pool);
+      this.refreshedAtMs = result.refreshedAtMs;
+      if (result.ran) this.metrics.rollupRefreshSeconds.observe((Date.now() - started) / 1000);
       if (result.ran && result.rows > 0) {
         this.log.info(
           { rows: result.rows, cells: result.cells, ms: Date.now() - started },

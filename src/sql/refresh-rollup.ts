@@ -38,13 +38,22 @@ SELECT * FROM unnest($1::int2[], $2::int4[], $3::text[], $4::text[], $5::int8[],
 ON CONFLICT (grain, event_name, channel, day)
 DO UPDATE SET event_count = EXCLUDED.event_count, users = EXCLUDED.users`;
 
+const lastRefreshSql =
+  'SELECT (extract(epoch FROM refreshed_at) * 1000)::int8 AS ms FROM rollup_state';
 const writeStateSql = 'UPDATE rollup_state SET snapshot = $1::pg_snapshot, refreshed_at = now()';
 
 /** Shared by every process on the database: one refresher at a time ("rollup" in ASCII). */
 export const rollupLockId = 0x726f6c6c7570;
 
 export type RefreshResult =
-  { readonly ran: false } | { readonly ran: true; readonly rows: number; readonly cells: number };
+  /** Another process holds the lock; refreshedAtMs is when the rollup last moved (any process). */
+  | { readonly ran: false; readonly refreshedAtMs: number }
+  | {
+      readonly ran: true;
+      readonly rows: number;
+      readonly cells: number;
+      readonly refreshedAtMs: number;
+    };
 
 interface Cell {
   grain: number;
@@ -61,7 +70,10 @@ export async function refreshRollup(pool: pg.Pool): Promise<RefreshResult> {
   let released = false;
   try {
     const { rows: lock } = await client.query<{ locked: boolean }>(lockSql, [rollupLockId]);
-    if (!lock[0]?.locked) return { ran: false };
+    if (!lock[0]?.locked) {
+      const { rows } = await client.query<{ ms: string }>(lastRefreshSql);
+      return { ran: false, refreshedAtMs: Number(rows[0]!.ms) };
+    }
     try {
       // The lock is taken before the snapshot: a refresh that started after another committed
       // always sees that one's rollup_state.
@@ -138,7 +150,12 @@ export async function refreshRollup(pool: pg.Pool): Promise<RefreshResult> {
       }
       await client.query(writeStateSql, [current]);
       await client.query('COMMIT');
-      return { ran: true, rows: groups.reduce((n, g) => n + g.event_count, 0), cells: list.length };
+      return {
+        ran: true,
+        rows: groups.reduce((n, g) => n + g.event_count, 0),
+        cells: list.length,
+        refreshedAtMs: Date.now(),
+      };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;

@@ -29,10 +29,11 @@ const maxTimestamp = 253_402_300_799;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
-/** Strict UTF-8 (no silent U+FFFD), a leading BOM stripped, then JSON.parse (duplicate keys: last wins). */
+/** Strict UTF-8 (no silent U+FFFD), a leading BOM stripped, then JSON.parse (duplicate keys: last
+ *  wins). The text is returned too: writer threads parse it again rather than receive a clone. */
 export function parseJsonBody(
   body: Uint8Array,
-): { ok: true; value: unknown } | { ok: false; problem: Problem } {
+): { ok: true; value: unknown; text: string } | { ok: false; problem: Problem } {
   let text: string;
   try {
     text = utf8.decode(body); // ignoreBOM: false strips one leading BOM
@@ -43,7 +44,7 @@ export function parseJsonBody(
     };
   }
   try {
-    return { ok: true, value: JSON.parse(text) as unknown };
+    return { ok: true, value: JSON.parse(text) as unknown, text };
   } catch (err) {
     return {
       ok: false,

@@ -1,6 +1,6 @@
 // Runs in a Piscina writer thread: owns one pg pool for the thread's lifetime and writes each batch
 // with one multi-row INSERT. Returns plain results; it throws only on a bug.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { workerData } from 'node:worker_threads';
 import type pg from 'pg';
 import { pino } from 'pino';
@@ -20,21 +20,26 @@ const options = workerData as WriterThreadOptions;
 const log = pino({ level: options.logLevel, base: { service: 'pulse', thread: 'writer' } });
 let pool: pg.Pool | undefined;
 
+/** What the batcher sends per request: a validated body, single or bulk. */
+type RequestBody = IncomingEvent | { readonly events: IncomingEvent[] };
+
 /** Deadlocks are retried at once a few times; sorted keys make them rare, not impossible. */
 const maxConflictRetries = 5;
 
 export default async function insertBatch(task: InsertBatchTask): Promise<InsertBatchResult> {
   pool ??= createPool(options.pool, log);
-  const keys = task.events.map(idempotencyKey);
-  const outcomes = new Uint8Array(task.events.length);
-  const rejectedGroups: RejectedGroup[] = [];
+  const events: IncomingEvent[] = [];
   const groupStarts: number[] = [];
-  let start = 0;
-  for (const size of task.groupSizes) {
-    groupStarts.push(start);
-    start += size;
+  for (const body of JSON.parse(task.requests) as RequestBody[]) {
+    groupStarts.push(events.length);
+    if ('events' in body) for (const event of body.events) events.push(event);
+    else events.push(body);
   }
-  groupStarts.push(start);
+  groupStarts.push(events.length);
+  const groups = groupStarts.length - 1;
+  const keys = events.map(idempotencyKey);
+  const outcomes = new Uint8Array(events.length);
+  const rejectedGroups: RejectedGroup[] = [];
   const state = { conflictRetries: 0 };
 
   // Insert groups [lo, hi). On a data error, halve and retry so one unstorable request cannot take
@@ -42,7 +47,7 @@ export default async function insertBatch(task: InsertBatchTask): Promise<Insert
   const insertGroups = async (db: pg.Pool, lo: number, hi: number): Promise<void> => {
     const from = groupStarts[lo]!;
     const to = groupStarts[hi]!;
-    const columns = toColumns(task.events, keys, from, to);
+    const columns = toColumns(events, keys, from, to);
     let inserted: Set<string>;
     try {
       inserted = await withConflictRetries(() => insertEvents(db, columns), state);
@@ -70,7 +75,7 @@ export default async function insertBatch(task: InsertBatchTask): Promise<Insert
   };
 
   try {
-    await insertGroups(pool, 0, task.groupSizes.length);
+    await insertGroups(pool, 0, groups);
   } catch (err) {
     return { kind: 'unavailable', sqlstate: pgErrorCode(err), message: (err as Error).message };
   }
@@ -99,7 +104,7 @@ export function idempotencyKey(event: IncomingEvent): string {
     event.event_id !== undefined
       ? `i${event.event_id}`
       : `c${event.event_name}\u0000${event.user_id}\u0000${event.timestamp}`;
-  const hex = createHash('md5').update(material).digest('hex');
+  const hex = hash('md5', material, 'hex'); // one-shot: no Hash object per event
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 

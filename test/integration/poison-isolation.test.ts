@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Batcher, type SubmitResult } from '../../src/ingest/batcher.js';
 import { createWriterPool, type WriterPool } from '../../src/ingest/writer-pool.js';
 import type { IncomingEvent } from '../../src/validation/validate-events.js';
+import { ServiceMetrics } from '../../src/telemetry/service-metrics.js';
 import type { InsertBatchTask } from '../../src/workers/insert-batch-messages.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { readStoredIds } from '../helpers/load.js';
@@ -38,11 +39,12 @@ beforeAll(async () => {
   );
   // Observes what crosses into the thread; the thread, pg and Postgres are the real ones.
   writers = {
-    threads: pool.threads,
+    concurrency: pool.concurrency,
     queueCapacity: pool.queueCapacity,
+    utilization: () => pool.utilization(),
     close: () => pool.close(),
     run: (task: InsertBatchTask) => {
-      batchGroupCounts.push(task.groupSizes.length);
+      batchGroupCounts.push((JSON.parse(task.requests) as unknown[]).length);
       return pool.run(task);
     },
   };
@@ -56,6 +58,12 @@ beforeAll(async () => {
       retryAfterSeconds: 1,
     },
     log,
+    new ServiceMetrics({
+      queueDepth: () => 0,
+      writerUtilization: () => 0,
+      rollupLagSeconds: () => undefined,
+      metricsCacheKeys: () => 0,
+    }),
   );
 });
 afterAll(async () => {
@@ -78,7 +86,9 @@ function event(overrides: Partial<IncomingEvent> = {}): IncomingEvent {
 async function submitTogether(requests: IncomingEvent[][]): Promise<SubmitResult[]> {
   const before = batchGroupCounts.length;
   const results = await Promise.all(
-    requests.map(async (events) => batcher.submit(events, 'durable')),
+    requests.map(async (events) =>
+      batcher.submit({ json: JSON.stringify({ events }), eventCount: events.length }, 'durable'),
+    ),
   );
   expect(batchGroupCounts.slice(before, before + 1)).toEqual([requests.length]);
   return results;

@@ -8,6 +8,7 @@ import { problem } from '../../errors.js';
 import type { MetricsCache } from '../../metrics/metrics-cache.js';
 import { answerMetrics, metricsCacheKey, parseMetricsQuery } from '../../metrics/metrics-query.js';
 import { readMetrics } from '../../sql/read-metrics.js';
+import type { ServiceMetrics } from '../../telemetry/service-metrics.js';
 import type { ApiKeyCheck } from '../api-key-auth.js';
 import { beginExchange, send, sendProblem } from '../exchange.js';
 import type { RateLimiter } from '../rate-limiter.js';
@@ -20,6 +21,7 @@ export interface MetricsRouteDeps {
   readonly rateLimiter: RateLimiter;
   readonly authorize: ApiKeyCheck;
   readonly log: Logger;
+  readonly metrics: ServiceMetrics;
 }
 
 const decoder = new TextDecoder();
@@ -46,6 +48,7 @@ export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps)
         'ratelimit-reset': String(decision.resetSeconds),
       };
       if (!decision.allowed) {
+        deps.metrics.rateLimited.inc();
         sendProblem(
           exchange,
           problem(
@@ -76,6 +79,7 @@ export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps)
         return { data: answerMetrics(query, material), asOfMs: material.asOfMs };
       })
       .then(({ answer, cached }) => {
+        deps.metrics.metricsCache.inc({ result: cached ? 'hit' : 'miss' });
         const answerHeaders = { ...headers, etag: answer.etag, 'cache-control': cacheControl };
         if (head.ifNoneMatch !== '' && head.ifNoneMatch.split(/\s*,\s*/).includes(answer.etag)) {
           send(exchange, 304, '', { headers: answerHeaders });

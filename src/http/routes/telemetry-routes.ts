@@ -1,0 +1,31 @@
+// GET /internal/metrics: the Prometheus text exposition. Same auth as the other API routes.
+import type { Logger } from 'pino';
+import type { TemplatedApp } from 'uWebSockets.js';
+import { problem } from '../../errors.js';
+import type { ServiceMetrics } from '../../telemetry/service-metrics.js';
+import type { ApiKeyCheck } from '../api-key-auth.js';
+import { beginExchange, send, sendProblem } from '../exchange.js';
+import { readHead } from '../read-body.js';
+
+export function registerTelemetryRoutes(
+  app: TemplatedApp,
+  deps: { readonly metrics: ServiceMetrics; readonly authorize: ApiKeyCheck; readonly log: Logger },
+): void {
+  app.get('/internal/metrics', (res, req) => {
+    const exchange = beginExchange(res);
+    if (!deps.authorize(readHead(req))) {
+      sendProblem(
+        exchange,
+        problem('unauthorized', 'Send a valid key in X-API-Key or Authorization: Bearer.'),
+      );
+      return;
+    }
+    deps.metrics.registry
+      .metrics()
+      .then((text) => send(exchange, 200, text, { contentType: deps.metrics.registry.contentType }))
+      .catch((err: unknown) => {
+        deps.log.error({ err: (err as Error).message }, 'metrics exposition failed');
+        sendProblem(exchange, problem('internal', 'The metrics could not be collected.'));
+      });
+  });
+}

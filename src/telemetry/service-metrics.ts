@@ -1,0 +1,119 @@
+// Prometheus metrics for GET /internal/metrics. Writer threads report through their batch results
+// (plain data), so every counter lives here in the main thread and one exposition covers them all.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface ServiceMetricsSources {
+  readonly queueDepth: () => number;
+  readonly writerUtilization: () => number;
+  readonly rollupLagSeconds: () => number | undefined;
+  readonly metricsCacheKeys: () => number;
+}
+
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  readonly eventsReceived: Counter<'route'>;
+  readonly eventsInserted: Counter;
+  readonly eventsDuplicate: Counter;
+  readonly requestsRejected: Counter<'route' | 'code'>;
+  readonly batchSize: Histogram;
+  readonly batchSeconds: Histogram;
+  readonly databaseErrors: Counter<'class' | 'sqlstate'>;
+  readonly rollupRefreshSeconds: Histogram;
+  readonly metricsCache: Counter<'result'>;
+  readonly rateLimited: Counter;
+
+  constructor(sources: ServiceMetricsSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'pulse_process_' });
+    this.eventsReceived = new Counter({
+      name: 'pulse_events_received_total',
+      help: 'Validated events handed to the batcher',
+      labelNames: ['route'],
+      registers,
+    });
+    this.eventsInserted = new Counter({
+      name: 'pulse_events_inserted_total',
+      help: 'Events newly stored',
+      registers,
+    });
+    this.eventsDuplicate = new Counter({
+      name: 'pulse_events_duplicate_total',
+      help: 'Events already stored (idempotent re-sends)',
+      registers,
+    });
+    this.requestsRejected = new Counter({
+      name: 'pulse_requests_rejected_total',
+      help: 'Ingest requests answered with an error, by problem code',
+      labelNames: ['route', 'code'],
+      registers,
+    });
+    this.batchSize = new Histogram({
+      name: 'pulse_batch_size_events',
+      help: 'Events per INSERT',
+      buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000],
+      registers,
+    });
+    this.batchSeconds = new Histogram({
+      name: 'pulse_batch_flush_seconds',
+      help: 'Time from hand-off to a writer thread until the batch committed',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.databaseErrors = new Counter({
+      name: 'pulse_database_errors_total',
+      help: 'Failed batch attempts by error class and SQLSTATE',
+      labelNames: ['class', 'sqlstate'],
+      registers,
+    });
+    this.rollupRefreshSeconds = new Histogram({
+      name: 'pulse_rollup_refresh_seconds',
+      help: 'Duration of rollup refreshes this process ran',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.metricsCache = new Counter({
+      name: 'pulse_metrics_cache_total',
+      help: 'GET /metrics answers by cache result',
+      labelNames: ['result'],
+      registers,
+    });
+    this.rateLimited = new Counter({
+      name: 'pulse_rate_limited_total',
+      help: 'GET /metrics requests refused with 429',
+      registers,
+    });
+    new Gauge({
+      name: 'pulse_queue_depth_events',
+      help: 'Events accepted and not yet committed',
+      registers,
+      collect() {
+        this.set(sources.queueDepth());
+      },
+    });
+    new Gauge({
+      name: 'pulse_writer_utilization_ratio',
+      help: 'Share of time writer threads were busy (Piscina utilization)',
+      registers,
+      collect() {
+        this.set(sources.writerUtilization());
+      },
+    });
+    new Gauge({
+      name: 'pulse_rollup_lag_seconds',
+      help: 'Seconds since the rollup last absorbed new rows (any process)',
+      registers,
+      collect() {
+        const lag = sources.rollupLagSeconds();
+        if (lag !== undefined) this.set(lag);
+      },
+    });
+    new Gauge({
+      name: 'pulse_metrics_cache_keys',
+      help: 'Answers held in the /metrics cache',
+      registers,
+      collect() {
+        this.set(sources.metricsCacheKeys());
+      },
+    });
+  }
+}
