@@ -157,7 +157,7 @@ export const configVariables = {
     'durable',
   ),
   ingestTimeoutMs: variable('INGEST_TIMEOUT_MS', 'an integer 100–600000', int(100, 600_000), 8000),
-  pgPoolSizePerWorker: variable('PG_POOL_SIZE_PER_WORKER', 'an integer 1–100', int(1, 100), 2),
+  pgPoolSizePerWorker: variable('PG_POOL_SIZE_PER_WORKER', 'an integer 1–100', int(1, 100), 1),
   pgConnectTimeoutMs: variable(
     'PG_CONNECT_TIMEOUT_MS',
     'an integer 100–600000',

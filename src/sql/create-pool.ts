@@ -35,3 +35,28 @@ export function createPool(options: PoolOptions, log: Pick<Logger, 'warn'>): pg.
   });
   return pool;
 }
+
+/** Runs fn on one checked-out client. A checked-out client has no pool listener, so a connection
+ *  dying between two statements would be an unhandled 'error' that kills the process; here it is
+ *  caught, and a client that failed in any way is destroyed rather than returned to the pool
+ *  (after a client-side query_timeout it is wedged). */
+export async function withClient<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let failure: Error | undefined;
+  const onError = (err: Error) => {
+    failure ??= err;
+  };
+  client.on('error', onError);
+  try {
+    return await fn(client);
+  } catch (err) {
+    failure ??= err as Error;
+    throw err;
+  } finally {
+    client.removeListener('error', onError);
+    client.release(failure);
+  }
+}

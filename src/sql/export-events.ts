@@ -25,6 +25,13 @@ export interface EventExport {
 
 export async function openEventExport(pool: pg.Pool, window: MetricsWindow): Promise<EventExport> {
   const client = await pool.connect();
+  let failure: Error | undefined;
+  // A checked-out client has no pool listener: without this, a connection that dies mid-export
+  // (pg_terminate_backend, a restart) is an unhandled 'error' event that kills the process.
+  const onConnectionError = (err: Error) => {
+    failure ??= err;
+  };
+  client.on('error', onConnectionError);
   const cursor = client.query(
     new Cursor<{ line: string }>(exportSql, [
       window.from,
@@ -34,7 +41,6 @@ export async function openEventExport(pool: pg.Pool, window: MetricsWindow): Pro
     ]),
   );
   let closed = false;
-  let failure: Error | undefined;
   return {
     read: async (rows) => {
       try {
@@ -50,7 +56,10 @@ export async function openEventExport(pool: pg.Pool, window: MetricsWindow): Pro
     close: async () => {
       if (closed) return;
       closed = true;
+      // After an error pg-cursor's close() sends Close without Sync and waits for a ReadyForQuery
+      // that never comes, holding the connection forever: destroy the connection instead.
       await cursor.close().catch(() => undefined);
+      client.removeListener('error', onConnectionError);
       client.release(failure);
     },
   };

@@ -4,6 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { projectRoot } from '../project-root.js';
+import { withClient } from './create-pool.js';
 
 export const migrationsDir = join(projectRoot, 'migrations');
 
@@ -17,36 +18,36 @@ export async function listMigrations(dir = migrationsDir): Promise<string[]> {
 /** Returns the names applied by this call. */
 export async function migrate(pool: pg.Pool, dir = migrationsDir): Promise<string[]> {
   const files = await listMigrations(dir);
-  const client = await pool.connect();
   const applied: string[] = [];
-  try {
+  await withClient(pool, async (client) => {
     await client.query('SELECT pg_advisory_lock($1)', [migrationLockId]);
-    await client.query(
-      'CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
-    );
-    const done = new Set(
-      (await client.query<{ name: string }>('SELECT name FROM schema_migrations')).rows.map(
-        (r) => r.name,
-      ),
-    );
-    for (const file of files) {
-      if (done.has(file)) continue;
-      const sql = await readFile(join(dir, file), 'utf8');
-      await client.query('BEGIN');
-      try {
-        await client.query(sql);
-        await client.query('INSERT INTO schema_migrations (name) VALUES ($1)', [file]);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw new Error(`migration ${file} failed: ${(err as Error).message}`);
+    try {
+      await client.query(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+      );
+      const done = new Set(
+        (await client.query<{ name: string }>('SELECT name FROM schema_migrations')).rows.map(
+          (r) => r.name,
+        ),
+      );
+      for (const file of files) {
+        if (done.has(file)) continue;
+        const sql = await readFile(join(dir, file), 'utf8');
+        await client.query('BEGIN');
+        try {
+          await client.query(sql);
+          await client.query('INSERT INTO schema_migrations (name) VALUES ($1)', [file]);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK');
+          throw new Error(`migration ${file} failed: ${(err as Error).message}`);
+        }
+        applied.push(file);
       }
-      applied.push(file);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [migrationLockId]).catch(() => undefined);
     }
-  } finally {
-    await client.query('SELECT pg_advisory_unlock($1)', [migrationLockId]).catch(() => undefined);
-    client.release();
-  }
+  });
   return applied;
 }
 

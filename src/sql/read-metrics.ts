@@ -3,6 +3,7 @@
 // in one REPEATABLE READ transaction is what makes rollup + tail exact: a refresh that commits
 // meanwhile is invisible to the cells and to rollup_state alike.
 import type pg from 'pg';
+import { withClient } from './create-pool.js';
 
 export interface MetricsWindow {
   readonly from: number;
@@ -68,56 +69,52 @@ export async function readMetrics(pool: pg.Pool, window: MetricsWindow): Promise
   const fullFrom = hasFullDays ? firstFullDay * secondsPerDay : window.to + 1;
   const fullTo = hasFullDays ? (lastFullDay + 1) * secondsPerDay : window.to + 1;
 
-  const client = await pool.connect();
-  let failure: Error | undefined;
-  try {
+  return withClient(pool, async (client) => {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const { rows: state } = await client.query<{ snapshot: string; as_of_ms: string }>(
-      'SELECT snapshot::text AS snapshot, (extract(epoch FROM now()) * 1000)::int8 AS as_of_ms FROM rollup_state',
-    );
-    const { snapshot, as_of_ms } = state[0]!;
-    const cells = hasFullDays
-      ? (
-          await client.query<{ day: number; event_count: number; users: Buffer }>(readCellsSql, [
-            grainFor(window),
-            window.eventName ?? '',
-            window.channel ?? '',
-            firstFullDay,
-            lastFullDay,
-          ])
-        ).rows
-      : [];
-    const { rows: raw } = await client.query<{
-      day: number;
-      user_id: string;
-      user_int: number | null;
-      event_count: number;
-    }>(readRawSql, [
-      window.from,
-      window.to + 1,
-      window.eventName,
-      window.channel,
-      fullFrom,
-      fullTo,
-      snapshot,
-    ]);
-    await client.query('COMMIT');
-    return {
-      asOfMs: Number(as_of_ms),
-      cells: cells.map((c) => ({ day: c.day, eventCount: c.event_count, users: c.users })),
-      rawGroups: raw.map((r) => ({
-        day: r.day,
-        userId: r.user_id,
-        userInt: r.user_int,
-        eventCount: r.event_count,
-      })),
-    };
-  } catch (err) {
-    failure = err as Error;
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    // A client whose query failed may be wedged (query_timeout): destroy it rather than reuse it.
-    client.release(failure);
-  }
+    try {
+      const { rows: state } = await client.query<{ snapshot: string; as_of_ms: string }>(
+        'SELECT snapshot::text AS snapshot, (extract(epoch FROM now()) * 1000)::int8 AS as_of_ms FROM rollup_state',
+      );
+      const { snapshot, as_of_ms } = state[0]!;
+      const cells = hasFullDays
+        ? (
+            await client.query<{ day: number; event_count: number; users: Buffer }>(readCellsSql, [
+              grainFor(window),
+              window.eventName ?? '',
+              window.channel ?? '',
+              firstFullDay,
+              lastFullDay,
+            ])
+          ).rows
+        : [];
+      const { rows: raw } = await client.query<{
+        day: number;
+        user_id: string;
+        user_int: number | null;
+        event_count: number;
+      }>(readRawSql, [
+        window.from,
+        window.to + 1,
+        window.eventName,
+        window.channel,
+        fullFrom,
+        fullTo,
+        snapshot,
+      ]);
+      await client.query('COMMIT');
+      return {
+        asOfMs: Number(as_of_ms),
+        cells: cells.map((c) => ({ day: c.day, eventCount: c.event_count, users: c.users })),
+        rawGroups: raw.map((r) => ({
+          day: r.day,
+          userId: r.user_id,
+          userInt: r.user_int,
+          eventCount: r.event_count,
+        })),
+      };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  });
 }

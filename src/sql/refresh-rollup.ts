@@ -3,6 +3,7 @@
 // changed, never the size of the table.
 import type pg from 'pg';
 import { bitmapWith, trimmed } from '../metrics/user-bitmap.js';
+import { withClient } from './create-pool.js';
 
 /** Rows visible in the current (REPEATABLE READ) snapshot but not in $1, the previous one. */
 const newRows = `events.txid >= pg_snapshot_xmin($1::pg_snapshot)::text::bigint
@@ -65,10 +66,8 @@ interface Cell {
   newUserInts: number[];
 }
 
-export async function refreshRollup(pool: pg.Pool): Promise<RefreshResult> {
-  const client = await pool.connect();
-  let released = false;
-  try {
+export function refreshRollup(pool: pg.Pool): Promise<RefreshResult> {
+  return withClient(pool, async (client) => {
     const { rows: lock } = await client.query<{ locked: boolean }>(lockSql, [rollupLockId]);
     if (!lock[0]?.locked) {
       const { rows } = await client.query<{ ms: string }>(lastRefreshSql);
@@ -162,11 +161,5 @@ export async function refreshRollup(pool: pg.Pool): Promise<RefreshResult> {
     } finally {
       await client.query(unlockSql, [rollupLockId]).catch(() => undefined);
     }
-  } catch (err) {
-    client.release(err as Error);
-    released = true;
-    throw err;
-  } finally {
-    if (!released) client.release();
-  }
+  });
 }
