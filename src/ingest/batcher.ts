@@ -42,6 +42,8 @@ interface Submission {
 /** A batch that crashes its writer thread this many times is given up (poison, not a blip). */
 const maxCrashesPerBatch = 3;
 const retryBackoffMs = { first: 50, max: 2000 };
+/** Waiting events that justify another concurrent batch (see canStartBatch): one bulk request. */
+const parallelBatchMinEvents = 100;
 
 export class Batcher {
   private pending: Submission[] = [];
@@ -150,7 +152,7 @@ export class Batcher {
   }
 
   private scheduleFlush(): void {
-    if (this.runningBatches < this.writers.concurrency) {
+    if (this.canStartBatch(false)) {
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         // setImmediate, not a microtask: requests parsed in the same loop turn share the batch.
@@ -167,10 +169,22 @@ export class Batcher {
     }
   }
 
-  /** overflow: also fill Piscina's queue (the max-wait ceiling, or shutdown). */
+  /** overflow: past the max-wait ceiling (or at shutdown), also fill Piscina's queue. */
+  private canStartBatch(overflow: boolean): boolean {
+    if (this.pending.length === 0) return false;
+    if (overflow)
+      return this.runningBatches < this.writers.concurrency + this.writers.queueCapacity;
+    if (this.runningBatches === 0) return true;
+    // A second batch in flight only pays when it is big. Single events written one batch at a
+    // time group-commit into larger INSERTs, and on 2 cores that stored 16k events/s against 13k
+    // with two small batches in flight; bulk requests still use every writer.
+    return (
+      this.runningBatches < this.writers.concurrency && this.pendingEvents >= parallelBatchMinEvents
+    );
+  }
+
   private flush(overflow: boolean): void {
-    const limit = this.writers.concurrency + (overflow ? this.writers.queueCapacity : 0);
-    while (this.pending.length > 0 && this.runningBatches < limit) {
+    while (this.canStartBatch(overflow)) {
       const batch = this.takeBatch();
       if (batch.length > 0) void this.runBatch(batch);
     }
