@@ -58,6 +58,10 @@ export async function openEventExport(pool: pg.Pool, window: MetricsWindow): Pro
       closed = true;
       // After an error pg-cursor's close() sends Close without Sync and waits for a ReadyForQuery
       // that never comes, holding the connection forever: destroy the connection instead.
+      if (failure !== undefined) {
+        client.release(failure);
+        return;
+      }
       await cursor.close().catch(() => undefined);
       client.removeListener('error', onConnectionError);
       client.release(failure);

@@ -1,0 +1,355 @@
+// Pure pieces of GET /metrics: query parsing and its cache key, the user bitmaps, the rate limiter.
+import { describe, expect, it } from 'vitest';
+import { RateLimiter } from '../../src/http/rate-limiter.js';
+import {
+  answerMetrics,
+  metricsCacheKey,
+  parseMetricsQuery,
+  type MetricsQuery,
+} from '../../src/metrics/metrics-query.js';
+import { bitmapWith, hasBit, orInto, popcount, trimmed } from '../../src/metrics/user-bitmap.js';
+
+const now = 1_700_000_000;
+const day = 86_400;
+const maxDays = 3660;
+
+function parsed(query: string, maxWindowDays = maxDays): MetricsQuery {
+  const result = parseMetricsQuery(query, now, maxWindowDays);
+  if (!result.ok) throw new Error(`expected ${query} to parse: ${JSON.stringify(result.problem)}`);
+  return result.query;
+}
+
+/** The problem's code and the fields it names (fails the test if the query was accepted). */
+function refusal(query: string, maxWindowDays = maxDays): { code: string; fields: string[] } {
+  const result = parseMetricsQuery(query, now, maxWindowDays);
+  if (result.ok) throw new Error(`expected ${query} to be refused`);
+  return { code: result.problem.code, fields: Object.keys(result.problem.errors ?? {}) };
+}
+
+describe('parseMetricsQuery', () => {
+  it('defaults to the 24 h ending now without a window', () => {
+    expect(parsed('')).toEqual({
+      from: now - day,
+      to: now,
+      eventName: null,
+      channel: null,
+      groupByDay: false,
+    });
+  });
+
+  it('runs from `from` up to now when only from is given', () => {
+    expect(parsed(`from=${now - 3 * day}`)).toMatchObject({ from: now - 3 * day, to: now });
+  });
+
+  it('ends at from (an empty-tail window) when only a future from is given', () => {
+    expect(parsed(`from=${now + 10}`)).toMatchObject({ from: now + 10, to: now + 10 });
+  });
+
+  it('covers the 24 h before `to` when only to is given', () => {
+    expect(parsed(`to=${now - 5 * day}`)).toMatchObject({ from: now - 6 * day, to: now - 5 * day });
+  });
+
+  it('never starts before the epoch when only a small `to` is given', () => {
+    expect(parsed('to=100')).toMatchObject({ from: 0, to: 100 });
+  });
+
+  it('keeps both bounds as given (inclusive) and accepts from = to', () => {
+    expect(parsed('from=1000&to=1000')).toMatchObject({ from: 1000, to: 1000 });
+    expect(parsed('from=0&to=86399')).toMatchObject({ from: 0, to: 86_399 });
+  });
+
+  it('reads the filters and group_by=day', () => {
+    expect(parsed('event_name=signup&channel=web&group_by=day&from=1&to=2')).toEqual({
+      from: 1,
+      to: 2,
+      eventName: 'signup',
+      channel: 'web',
+      groupByDay: true,
+    });
+  });
+
+  it('decodes percent-encoded filter values', () => {
+    expect(parsed('event_name=add%20to%20cart&channel=%F0%9F%93%B1')).toMatchObject({
+      eventName: 'add to cart',
+      channel: '📱',
+    });
+  });
+
+  it.each([
+    ['from=abc', 'from'],
+    ['from=1.5', 'from'],
+    ['from=-1', 'from'],
+    ['from=1e3', 'from'],
+    ['from=', 'from'],
+    ['from=%2B5', 'from'],
+    ['to=12.0', 'to'],
+    ['to=-86400', 'to'],
+    ['to=253402300800', 'to'],
+    ['to=9999999999999', 'to'],
+  ])('refuses %s naming %s', (query, field) => {
+    expect(refusal(query)).toEqual({ code: 'invalid_query', fields: [field] });
+  });
+
+  it('refuses from later than to', () => {
+    expect(refusal('from=2000&to=1999')).toEqual({ code: 'invalid_query', fields: ['from'] });
+  });
+
+  it.each(['hour', 'week', 'DAY', ''])('refuses group_by=%s', (value) => {
+    expect(refusal(`group_by=${value}`)).toEqual({ code: 'invalid_query', fields: ['group_by'] });
+  });
+
+  it('refuses an unknown parameter, naming it', () => {
+    expect(refusal('from=1&to=2&user_id=u1')).toEqual({
+      code: 'invalid_query',
+      fields: ['user_id'],
+    });
+  });
+
+  it('refuses a repeated parameter, naming it', () => {
+    expect(refusal('event_name=a&event_name=b')).toEqual({
+      code: 'invalid_query',
+      fields: ['event_name'],
+    });
+  });
+
+  it('names every bad parameter at once', () => {
+    expect(refusal('from=x&to=y&group_by=hour&bogus=1').fields.sort()).toEqual([
+      'bogus',
+      'from',
+      'group_by',
+      'to',
+    ]);
+  });
+
+  it('refuses an empty filter value', () => {
+    expect(refusal('channel=')).toEqual({ code: 'invalid_query', fields: ['channel'] });
+  });
+
+  it('accepts a window of exactly METRICS_MAX_WINDOW_DAYS and refuses one second more', () => {
+    const from = 10 * day;
+    expect(parsed(`from=${from}&to=${from + 7 * day - 1}`, 7)).toMatchObject({
+      from,
+      to: from + 7 * day - 1,
+    });
+    expect(refusal(`from=${from}&to=${from + 7 * day}`, 7)).toEqual({
+      code: 'invalid_query',
+      fields: ['to'],
+    });
+  });
+
+  it('refuses instead of clamping a window over the default 3660 days', () => {
+    expect(refusal(`from=0&to=${3661 * day}`)).toEqual({ code: 'invalid_query', fields: ['to'] });
+  });
+
+  it('only accepts the parameters it is given as allowed (export has no group_by)', () => {
+    const result = parseMetricsQuery('group_by=day', now, maxDays, ['from', 'to']);
+    expect(result.ok ? [] : Object.keys(result.problem.errors ?? {})).toEqual(['group_by']);
+  });
+});
+
+describe('metricsCacheKey', () => {
+  const key = (query: string) => metricsCacheKey(parsed(query));
+
+  it('is the same whatever the parameter order', () => {
+    expect(key('channel=web&from=10&event_name=a&to=20&group_by=day')).toBe(
+      key('group_by=day&to=20&event_name=a&from=10&channel=web'),
+    );
+  });
+
+  it('is the same for defaults left out and defaults spelled out', () => {
+    expect(key('')).toBe(key(`from=${now - day}&to=${now}`));
+    expect(key(`from=${now - 5}`)).toBe(key(`to=${now}&from=${now - 5}`));
+    expect(key(`to=${now - 100}`)).toBe(key(`from=${now - 100 - day}&to=${now - 100}`));
+  });
+
+  it('differs when anything that changes the answer differs', () => {
+    const keys = [
+      key('from=10&to=20'),
+      key('from=10&to=21'),
+      key('from=11&to=20'),
+      key('from=10&to=20&group_by=day'),
+      key('from=10&to=20&event_name=a'),
+      key('from=10&to=20&channel=a'),
+      key('from=10&to=20&event_name=a&channel=a'),
+    ];
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+});
+
+describe('answerMetrics', () => {
+  const q = (groupByDay: boolean): MetricsQuery => ({
+    from: 0,
+    to: 10 * day,
+    eventName: null,
+    channel: null,
+    groupByDay,
+  });
+
+  it('unions rollup bitmaps, known raw users and unseen raw users without double counting', () => {
+    const material = {
+      asOfMs: 0,
+      cells: [
+        { day: 2, eventCount: 5, users: Buffer.from(bitmapWith(null, [0, 3])) },
+        { day: 1, eventCount: 2, users: Buffer.from(bitmapWith(null, [3])) },
+      ],
+      rawGroups: [
+        { day: 2, userId: 'u-zero', userInt: 0, eventCount: 1 },
+        { day: 2, userId: 'new-a', userInt: null, eventCount: 2 },
+        { day: 3, userId: 'new-a', userInt: null, eventCount: 1 },
+        { day: 3, userId: 'u-nine', userInt: 9, eventCount: 1 },
+      ],
+    };
+    expect(answerMetrics(q(true), material)).toEqual({
+      totals: { count: 12, unique_users: 4 },
+      buckets: [
+        { bucket_start: 1 * day, count: 2, unique_users: 1 },
+        { bucket_start: 2 * day, count: 8, unique_users: 3 },
+        { bucket_start: 3 * day, count: 2, unique_users: 2 },
+      ],
+    });
+  });
+
+  it('leaves buckets out without group_by and answers zeros for nothing', () => {
+    expect(answerMetrics(q(false), { asOfMs: 0, cells: [], rawGroups: [] })).toEqual({
+      totals: { count: 0, unique_users: 0 },
+    });
+    expect(answerMetrics(q(true), { asOfMs: 0, cells: [], rawGroups: [] })).toEqual({
+      totals: { count: 0, unique_users: 0 },
+      buckets: [],
+    });
+  });
+});
+
+/** The user ints a bitmap holds, ascending. */
+function members(bitmap: Uint8Array): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < bitmap.length * 8; i++) if (hasBit(bitmap, i)) out.push(i);
+  return out;
+}
+
+describe('user bitmaps', () => {
+  it('bitmapWith sets exactly the given bits, starting from nothing', () => {
+    const bitmap = bitmapWith(null, [0, 7, 8, 100, 7]);
+    expect(members(bitmap)).toEqual([0, 7, 8, 100]);
+    expect(popcount(bitmap)).toBe(4);
+  });
+
+  it('bitmapWith grows a short bitmap and keeps its old bits', () => {
+    const small = bitmapWith(null, [1]);
+    expect(small.length).toBe(1);
+    const grown = bitmapWith(small, [5000, 2]);
+    expect(grown.length).toBeGreaterThanOrEqual(626);
+    expect(members(grown)).toEqual([1, 2, 5000]);
+  });
+
+  it('orInto unions, growing the target when the source is longer', () => {
+    const target = bitmapWith(null, [1, 3]);
+    const source = bitmapWith(null, [3, 64, 65]);
+    const union = orInto(target, source);
+    expect(members(union)).toEqual([1, 3, 64, 65]);
+    expect(members(source)).toEqual([3, 64, 65]);
+  });
+
+  it('orInto with a shorter source leaves the target length and adds its bits', () => {
+    const target = bitmapWith(null, [200]);
+    const union = orInto(target, bitmapWith(null, [0]));
+    expect(union.length).toBe(target.length);
+    expect(members(union)).toEqual([0, 200]);
+  });
+
+  it('popcount counts every bit of full bytes', () => {
+    expect(popcount(Uint8Array.from([0xff, 0x00, 0x81, 0x10]))).toBe(8 + 0 + 2 + 1);
+    expect(popcount(new Uint8Array(0))).toBe(0);
+  });
+
+  it('trimmed drops trailing zero bytes only', () => {
+    expect([...trimmed(Uint8Array.from([0, 5, 0, 3, 0, 0]))]).toEqual([0, 5, 0, 3]);
+    expect([...trimmed(new Uint8Array(16))]).toEqual([]);
+  });
+
+  it('agrees with a Set over random unions', () => {
+    let seed = 42;
+    const random = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let round = 0; round < 50; round++) {
+      const a = Array.from({ length: random(40) }, () => random(3000));
+      const b = Array.from({ length: random(40) }, () => random(3000));
+      const union = trimmed(orInto(bitmapWith(null, a), bitmapWith(null, b)));
+      const expected = [...new Set([...a, ...b])].sort((x, y) => x - y);
+      expect(members(union)).toEqual(expected);
+      expect(popcount(union)).toBe(expected.length);
+    }
+  });
+});
+
+describe('RateLimiter', () => {
+  const t0 = 1_000_000;
+
+  it('allows a burst up to the limit, then refuses with Retry-After of at least 1 s', () => {
+    const limiter = new RateLimiter(3, 100);
+    const decisions = [0, 1, 2, 3].map(() => limiter.take('a', t0));
+    expect(decisions.map((d) => [d.allowed, d.remaining])).toEqual([
+      [true, 2],
+      [true, 1],
+      [true, 0],
+      [false, 0],
+    ]);
+    expect(decisions[3]!.limit).toBe(3);
+    // 3 per minute: the next token is 20 s away.
+    expect(decisions[3]!.retryAfterSeconds).toBe(20);
+    expect(decisions[3]!.resetSeconds).toBe(60);
+  });
+
+  it('never answers a Retry-After below 1 s, even just before a token frees', () => {
+    const limiter = new RateLimiter(60, 100);
+    for (let i = 0; i < 60; i++) limiter.take('a', t0);
+    const refused = limiter.take('a', t0 + 999);
+    expect(refused.allowed).toBe(false);
+    expect(refused.retryAfterSeconds).toBe(1);
+  });
+
+  it('refills over time at limit per minute, never above the limit', () => {
+    const limiter = new RateLimiter(3, 100);
+    for (let i = 0; i < 3; i++) limiter.take('a', t0);
+    expect(limiter.take('a', t0 + 19_000).allowed).toBe(false);
+    expect(limiter.take('a', t0 + 20_000)).toMatchObject({ allowed: true, remaining: 0 });
+    // An hour idle refills to the limit and no further.
+    const later = t0 + 3_600_000;
+    expect([0, 1, 2, 3].map(() => limiter.take('a', later).allowed)).toEqual([
+      true,
+      true,
+      true,
+      false,
+    ]);
+  });
+
+  it('never limits one client because another is limited', () => {
+    const limiter = new RateLimiter(2, 100);
+    for (let i = 0; i < 5; i++) limiter.take('noisy', t0);
+    expect(limiter.take('noisy', t0).allowed).toBe(false);
+    expect([limiter.take('quiet', t0), limiter.take('quiet', t0)]).toMatchObject([
+      { allowed: true, remaining: 1 },
+      { allowed: true, remaining: 0 },
+    ]);
+  });
+
+  it('forgets the least recently seen client when maxClients is reached', () => {
+    const limiter = new RateLimiter(1, 2);
+    expect(limiter.take('a', t0).allowed).toBe(true);
+    expect(limiter.take('a', t0).allowed).toBe(false);
+    limiter.take('b', t0);
+    limiter.take('a', t0); // a is now the most recently seen, b the least
+    limiter.take('c', t0); // evicts b
+    expect(limiter.take('a', t0).allowed).toBe(false);
+    limiter.take('d', t0); // evicts c
+    limiter.take('e', t0); // evicts a: forgotten, so it starts again with a full bucket
+    expect(limiter.take('a', t0).allowed).toBe(true);
+  });
+
+  it('reports itself disabled at 0 per minute', () => {
+    expect(new RateLimiter(0, 10).enabled).toBe(false);
+    expect(new RateLimiter(1, 10).enabled).toBe(true);
+  });
+});
