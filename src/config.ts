@@ -28,6 +28,7 @@ export interface Config {
   metricsMaxWindowDays: number;
   metricsPoolSize: number;
   exportBatchRows: number;
+  exportStallTimeoutMs: number;
   ingestWorkers: number;
   ingestAck: IngestAck;
   ingestTimeoutMs: number;
@@ -149,6 +150,12 @@ export const configVariables = {
   ),
   metricsPoolSize: variable('METRICS_POOL_SIZE', 'an integer 1–100', int(1, 100), 4),
   exportBatchRows: variable('EXPORT_BATCH_ROWS', 'an integer 1–100000', int(1, 100_000), 1000),
+  exportStallTimeoutMs: variable(
+    'EXPORT_STALL_TIMEOUT_MS',
+    'an integer 100–3600000',
+    int(100, 3_600_000),
+    30_000,
+  ),
   ingestWorkers: variable('INGEST_WORKERS', 'an integer 1–64', int(1, 64), 2),
   ingestAck: variable<IngestAck>(
     'INGEST_ACK',

@@ -16,6 +16,11 @@ try {
   const service = await startService(config, log);
   const stop = (signal: string) => {
     log.info({ signal }, 'signal received');
+    // Backstop: every step of shutdown has its own deadline, but nothing may keep us alive past it.
+    setTimeout(() => {
+      log.error('shutdown overran SHUTDOWN_TIMEOUT_MS; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 2000).unref();
     service
       .shutdown()
       .then(({ clean }) => process.exit(clean ? 0 : 1))

@@ -112,8 +112,13 @@ export function startStream(exchange: Exchange, status: number, contentType: str
   });
 }
 
-/** Writes a chunk; resolves once uWS can take more (backpressure), false if the client is gone. */
-export function writeStream(exchange: Exchange, chunk: string): Promise<boolean> {
+/** Writes a chunk; resolves once uWS can take more (backpressure), false if the client is gone
+ *  or has not read anything for stallTimeoutMs (its connection is then closed). */
+export function writeStream(
+  exchange: Exchange,
+  chunk: string,
+  stallTimeoutMs: number,
+): Promise<boolean> {
   if (exchange.aborted || exchange.done) return Promise.resolve(false);
   const { res } = exchange;
   let accepted = true;
@@ -123,13 +128,25 @@ export function writeStream(exchange: Exchange, chunk: string): Promise<boolean>
   if (accepted) return Promise.resolve(true);
   return new Promise((resolve) => {
     const previousOnAbort = exchange.onAbort;
+    const settle = (writable: boolean) => {
+      clearTimeout(stall);
+      exchange.onAbort = previousOnAbort;
+      resolve(writable);
+    };
+    // A reader that stops reading would otherwise hold its database connection forever.
+    const stall = setTimeout(() => {
+      if (exchange.aborted || exchange.done) return settle(false);
+      exchange.done = true;
+      openExchanges--;
+      res.close();
+      settle(false);
+    }, stallTimeoutMs);
     exchange.onAbort = () => {
       previousOnAbort?.();
-      resolve(false);
+      settle(false);
     };
     res.onWritable(() => {
-      exchange.onAbort = previousOnAbort;
-      resolve(!exchange.aborted);
+      settle(!exchange.aborted);
       return true;
     });
   });

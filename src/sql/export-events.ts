@@ -32,6 +32,18 @@ export async function openEventExport(pool: pg.Pool, window: MetricsWindow): Pro
     failure ??= err;
   };
   client.on('error', onConnectionError);
+  try {
+    // The statement timeout keeps running while the cursor waits for a slow reader, so an export
+    // of millions of rows would be cut at PG_STATEMENT_TIMEOUT_MS; the HTTP layer's stall
+    // deadline (EXPORT_STALL_TIMEOUT_MS) bounds a reader that stops instead.
+    await client.query(
+      'BEGIN READ ONLY; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0',
+    );
+  } catch (err) {
+    client.removeListener('error', onConnectionError);
+    client.release(err as Error);
+    throw err;
+  }
   const cursor = client.query(
     new Cursor<{ line: string }>(exportSql, [
       window.from,
@@ -62,7 +74,9 @@ export async function openEventExport(pool: pg.Pool, window: MetricsWindow): Pro
         client.release(failure);
         return;
       }
-      await cursor.close().catch(() => undefined);
+      await cursor.close().catch((err: Error) => (failure ??= err));
+      if (failure === undefined)
+        await client.query('COMMIT').catch((err: Error) => (failure ??= err));
       client.removeListener('error', onConnectionError);
       client.release(failure);
     },

@@ -82,6 +82,7 @@ beforeAll(async () => {
       RATE_LIMIT_METRICS_PER_MIN: '0',
       PG_STATEMENT_TIMEOUT_MS: '1000',
       PG_QUERY_TIMEOUT_MS: '2000',
+      EXPORT_STALL_TIMEOUT_MS: '2500',
     }),
   ]);
   const res = await postJson(`${server.url}/events/bulk`, {
@@ -318,33 +319,25 @@ describe('GET /events/export with a client that goes away', () => {
       expect(withoutReceivedAt(small.lines)).toEqual([atFrom, full, bare, atTo]);
     },
   );
-  // Regression: pg-cursor's close() after an error waited forever for a ReadyForQuery, so the
-  // connection never came back and shutdown hung on the reader pool's end().
-  it('returns the reader connection when statement_timeout ends an export whose client stalled', async () => {
+  it('closes a stalled reader after EXPORT_STALL_TIMEOUT_MS and returns its connection', async () => {
     const socket = await openStalledExport(`from=${bigFrom}&to=${bigTo}`, impatient);
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     let received = '';
     try {
-      // Only this export is running now: its backend is the one active pulse-reader.
-      const [exporting] = await waitUntil(
-        'the export query to be open',
-        async () => {
-          const rows = await readerQueries();
-          return rows.length > 0 ? rows : null;
-        },
-        { timeoutMs: 15_000 },
-      );
-      // The backend gives up on the suspended portal (statement timeout) while the client stalls.
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      // Never read: the server must give up on this client by itself and free the connection.
       await waitUntil(
-        'the stalled export to hit statement_timeout',
-        async () => {
-          const rows = await db.query<{ state: string }>(
-            'SELECT state FROM pg_stat_activity WHERE pid = $1',
-            [exporting!.pid],
-          );
-          return rows[0]?.state !== 'active';
+        'the export query to start',
+        async () => (await readerQueries()).length > 0 || null,
+        {
+          timeoutMs: 15_000,
         },
-        { timeoutMs: 15_000 },
+      );
+      await waitUntil(
+        'the stalled export to release its connection',
+        async () => (await readerQueries()).length === 0 || null,
+        {
+          timeoutMs: 20_000,
+        },
       );
       socket.on('data', (chunk: Buffer) => {
         received = (received + chunk.toString('latin1')).slice(-64);
@@ -355,7 +348,7 @@ describe('GET /events/export with a client that goes away', () => {
       socket.destroy();
     }
     expect(received.endsWith('\r\n0\r\n\r\n')).toBe(false);
-    // METRICS_POOL_SIZE=1 on this server too.
+    // METRICS_POOL_SIZE=1 on this server too: this only answers once the connection came back.
     const metrics = await waitUntil(
       'a /metrics answer from the impatient server',
       async () => {
@@ -365,6 +358,31 @@ describe('GET /events/export with a client that goes away', () => {
       { timeoutMs: 15_000 },
     );
     expect(metrics).toMatchObject({ totals: { count: 4, unique_users: 4 } });
+  });
+
+  // Regression: the statement timeout kept running while the cursor waited for a slow reader, so
+  // any export that took longer than PG_STATEMENT_TIMEOUT_MS to read was cut short.
+  it('finishes an export that a slow reader takes longer than the statement timeout to read', async () => {
+    const socket = await openStalledExport(`from=${bigFrom}&to=${bigTo}`, impatient);
+    try {
+      // Longer than PG_STATEMENT_TIMEOUT_MS (1 s), shorter than EXPORT_STALL_TIMEOUT_MS (2.5 s).
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      let tail = '';
+      let newlines = 0;
+      socket.on('data', (chunk: Buffer) => {
+        const text = chunk.toString('latin1');
+        for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) newlines++;
+        tail = (tail + text).slice(-64);
+      });
+      socket.resume();
+      await waitUntil('the whole export', async () => tail.endsWith('\r\n0\r\n\r\n') || null, {
+        timeoutMs: 60_000,
+      });
+      // Every event line ends in \n; headers and chunk framing add a few more.
+      expect(newlines).toBeGreaterThanOrEqual(bigCount);
+    } finally {
+      socket.destroy();
+    }
   });
 });
 

@@ -60,7 +60,7 @@ export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): 
         for (;;) {
           const chunk = await stream.read(deps.config.exportBatchRows);
           if (chunk === '' || exchange.aborted) break;
-          if (!(await writeStream(exchange, chunk))) break;
+          if (!(await writeStream(exchange, chunk, deps.config.exportStallTimeoutMs))) break;
         }
         finishStream(exchange);
       } catch (err) {
