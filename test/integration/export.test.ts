@@ -375,9 +375,13 @@ describe('GET /events/export with a client that goes away', () => {
         tail = (tail + text).slice(-64);
       });
       socket.resume();
-      await waitUntil('the whole export', async () => tail.endsWith('\r\n0\r\n\r\n') || null, {
-        timeoutMs: 60_000,
-      });
+      await waitUntil(
+        'the whole export',
+        () => Promise.resolve(tail.endsWith('\r\n0\r\n\r\n') || null),
+        {
+          timeoutMs: 60_000,
+        },
+      );
       // Every event line ends in \n; headers and chunk framing add a few more.
       expect(newlines).toBeGreaterThanOrEqual(bigCount);
     } finally {
