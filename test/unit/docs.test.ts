@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { configVariableNames } from '../../src/config.js';
 import { problemCatalogue } from '../../src/errors.js';
 
 const docs = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
+const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
 /** `| code | status | title |` rows of docs/errors.md. */
 function documentedRows(): Record<string, { status: number; title: string }> {
@@ -23,5 +25,13 @@ describe('the error catalogue', () => {
         ]),
       ),
     );
+  });
+});
+
+describe('the README configuration table', () => {
+  it('lists every environment variable the service reads', () => {
+    const documented = new Set([...readme.matchAll(/^\|\s*`([A-Z_]+)`/gm)].map((m) => m[1]));
+    documented.add('DATABASE_URL'); // shares the POSTGRES_DSN row
+    expect(configVariableNames.filter((name) => !documented.has(name))).toEqual([]);
   });
 });
