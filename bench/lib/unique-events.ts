@@ -1,0 +1,45 @@
+// Request bodies with a unique event_id per event, built by splicing a counter into precomputed
+// strings: JSON.stringify per request would cost the load generator the core it needs to send.
+
+export interface UniqueEvents {
+  /** One event as the POST /events body. */
+  nextSingleBody(): string;
+  /** `{"events":[…]}` with `count` events, for POST /events/bulk. */
+  nextBulkBody(count: number): string;
+  /** Events handed out so far. */
+  readonly issued: number;
+}
+
+export interface UniqueEventsOptions {
+  /** Makes event_ids unique across bench runs and scenarios, e.g. `<random>-<scenario>`. */
+  readonly idPrefix: string;
+  readonly eventName: string;
+  /** Epoch seconds; one value for every event, so a /metrics window can select exactly them. */
+  readonly timestamp: number;
+}
+
+/** Distinct user_ids cycled through: enough that unique_users means something, few enough to be
+ *  realistic for one event name. */
+const userCount = 10_000;
+
+export function uniqueEvents(options: UniqueEventsOptions): UniqueEvents {
+  const head = `{"event_id":${JSON.stringify(`${options.idPrefix}-`).slice(0, -1)}`;
+  const middle = `","event_name":${JSON.stringify(options.eventName)},"user_id":"u`;
+  const tail = `","timestamp":${options.timestamp},"channel":"web"}`;
+  let counter = 0;
+  const next = () => {
+    const n = counter++;
+    return `${head}${n}${middle}${n % userCount}${tail}`;
+  };
+  return {
+    nextSingleBody: next,
+    nextBulkBody: (count) => {
+      let body = '{"events":[';
+      for (let i = 0; i < count; i++) body += i === 0 ? next() : `,${next()}`;
+      return `${body}]}`;
+    },
+    get issued() {
+      return counter;
+    },
+  };
+}
