@@ -64,7 +64,10 @@ function generate(): string {
     validateBulkRequest: 'https://pulse.invalid/schemas/bulk-request.json',
   });
   // ajv's ESM output still calls require() for its runtime helpers (CommonJS modules); give it one.
-  const imports = ["import { createRequire } from 'node:module';", 'const require = createRequire(import.meta.url);'];
+  const imports = [
+    "import { createRequire } from 'node:module';",
+    'const require = createRequire(import.meta.url);',
+  ];
   const body = code;
   return [
     '// @ts-nocheck',

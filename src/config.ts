@@ -30,6 +30,7 @@ export interface Config {
   exportBatchRows: number;
   exportStallTimeoutMs: number;
   ingestWorkers: number;
+  clusterProcesses: number;
   ingestAck: IngestAck;
   ingestTimeoutMs: number;
   pgPoolSizePerWorker: number;
@@ -157,6 +158,7 @@ export const configVariables = {
     30_000,
   ),
   ingestWorkers: variable('INGEST_WORKERS', 'an integer 1–64', int(1, 64), 2),
+  clusterProcesses: variable('CLUSTER_PROCESSES', 'an integer 1–64', int(1, 64), 1),
   ingestAck: variable<IngestAck>(
     'INGEST_ACK',
     'durable or queued',
@@ -249,4 +251,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
+}
+
+/** Postgres connections one server process opens: writer pools, the reader pool, and two admin
+ *  connections (migrations, readiness probe, rollup refresh). */
+export function connectionsPerProcess(config: Config): number {
+  return config.ingestWorkers * config.pgPoolSizePerWorker + config.metricsPoolSize + 2;
 }

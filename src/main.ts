@@ -1,4 +1,6 @@
 // `npm start`: load config, start the service, shut down cleanly on SIGTERM/SIGINT.
+import cluster from 'node:cluster';
+import { runClusterPrimary } from './cluster-primary.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger, startService } from './service.js';
 
@@ -11,6 +13,10 @@ try {
   process.exit(2);
 }
 const log = createLogger(config);
+
+if (config.clusterProcesses > 1 && cluster.isPrimary) {
+  process.exit(await runClusterPrimary(config, log));
+}
 
 try {
   const service = await startService(config, log);

@@ -1,6 +1,6 @@
 // Composition root: config → database → writer pool → batcher → HTTP. Shutdown runs in reverse.
 import { pino, type Logger } from 'pino';
-import type { Config } from './config.js';
+import { connectionsPerProcess, type Config } from './config.js';
 import {
   startEmbeddedPostgres,
   type EmbeddedPostgresHandle,
@@ -11,6 +11,7 @@ import { Batcher } from './ingest/batcher.js';
 import { MetricsCache } from './metrics/metrics-cache.js';
 import { RollupRefresher } from './metrics/rollup-refresher.js';
 import { createWriterPool } from './ingest/writer-pool.js';
+import { readConnectionBudget } from './sql/connection-budget.js';
 import { createPool, type PoolOptions } from './sql/create-pool.js';
 import { DatabaseProbe } from './sql/database-probe.js';
 import { ServiceMetrics } from './telemetry/service-metrics.js';
@@ -30,7 +31,7 @@ const probeIntervalMs = 1000;
 const startupDatabaseWaitMs = 30_000;
 
 export function createLogger(config: Pick<Config, 'logLevel'>): Logger {
-  return pino({ level: config.logLevel, base: { service: 'pulse' } });
+  return pino({ level: config.logLevel, base: { service: 'pulse', pid: process.pid } });
 }
 
 export async function startService(
@@ -61,6 +62,23 @@ export async function startService(
   try {
     const applied = await retryUntil(() => migrate(adminPool), startupDatabaseWaitMs, log);
     log.info({ applied }, 'migrations applied');
+    const budget = await readConnectionBudget(
+      adminPool,
+      config.clusterProcesses * connectionsPerProcess(config),
+    );
+    if (budget.needed > budget.available) {
+      throw new Error(
+        `this configuration opens ${budget.needed} Postgres connections (CLUSTER_PROCESSES × (INGEST_WORKERS × ` +
+          `PG_POOL_SIZE_PER_WORKER + METRICS_POOL_SIZE + 2)) but the server accepts ${budget.available}; ` +
+          'lower those settings, raise max_connections, or put PgBouncer in front (docs/scaling.md)',
+      );
+    }
+    if (budget.inUse + budget.needed > budget.available) {
+      log.warn(
+        budget,
+        'other clients already hold connections: this deployment may hit "too many clients"',
+      );
+    }
   } catch (err) {
     await adminPool.end();
     await embedded?.stop();

@@ -17,7 +17,10 @@ import {
 } from './insert-batch-messages.js';
 
 const options = workerData as WriterThreadOptions;
-const log = pino({ level: options.logLevel, base: { service: 'pulse', thread: 'writer' } });
+const log = pino({
+  level: options.logLevel,
+  base: { service: 'pulse', pid: process.pid, thread: 'writer' },
+});
 let pool: pg.Pool | undefined;
 
 /** What the batcher sends per request: a validated body, single or bulk. */
