@@ -44,14 +44,17 @@ export async function openEventExport(pool: pg.Pool, window: MetricsWindow): Pro
     client.release(err as Error);
     throw err;
   }
-  const cursor = client.query(
-    new Cursor<{ line: string }>(exportSql, [
-      window.from,
-      window.to + 1,
-      window.eventName,
-      window.channel,
-    ]),
-  );
+  const cursor = new Cursor<{ line: string }>(exportSql, [
+    window.from,
+    window.to + 1,
+    window.eventName,
+    window.channel,
+  ]);
+  // pg's client-side query_timeout runs from the first read to the cursor's end, so it would cut
+  // every export longer than PG_QUERY_TIMEOUT_MS; pg reads a per-query override from the query
+  // object. The longest setTimeout Node accepts stands for "none" (the stall deadline governs).
+  Object.assign(cursor, { query_timeout: 2_147_483_647 });
+  client.query(cursor);
   let closed = false;
   return {
     read: async (rows) => {
