@@ -40,7 +40,7 @@ export interface HttpServer {
 }
 
 /** Path → methods it answers, for 405 and its Allow header. */
-const routeMethods: Record<string, string> = {
+export const routeMethods: Record<string, string> = {
   '/events': 'POST',
   '/events/bulk': 'POST',
   '/healthz': 'GET',

@@ -250,7 +250,24 @@ export function buildOpenApiDocument(config: Pick<Config, 'bulkMaxEvents' | 'max
         get: {
           summary: 'This document',
           responses: {
-            '200': { description: 'OpenAPI 3.1 YAML', content: { 'application/yaml': {} } },
+            '200': {
+              description: 'OpenAPI 3.1 YAML',
+              content: { 'application/yaml': { schema: { type: 'string' } } },
+            },
+          },
+        },
+      },
+      '/internal/metrics': {
+        get: {
+          summary: 'Prometheus text exposition of the service counters, gauges and histograms',
+          security,
+          responses: {
+            '200': {
+              description: 'Prometheus text format 0.0.4 (`text/plain; version=0.0.4`).',
+              content: { 'text/plain': { schema: { type: 'string' } } },
+            },
+            '401': problemResponse(['unauthorized']),
+            '500': problemResponse(['internal']),
           },
         },
       },

@@ -51,7 +51,7 @@ WITH edges AS (
   SELECT e.occurred_at, e.user_id FROM tail e
   WHERE ${filters} AND e.occurred_at >= to_timestamp($5) AND e.occurred_at < to_timestamp($6)
 )
-SELECT (extract(epoch FROM raw.occurred_at)::bigint / ${secondsPerDay})::int AS day,
+SELECT floor(extract(epoch FROM raw.occurred_at) / ${secondsPerDay})::int AS day,
        raw.user_id, u.user_int, count(*)::int AS event_count
 FROM raw LEFT JOIN user_ids u USING (user_id)
 GROUP BY 1, 2, 3`;

@@ -20,7 +20,7 @@ SELECT DISTINCT user_id FROM events WHERE ${newRows} ORDER BY user_id
 ON CONFLICT (user_id) DO NOTHING`;
 
 const aggregateNewRowsSql = `
-SELECT (extract(epoch FROM events.occurred_at)::bigint / 86400)::int AS day,
+SELECT floor(extract(epoch FROM events.occurred_at) / 86400)::int AS day,
        events.event_name, events.channel, count(*)::int AS event_count,
        array_agg(DISTINCT user_ids.user_int) AS user_ints
 FROM events JOIN user_ids USING (user_id)

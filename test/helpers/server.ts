@@ -5,7 +5,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
+import { buildOpenApiDocument } from '../../src/http/openapi.js';
 import { startService, type Service } from '../../src/service.js';
+import { watchResponses, type OpenApiDocument } from './contract.js';
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -27,11 +29,16 @@ export async function startTestServer(
     ...env,
   });
   const service = await startService(config, pino({ level: config.logLevel }));
+  const url = `http://127.0.0.1:${service.port}`;
+  // Every fetch to this server is checked against the document it serves (test/helpers/contract.ts);
+  // stop() throws if any response broke it.
+  const unwatch = watchResponses(url, buildOpenApiDocument(config) as unknown as OpenApiDocument);
   return {
-    url: `http://127.0.0.1:${service.port}`,
+    url,
     service,
     stop: async () => {
       await service.shutdown();
+      unwatch();
     },
   };
 }
