@@ -4,21 +4,13 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { startEmbeddedPostgres } from './embedded/embedded-postgres.js';
+import { startConfiguredPostgres } from './embedded/embedded-postgres.js';
 
 /** A server that dies sooner than this after starting is failing to start: stop, don't loop. */
 const minimumUptimeMs = 5000;
 
 export async function runClusterPrimary(config: Config, log: Logger): Promise<number> {
-  const embedded =
-    config.postgresDsn === null
-      ? await startEmbeddedPostgres({
-          dataDir: config.embeddedPostgresDataDir,
-          port: config.embeddedPostgresPort,
-          persistent: true,
-          log,
-        })
-      : undefined;
+  const embedded = await startConfiguredPostgres(config, log);
   const env = { POSTGRES_DSN: embedded?.dsn ?? config.postgresDsn ?? '' };
   let stopping = false;
   let failed = false;

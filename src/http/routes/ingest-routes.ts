@@ -9,7 +9,7 @@ import {
   validateBulk,
   validateSingleEvent,
 } from '../../validation/validate-events.js';
-import type { ApiKeyCheck } from '../api-key-auth.js';
+import { unauthorizedProblem, type ApiKeyCheck } from '../api-key-auth.js';
 import { beginExchange, sendJson, sendProblem, type Exchange } from '../exchange.js';
 import type { ServiceMetrics } from '../../telemetry/service-metrics.js';
 import { checkBodyHead, readBody, readHead, type RequestHead } from '../read-body.js';
@@ -60,13 +60,7 @@ export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): 
       // An answer sent before the body is read closes the connection: its unread bytes would
       // otherwise be parsed as the next request.
       if (!deps.authorize(head)) {
-        refuse(
-          exchange,
-          path,
-          problem('unauthorized', 'Send a valid key in X-API-Key or Authorization: Bearer.'),
-          deps,
-          { close: true },
-        );
+        refuse(exchange, path, unauthorizedProblem, deps, { close: true });
         return;
       }
       // Under overload, reading, parsing and validating bodies only to refuse them starved the

@@ -9,7 +9,7 @@ import type { MetricsCache } from '../../metrics/metrics-cache.js';
 import { answerMetrics, metricsCacheKey, parseMetricsQuery } from '../../metrics/metrics-query.js';
 import { readMetrics } from '../../sql/read-metrics.js';
 import type { ServiceMetrics } from '../../telemetry/service-metrics.js';
-import type { ApiKeyCheck } from '../api-key-auth.js';
+import { unauthorizedProblem, type ApiKeyCheck } from '../api-key-auth.js';
 import { beginExchange, send, sendProblem } from '../exchange.js';
 import type { RateLimiter } from '../rate-limiter.js';
 import { readHead, type RequestHead } from '../read-body.js';
@@ -33,10 +33,7 @@ export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps)
     const exchange = beginExchange(res);
     const head = readHead(req);
     if (!deps.authorize(head)) {
-      sendProblem(
-        exchange,
-        problem('unauthorized', 'Send a valid key in X-API-Key or Authorization: Bearer.'),
-      );
+      sendProblem(exchange, unauthorizedProblem);
       return;
     }
     let headers: Record<string, string> = {};

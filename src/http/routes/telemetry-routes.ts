@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { TemplatedApp } from 'uWebSockets.js';
 import { problem } from '../../errors.js';
 import type { ServiceMetrics } from '../../telemetry/service-metrics.js';
-import type { ApiKeyCheck } from '../api-key-auth.js';
+import { unauthorizedProblem, type ApiKeyCheck } from '../api-key-auth.js';
 import { beginExchange, send, sendProblem } from '../exchange.js';
 import { readHead } from '../read-body.js';
 
@@ -14,10 +14,7 @@ export function registerTelemetryRoutes(
   app.get('/internal/metrics', (res, req) => {
     const exchange = beginExchange(res);
     if (!deps.authorize(readHead(req))) {
-      sendProblem(
-        exchange,
-        problem('unauthorized', 'Send a valid key in X-API-Key or Authorization: Bearer.'),
-      );
+      sendProblem(exchange, unauthorizedProblem);
       return;
     }
     deps.metrics.registry
