@@ -26,6 +26,7 @@ export interface Config {
   metricsCacheTtlMs: number;
   metricsCacheMaxKeys: number;
   metricsMaxWindowDays: number;
+  metricsBitmapCacheMb: number;
   metricsPoolSize: number;
   exportBatchRows: number;
   exportStallTimeoutMs: number;
@@ -155,6 +156,12 @@ export const configVariables = {
     'an integer 1–36600',
     int(1, 36_600),
     3660,
+  ),
+  metricsBitmapCacheMb: variable(
+    'METRICS_BITMAP_CACHE_MB',
+    'an integer 0–65536 (0 = no cache)',
+    int(0, 65_536),
+    64,
   ),
   metricsPoolSize: variable('METRICS_POOL_SIZE', 'an integer 1–100', int(1, 100), 4),
   exportBatchRows: variable('EXPORT_BATCH_ROWS', 'an integer 1–100000', int(1, 100_000), 1000),

@@ -5,6 +5,7 @@ import { startConfiguredPostgres } from './embedded/embedded-postgres.js';
 import { createApp, listen } from './http/http-server.js';
 import { loadNativeUws } from './http/load-uws.js';
 import { Batcher } from './ingest/batcher.js';
+import { CellBitmapCache } from './metrics/cell-bitmap-cache.js';
 import { MetricsCache } from './metrics/metrics-cache.js';
 import { RollupRefresher } from './metrics/rollup-refresher.js';
 import { createWriterPool } from './ingest/writer-pool.js';
@@ -82,6 +83,7 @@ export async function startService(
     maxKeys: config.metricsCacheMaxKeys,
   });
   // Sources are read at scrape time, after everything they name is created below.
+  const cellBitmaps = new CellBitmapCache(config.metricsBitmapCacheMb * 1024 * 1024);
   const metrics: ServiceMetrics = new ServiceMetrics({
     queueDepth: () => batcher.depth,
     writerUtilization: () => writers.utilization(),
@@ -102,7 +104,16 @@ export async function startService(
     metrics,
   );
   refresher.start();
-  const app = createApp(uws, { config, batcher, probe, readPool, metricsCache, metrics, log });
+  const app = createApp(uws, {
+    config,
+    batcher,
+    probe,
+    readPool,
+    metricsCache,
+    cellBitmaps,
+    metrics,
+    log,
+  });
   const server = await listen(uws, app, config.host, config.port);
   log.info(
     {

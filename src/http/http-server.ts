@@ -16,6 +16,7 @@ import { RateLimiter } from './rate-limiter.js';
 import { registerExportRoutes } from './routes/export-routes.js';
 import { registerHealthRoutes } from './routes/health-routes.js';
 import { registerIngestRoutes } from './routes/ingest-routes.js';
+import type { CellBitmapCache } from '../metrics/cell-bitmap-cache.js';
 import { registerMetricsRoutes } from './routes/metrics-routes.js';
 import { registerTelemetryRoutes } from './routes/telemetry-routes.js';
 
@@ -26,6 +27,7 @@ export interface HttpServerDeps {
   /** Reads: /metrics and /events/export. */
   readonly readPool: pg.Pool;
   readonly metricsCache: MetricsCache;
+  readonly cellBitmaps: CellBitmapCache;
   readonly metrics: ServiceMetrics;
   readonly log: Logger;
 }
@@ -73,6 +75,7 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
     config: deps.config,
     pool: deps.readPool,
     cache: deps.metricsCache,
+    cellBitmaps: deps.cellBitmaps,
     rateLimiter: new RateLimiter(
       deps.config.rateLimitMetricsPerMin,
       deps.config.rateLimitMaxClients,

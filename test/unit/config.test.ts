@@ -48,7 +48,7 @@ describe('loadConfig', () => {
   });
 
   it('gives every declared variable its declared default, and nothing else', () => {
-    const expected: Record<string, unknown> = { postgresDsn: null };
+    const expected: Record<string, unknown> = { postgresDsn: null, faults: new Set() };
     for (const [key, spec] of Object.entries(configVariables)) expected[key] = spec.fallback;
     expect(loadConfig({})).toEqual(expected);
   });

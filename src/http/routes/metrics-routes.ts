@@ -7,7 +7,7 @@ import type { Config } from '../../config.js';
 import { problem } from '../../errors.js';
 import type { MetricsCache } from '../../metrics/metrics-cache.js';
 import { answerMetrics, metricsCacheKey, parseMetricsQuery } from '../../metrics/metrics-query.js';
-import { readMetrics } from '../../sql/read-metrics.js';
+import { readMetrics, type CellBitmapStore } from '../../sql/read-metrics.js';
 import type { ServiceMetrics } from '../../telemetry/service-metrics.js';
 import { unauthorizedProblem, type ApiKeyCheck } from '../api-key-auth.js';
 import { beginExchange, send, sendProblem } from '../exchange.js';
@@ -18,6 +18,7 @@ export interface MetricsRouteDeps {
   readonly config: Config;
   readonly pool: pg.Pool;
   readonly cache: MetricsCache;
+  readonly cellBitmaps: CellBitmapStore;
   readonly rateLimiter: RateLimiter;
   readonly authorize: ApiKeyCheck;
   readonly log: Logger;
@@ -72,7 +73,7 @@ export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps)
     const query = parsed.query;
     deps.cache
       .get(metricsCacheKey(query), async () => {
-        const material = await readMetrics(deps.pool, query);
+        const material = await readMetrics(deps.pool, query, deps.cellBitmaps);
         return { data: answerMetrics(query, material), asOfMs: material.asOfMs };
       })
       .then(({ answer, cached }) => {

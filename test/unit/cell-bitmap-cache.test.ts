@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { CellBitmapCache } from '../../src/metrics/cell-bitmap-cache.js';
+
+const bitmap = (length: number, fill: number) => new Uint8Array(length).fill(fill);
+
+describe('CellBitmapCache', () => {
+  it('serves a bitmap only at the version it was stored with', () => {
+    const cache = new CellBitmapCache(1024);
+    cache.set('cell', '100', bitmap(3, 7));
+    expect(cache.get('cell', '101')).toBeUndefined();
+    expect([...cache.get('cell', '100')!.subarray(0, 3)]).toEqual([7, 7, 7]);
+  });
+
+  it('keeps a word-aligned, padded copy, not the buffer it was given', () => {
+    const cache = new CellBitmapCache(1024);
+    const source = bitmap(5, 1);
+    cache.set('cell', '1', source.subarray(1));
+    source.fill(9);
+    const stored = cache.get('cell', '1')!;
+    expect(stored.byteOffset % 8).toBe(0);
+    expect(stored.length).toBe(8);
+    expect([...stored]).toEqual([1, 1, 1, 1, 0, 0, 0, 0]);
+  });
+
+  it('evicts the least recently used entries beyond its byte bound', () => {
+    const cache = new CellBitmapCache(24);
+    cache.set('a', '1', bitmap(8, 1));
+    cache.set('b', '1', bitmap(8, 2));
+    cache.set('c', '1', bitmap(8, 3));
+    cache.get('a', '1'); // a is now the most recent, b the oldest
+    cache.set('d', '1', bitmap(8, 4));
+    expect(cache.get('b', '1')).toBeUndefined();
+    expect(cache.get('a', '1')).toBeDefined();
+    expect(cache.get('d', '1')).toBeDefined();
+    expect(cache.size).toBe(24);
+  });
+
+  it('replaces an entry in place and never holds a bitmap larger than its bound', () => {
+    const cache = new CellBitmapCache(16);
+    cache.set('a', '1', bitmap(8, 1));
+    cache.set('a', '2', bitmap(16, 2));
+    expect(cache.size).toBe(16);
+    cache.set('a', '3', bitmap(17, 3));
+    expect(cache.get('a', '3')).toBeUndefined();
+    expect(cache.size).toBe(0);
+  });
+
+  it('caches nothing with a bound of 0 (METRICS_BITMAP_CACHE_MB=0)', () => {
+    const cache = new CellBitmapCache(0);
+    cache.set('a', '1', bitmap(1, 1));
+    expect(cache.get('a', '1')).toBeUndefined();
+  });
+});
