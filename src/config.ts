@@ -18,6 +18,8 @@ export interface Config {
   maxBodyBytes: number;
   bodyTimeoutMs: number;
   apiKeys: readonly string[];
+  /** Origins allowed to call the ingest routes from a browser; empty → no CORS headers at all. */
+  corsOrigins: readonly string[];
   clockSkewSeconds: number;
   metadataMaxDepth: number;
   rateLimitMetricsPerMin: number;
@@ -112,6 +114,21 @@ export const configVariables = {
         .split(',')
         .map((k) => k.trim())
         .filter((k) => k !== ''),
+    [] as string[],
+  ),
+  corsOrigins: variable(
+    'CORS_ORIGINS',
+    'comma-separated origins (scheme://host[:port]), no *',
+    (raw) => {
+      const origins = raw
+        .split(',')
+        .map((o) => o.trim())
+        .filter((o) => o !== '');
+      // An origin is compared byte for byte with the browser's Origin header, so refuse anything
+      // that could never match it (a path, a trailing slash, a wildcard).
+      const valid = origins.length > 0 && origins.every((o) => /^https?:\/\/[^/*\s]+$/.test(o));
+      return valid ? origins : undefined;
+    },
     [] as string[],
   ),
   clockSkewSeconds: variable(

@@ -8,6 +8,8 @@ export interface Exchange {
   aborted: boolean;
   done: boolean;
   onAbort?: () => void;
+  /** Written on whatever response this exchange ends with (CORS headers of the route). */
+  headers?: Headers;
 }
 
 let openExchanges = 0;
@@ -33,6 +35,7 @@ export function beginExchange(res: HttpResponse): Exchange {
 const statusLines: Record<number, string> = {
   200: '200 OK',
   202: '202 Accepted',
+  204: '204 No Content',
   304: '304 Not Modified',
   400: '400 Bad Request',
   401: '401 Unauthorized',
@@ -71,9 +74,24 @@ export function send(
   res.cork(() => {
     res.writeStatus(statusLines[status] ?? String(status));
     res.writeHeader('content-type', options.contentType ?? 'application/json');
+    if (exchange.headers)
+      for (const name in exchange.headers) res.writeHeader(name, exchange.headers[name]!);
     if (options.headers)
       for (const name in options.headers) res.writeHeader(name, options.headers[name]!);
     res.end(body, options.close ?? false);
+  });
+}
+
+/** A response without a body (204): no Content-Type, and no Content-Length (RFC 9110 §8.6). */
+export function sendEmpty(exchange: Exchange, status: number, headers: Headers): void {
+  if (exchange.aborted || exchange.done) return;
+  exchange.done = true;
+  openExchanges--;
+  const { res } = exchange;
+  res.cork(() => {
+    res.writeStatus(statusLines[status] ?? String(status));
+    for (const name in headers) res.writeHeader(name, headers[name]!);
+    res.endWithoutBody();
   });
 }
 

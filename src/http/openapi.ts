@@ -110,7 +110,30 @@ function exportedEvent(): Json {
   };
 }
 
-export function buildOpenApiDocument(config: Pick<Config, 'bulkMaxEvents' | 'maxBodyBytes'>): Json {
+/** The CORS preflight, documented only when CORS_ORIGINS is set (otherwise OPTIONS is a 405). */
+function preflightOperation(): Json {
+  return {
+    summary: 'CORS preflight (only with CORS_ORIGINS set)',
+    responses: {
+      '204': {
+        description: 'The Origin is allowed; it is echoed in Access-Control-Allow-Origin.',
+        headers: {
+          'Access-Control-Allow-Origin': { schema: { type: 'string' } },
+          'Access-Control-Allow-Methods': { schema: { type: 'string', const: 'POST' } },
+          'Access-Control-Allow-Headers': { schema: { type: 'string' } },
+          'Access-Control-Max-Age': { schema: { type: 'integer' } },
+          Vary: { schema: { type: 'string', const: 'Origin' } },
+        },
+      },
+      '405': problemResponse(['method_not_allowed']),
+    },
+  };
+}
+
+export function buildOpenApiDocument(
+  config: Pick<Config, 'bulkMaxEvents' | 'maxBodyBytes'> & Partial<Pick<Config, 'corsOrigins'>>,
+): Json {
+  const preflight = (config.corsOrigins?.length ?? 0) > 0 ? { options: preflightOperation() } : {};
   const bulk = toComponent(bulkRequestSchema) as Json & { properties: { events: Json } };
   bulk.properties.events.maxItems = config.bulkMaxEvents;
   const security = [{ apiKey: [] }, { bearer: [] }];
@@ -134,6 +157,7 @@ export function buildOpenApiDocument(config: Pick<Config, 'bulkMaxEvents' | 'max
           requestBody: jsonBody('Event'),
           responses: ingestResponses('SingleIngestResult'),
         },
+        ...preflight,
       },
       '/events/bulk': {
         post: {
@@ -142,6 +166,7 @@ export function buildOpenApiDocument(config: Pick<Config, 'bulkMaxEvents' | 'max
           requestBody: jsonBody('BulkRequest'),
           responses: ingestResponses('BulkIngestResult'),
         },
+        ...preflight,
       },
       '/metrics': {
         get: {

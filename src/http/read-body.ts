@@ -19,6 +19,7 @@ export interface RequestHead {
   readonly apiKey: string;
   readonly authorization: string;
   readonly ifNoneMatch: string;
+  readonly origin: string;
 }
 
 export function readHead(req: HttpRequest): RequestHead {
@@ -38,6 +39,7 @@ export function readHead(req: HttpRequest): RequestHead {
     apiKey: req.getHeader('x-api-key'),
     authorization: req.getHeader('authorization'),
     ifNoneMatch: req.getHeader('if-none-match'),
+    origin: req.getHeader('origin'),
   };
 }
 
@@ -69,11 +71,20 @@ export function checkBodyHead(head: RequestHead, limits: BodyLimits): Problem | 
     return problem('length_required', 'Send the body with a Content-Length header.');
   if (!/^\d{1,15}$/.test(head.contentLength))
     return problem('bad_framing', 'Content-Length is not a number.');
-  const mediaType = head.contentType.split(';', 1)[0]!.trim().toLowerCase();
+  const [mediaTypeText = '', ...parameters] = head.contentType.split(';');
+  const mediaType = mediaTypeText.trim().toLowerCase();
   if (mediaType !== 'application/json') {
     return problem(
       'unsupported_media_type',
       `Content-Type must be application/json (got ${JSON.stringify(mediaType || 'none')}).`,
+    );
+  }
+  // The body is always decoded as UTF-8; one labelled otherwise would be read as something it is not.
+  const charset = declaredCharset(parameters);
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    return problem(
+      'unsupported_media_type',
+      `The body must be UTF-8 (Content-Type declares charset ${JSON.stringify(charset)}).`,
     );
   }
   if (
@@ -93,6 +104,20 @@ export function checkBodyHead(head: RequestHead, limits: BodyLimits): Problem | 
     );
   }
   return null;
+}
+
+/** The charset parameter of a Content-Type, lower-cased and unquoted, if one is given. */
+function declaredCharset(parameters: readonly string[]): string | undefined {
+  for (const parameter of parameters) {
+    const equals = parameter.indexOf('=');
+    if (equals < 0 || parameter.slice(0, equals).trim().toLowerCase() !== 'charset') continue;
+    return parameter
+      .slice(equals + 1)
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .toLowerCase();
+  }
+  return undefined;
 }
 
 /** Call synchronously in the handler after checkBodyHead passed: onData must be attached before

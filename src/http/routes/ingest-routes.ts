@@ -10,7 +10,8 @@ import {
   validateSingleEvent,
 } from '../../validation/validate-events.js';
 import { unauthorizedProblem, type ApiKeyCheck } from '../api-key-auth.js';
-import { beginExchange, sendJson, sendProblem, type Exchange } from '../exchange.js';
+import { createCorsPolicy } from '../cors.js';
+import { beginExchange, sendEmpty, sendJson, sendProblem, type Exchange } from '../exchange.js';
 import type { ServiceMetrics } from '../../telemetry/service-metrics.js';
 import { checkBodyHead, readBody, readHead, type RequestHead } from '../read-body.js';
 
@@ -34,39 +35,64 @@ function refuse(
   options: { close?: boolean } = {},
 ): void {
   deps.metrics.requestsRejected.inc({ route, code: p.code });
+  // The detail may quote the client's bytes (a JSON syntax error, a field name): pino escapes
+  // them, so a forged newline cannot start a log line of its own.
+  deps.log.debug({ route, code: p.code, detail: p.detail }, 'request refused');
   sendProblem(exchange, p, options);
 }
 
+/** A refusal decided from the headers alone, before the body is read. Sent inside the handler,
+ *  uWS would still run a request pipelined behind this one before the close took effect (a
+ *  chunked body hiding a POST got its 411, and the hidden POST was stored). A turn later, a
+ *  pipelined request finds this one pending and uWS drops the connection instead. */
+function refuseBeforeBody(exchange: Exchange, route: string, p: Problem, deps: IngestRouteDeps) {
+  setImmediate(() => refuse(exchange, route, p, deps, { close: true }));
+}
+
 export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): void {
+  const cors = createCorsPolicy(deps.config.corsOrigins);
   for (const [path, shape] of [
     ['/events', 'single'],
     ['/events/bulk', 'bulk'],
   ] as const) {
+    // Without CORS_ORIGINS no OPTIONS route exists: a preflight gets the router's 405.
+    if (cors.enabled) {
+      app.options(path, (res, req) => {
+        const exchange = beginExchange(res);
+        const headers = cors.preflightHeaders(req.getHeader('origin'));
+        if (headers) sendEmpty(exchange, 204, headers);
+        else
+          sendProblem(exchange, problem('method_not_allowed', `${path} answers POST only.`), {
+            headers: { allow: 'POST', vary: 'Origin' },
+            close: true,
+          });
+      });
+    }
     app.post(path, (res, req) => {
       const exchange = beginExchange(res);
       const head = readHead(req);
+      exchange.headers = cors.responseHeaders(head.origin);
       if (deps.isDraining()) {
-        refuse(
+        refuseBeforeBody(
           exchange,
           path,
           problem('shutting_down', 'The server is shutting down; retry on another connection.', {
             retryAfterSeconds: deps.config.retryAfterSeconds,
           }),
           deps,
-          { close: true },
         );
         return;
       }
       // An answer sent before the body is read closes the connection: its unread bytes would
       // otherwise be parsed as the next request.
       if (!deps.authorize(head)) {
-        refuse(exchange, path, unauthorizedProblem, deps, { close: true });
+        refuseBeforeBody(exchange, path, unauthorizedProblem, deps);
         return;
       }
       // Under overload, reading, parsing and validating bodies only to refuse them starved the
       // writers of main-thread time (bulk at 10× overload: 13k stored events/s instead of 66k).
       if (deps.batcher.isFull) {
-        refuse(
+        refuseBeforeBody(
           exchange,
           path,
           problem(
@@ -77,13 +103,12 @@ export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): 
             },
           ),
           deps,
-          { close: true },
         );
         return;
       }
       const refusal = checkBodyHead(head, deps.config);
       if (refusal) {
-        refuse(exchange, path, refusal, deps, { close: true });
+        refuseBeforeBody(exchange, path, refusal, deps);
         return;
       }
       ingest(exchange, head, path, shape, deps).catch((err: unknown) => {
