@@ -39,15 +39,17 @@ export async function startService(
   const uws = loadNativeUws(); // before anything else: refuse the slow fallback early
   const embedded = await startConfiguredPostgres(config, log);
   const dsn = embedded?.dsn ?? config.postgresDsn ?? '';
-  const poolOptions = (applicationName: string, max: number): PoolOptions => ({
+  // 'pulse-<role>-<pid>': the 'pulse-' prefix is how the connection budget tells our connections
+  // from others', and the pid tells which process holds them (a killed one must leave none).
+  const poolOptions = (role: string, max: number): PoolOptions => ({
     connectionString: dsn,
-    applicationName,
+    applicationName: `pulse-${role}-${process.pid}`,
     max,
     connectTimeoutMs: config.pgConnectTimeoutMs,
     statementTimeoutMs: config.pgStatementTimeoutMs,
     queryTimeoutMs: config.pgQueryTimeoutMs,
   });
-  const adminPool = createPool(poolOptions('pulse-admin', 2), log);
+  const adminPool = createPool(poolOptions('admin', 2), log);
   try {
     const applied = await retryUntil(() => migrate(adminPool), startupDatabaseWaitMs, log);
     log.info({ applied }, 'migrations applied');
@@ -75,7 +77,11 @@ export async function startService(
   }
   const writers = createWriterPool(
     config.ingestWorkers,
-    { pool: poolOptions('pulse-writer', config.pgPoolSizePerWorker), logLevel: config.logLevel },
+    {
+      pool: poolOptions('writer', config.pgPoolSizePerWorker),
+      logLevel: config.logLevel,
+      faults: [...config.faults],
+    },
     log,
   );
   const metricsCache = new MetricsCache({
@@ -89,6 +95,7 @@ export async function startService(
     writerUtilization: () => writers.utilization(),
     rollupLagSeconds: () => refresher.lagSeconds,
     metricsCacheKeys: () => metricsCache.size,
+    writerThreads: () => writers.threadCount(),
   });
   const batcher: Batcher = new Batcher(writers, config, log, metrics);
   const probe = new DatabaseProbe(adminPool, await listMigrations(), log, (state) =>
@@ -96,7 +103,7 @@ export async function startService(
   );
   await probe.probe();
   probe.start(probeIntervalMs);
-  const readPool = createPool(poolOptions('pulse-reader', config.metricsPoolSize), log);
+  const readPool = createPool(poolOptions('reader', config.metricsPoolSize), log);
   const refresher: RollupRefresher = new RollupRefresher(
     adminPool,
     config.rollupRefreshMs,

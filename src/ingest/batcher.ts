@@ -4,6 +4,7 @@
 // even though every writer is busy. A request's events always travel in one batch and so commit
 // in one transaction.
 import type { Logger } from 'pino';
+import type { Fault } from '../config.js';
 import { problem, type Problem } from '../errors.js';
 import type { ServiceMetrics } from '../telemetry/service-metrics.js';
 import { EventOutcome, type InsertBatchResult } from '../workers/insert-batch-messages.js';
@@ -23,6 +24,8 @@ export interface BatcherOptions {
   /** Durable requests not committed by then get 503 (their outcome is in doubt). */
   readonly ingestTimeoutMs: number;
   readonly retryAfterSeconds: number;
+  /** Test-only deliberate bugs (FAULT_INJECTION); empty outside the reliability suites. */
+  readonly faults?: ReadonlySet<Fault>;
 }
 
 /** One validated request: its body as JSON text (an event, or {"events":[…]}) and its size. */
@@ -129,6 +132,13 @@ export class Batcher {
     if (ack === 'queued') {
       enqueue(() => undefined, false);
       return { kind: 'queued' };
+    }
+    // FAULT INJECTION 'ack-before-commit' (test only, refused in production): the negative control
+    // of the kill -9 chaos scenario. A durable request is answered "stored" as soon as it is queued,
+    // so a kill loses acknowledged events and that scenario must report them lost.
+    if (this.options.faults?.has('ack-before-commit')) {
+      enqueue(() => undefined, false);
+      return { kind: 'stored', inserted: request.eventCount, duplicates: 0 };
     }
     return new Promise<SubmitResult>((resolve) => enqueue(resolve, true));
   }

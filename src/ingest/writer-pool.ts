@@ -18,6 +18,12 @@ export interface WriterPool {
   close(): Promise<void>;
 }
 
+/** What the composition root reads beyond the batcher's needs (telemetry). */
+export interface WriterPoolStats {
+  /** Live writer threads; Piscina starts a replacement when one dies. */
+  threadCount(): number;
+}
+
 // Under vitest/tsx the worker is the .ts source and needs tsx's loader; the build runs the .js.
 const runningFromSource = import.meta.url.endsWith('.ts');
 const workerFile = new URL(
@@ -29,7 +35,7 @@ export function createWriterPool(
   threads: number,
   threadOptions: WriterThreadOptions,
   log: Logger,
-): WriterPool {
+): WriterPool & WriterPoolStats {
   // A thread writes as many batches at once as its pg pool has connections: while one batch waits
   // for its COMMIT, the next is already on the wire (single events: one batch per thread at a
   // time left the machine 20% idle, waiting on round trips).
@@ -48,6 +54,11 @@ export function createWriterPool(
     atomics: 'disabled',
     // The batcher queues at most this many beyond the running ones; anything more is a bug, refused.
     maxQueue: threads * batchesPerThread,
+    // Only under the test-only 'worker-crash' fault: a small heap cap, so the heap-exhaustion crash
+    // ends the thread in well under a second instead of growing towards the default ~2 GB.
+    ...(threadOptions.faults?.includes('worker-crash')
+      ? { resourceLimits: { maxOldGenerationSizeMb: 64 } }
+      : {}),
   });
   // A thread that dies with no task attached reports here; its replacement is started by Piscina.
   piscina.on('error', (err: Error) => log.error({ err: err.message }, 'writer thread crashed'));
@@ -56,6 +67,7 @@ export function createWriterPool(
     concurrency: threads * batchesPerThread,
     queueCapacity: threads * batchesPerThread,
     utilization: () => piscina.utilization,
+    threadCount: () => piscina.threads.length,
     close: () => piscina.close({ force: false }),
   };
 }

@@ -33,3 +33,18 @@ export function pgErrorCode(err: unknown): string {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' ? code : 'none';
 }
+
+/** The connection died under the statement (pg_terminate_backend, a backend crash, a reset), as
+ *  opposed to the database refusing or timing out: the statement can go again at once on another
+ *  connection. A terminated backend rolls its transaction back, and the insert is idempotent, so
+ *  a rerun never stores twice (at worst a commit whose reply was lost is reported as duplicates). */
+const connectionLostCodes = new Set(['57P01', '57P02', '08003', '08006', 'ECONNRESET', 'EPIPE']);
+
+export function isConnectionLost(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') return connectionLostCodes.has(code);
+  // node-postgres raises these without a code when the socket closed under a checked-out client.
+  return /Connection terminated|connection error|not queryable/i.test(
+    String((err as Error).message),
+  );
+}

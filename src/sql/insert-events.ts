@@ -2,6 +2,7 @@
 // travels as one array parameter, so any batch size binds 9 parameters (65,536 would overflow the
 // protocol's 16-bit count) and the statement is prepared once per connection.
 import type pg from 'pg';
+import { isConnectionLost } from './classify-pg-error.js';
 
 export const insertEventsSql = `
 INSERT INTO events (idem_key, event_id, event_name, user_id, occurred_at, channel, campaign_id, tags, metadata)
@@ -27,8 +28,24 @@ export interface EventColumns {
   readonly metadata: (string | null)[];
 }
 
+/** A pooled connection the server closed while it sat idle (pg_terminate_backend, an idle
+ *  timeout) can be handed out before its 'error' arrives; the statement then fails without having
+ *  run. pool.query discards that client, so going again gets a fresh connection. Two reruns: more
+ *  than one dead connection can be waiting in the pool. */
+const connectionLostReruns = 2;
+
 /** Returns the keys that were inserted; the others already existed. */
 export async function insertEvents(pool: pg.Pool, columns: EventColumns): Promise<Set<string>> {
+  for (let rerun = 0; ; rerun++) {
+    try {
+      return await insertOnce(pool, columns);
+    } catch (err) {
+      if (rerun >= connectionLostReruns || !isConnectionLost(err)) throw err;
+    }
+  }
+}
+
+async function insertOnce(pool: pg.Pool, columns: EventColumns): Promise<Set<string>> {
   const result = await pool.query<{ idem_key: string }>({
     name: 'insert-events',
     text: insertEventsSql,

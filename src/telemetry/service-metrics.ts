@@ -7,6 +7,8 @@ export interface ServiceMetricsSources {
   readonly writerUtilization: () => number;
   readonly rollupLagSeconds: () => number | undefined;
   readonly metricsCacheKeys: () => number;
+  /** Live writer threads (absent where no pool exists, e.g. tests driving the batcher). */
+  readonly writerThreads?: () => number;
 }
 
 export class ServiceMetrics {
@@ -107,6 +109,17 @@ export class ServiceMetrics {
         if (lag !== undefined) this.set(lag);
       },
     });
+    const writerThreads = sources.writerThreads;
+    if (writerThreads) {
+      new Gauge({
+        name: 'pulse_writer_threads',
+        help: 'Live writer threads (a crashed one is replaced by Piscina)',
+        registers,
+        collect() {
+          this.set(writerThreads());
+        },
+      });
+    }
     new Gauge({
       name: 'pulse_metrics_cache_keys',
       help: 'Answers held in the /metrics cache',

@@ -1,13 +1,21 @@
 // Every message that crosses the thread boundary between the batcher and a writer thread.
 // Plain data only: an Error posted between threads loses its class, code and custom fields.
-import type { LogLevel } from '../config.js';
+import type { Fault, LogLevel } from '../config.js';
 import type { PoolOptions } from '../sql/create-pool.js';
 
 /** Given to each writer thread once, as Piscina's workerData. */
 export interface WriterThreadOptions {
   readonly pool: PoolOptions;
   readonly logLevel: LogLevel;
+  /** Test-only faults (FAULT_INJECTION) the writer acts on; absent or empty in production. */
+  readonly faults?: readonly Fault[];
 }
+
+/** With the 'worker-crash' fault, an event named `${workerCrashEventPrefix}<mode>` makes the
+ *  writer thread die in that mode while its batch is in flight (test/chaos/worker-crash.test.ts). */
+export const workerCrashEventPrefix = '__fault_worker_crash:';
+export const workerCrashModes = ['timer-throw', 'unhandled-rejection', 'exit', 'heap'] as const;
+export type WorkerCrashMode = (typeof workerCrashModes)[number];
 
 /** A batch crosses to the writer as ONE string: element i of the JSON array is request i's
  *  validated body (an event object, or {"events":[…]}), which the writer parses again. A string is

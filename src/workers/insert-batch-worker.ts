@@ -1,7 +1,7 @@
 // Runs in a Piscina writer thread: owns one pg pool for the thread's lifetime and writes each batch
 // with one multi-row INSERT. Returns plain results; it throws only on a bug.
 import { hash } from 'node:crypto';
-import { workerData } from 'node:worker_threads';
+import { threadId, workerData } from 'node:worker_threads';
 import type pg from 'pg';
 import { pino } from 'pino';
 import { classifyPgError, pgErrorCode } from '../sql/classify-pg-error.js';
@@ -15,12 +15,17 @@ import {
   type RejectedGroup,
   type WriterThreadOptions,
 } from './insert-batch-messages.js';
+import { crashWorker, requestedWorkerCrash } from './worker-crash-fault.js';
 
 const options = workerData as WriterThreadOptions;
 const log = pino({
   level: options.logLevel,
   base: { service: 'pulse', pid: process.pid, thread: 'writer' },
 });
+const faults = new Set(options.faults ?? []);
+/** Negative control for the twin-streams chaos test: write keys in arrival order and let deadlocks
+ *  surface instead of retrying them, to prove that test can see the deadlocks sorting prevents. */
+const unsortedBatches = faults.has('unsorted-batches');
 let pool: pg.Pool | undefined;
 
 /** What the batcher sends per request: a validated body, single or bulk. */
@@ -30,7 +35,12 @@ type RequestBody = IncomingEvent | { readonly events: IncomingEvent[] };
 const maxConflictRetries = 5;
 
 export default async function insertBatch(task: InsertBatchTask): Promise<InsertBatchResult> {
-  pool ??= createPool(options.pool, log);
+  // The thread id in application_name tells each thread's backends apart in pg_stat_activity:
+  // after a crash, the dead thread's must go and its replacement's appear.
+  pool ??= createPool(
+    { ...options.pool, applicationName: `${options.pool.applicationName}:${threadId}` },
+    log,
+  );
   const events: IncomingEvent[] = [];
   const groupStarts: number[] = [];
   for (const body of JSON.parse(task.requests) as RequestBody[]) {
@@ -39,6 +49,10 @@ export default async function insertBatch(task: InsertBatchTask): Promise<Insert
     else events.push(body);
   }
   groupStarts.push(events.length);
+  if (faults.has('worker-crash')) {
+    const crash = requestedWorkerCrash(events);
+    if (crash) return crashWorker(crash);
+  }
   const groups = groupStarts.length - 1;
   const keys = events.map(idempotencyKey);
   const outcomes = new Uint8Array(events.length);
@@ -93,7 +107,8 @@ async function withConflictRetries<T>(
     try {
       return await run();
     } catch (err) {
-      if (classifyPgError(err) !== 'conflict' || attempt >= maxConflictRetries) throw err;
+      const retries = unsortedBatches ? 0 : maxConflictRetries;
+      if (classifyPgError(err) !== 'conflict' || attempt >= retries) throw err;
       state.conflictRetries++;
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * (attempt + 1)));
     }
@@ -120,7 +135,8 @@ function toColumns(
   const firstIndexByKey = new Map<string, number>();
   for (let i = from; i < to; i++)
     if (!firstIndexByKey.has(keys[i]!)) firstIndexByKey.set(keys[i]!, i);
-  const order = [...firstIndexByKey.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const firstSeen = [...firstIndexByKey.entries()];
+  const order = unsortedBatches ? firstSeen : firstSeen.sort((a, b) => (a[0] < b[0] ? -1 : 1));
   const columns: EventColumns = {
     keys: [],
     eventIds: [],

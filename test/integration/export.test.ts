@@ -289,7 +289,7 @@ describe('GET /events/export with a client that goes away', () => {
           async () => {
             const rows = await db.query<{ pid: number }>(
               `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
-               AND application_name = 'pulse-reader' AND state <> 'idle'`,
+               AND application_name LIKE 'pulse-reader-%' AND state <> 'idle'`,
             );
             return rows.length > 0 ? rows : null;
           },
@@ -396,7 +396,7 @@ describe('GET /events/export with a client that goes away', () => {
 async function readerQueries(): Promise<{ pid: number; state: string; query: string }[]> {
   return db.query<{ pid: number; state: string; query: string }>(
     `SELECT pid, state, query FROM pg_stat_activity
-     WHERE datname = current_database() AND application_name = 'pulse-reader' AND state <> 'idle'`,
+     WHERE datname = current_database() AND application_name LIKE 'pulse-reader-%' AND state <> 'idle'`,
   );
 }
 

@@ -211,4 +211,23 @@ describe('loadConfig', () => {
   it('starts an embedded Postgres (null DSN) when both are blank', () => {
     expect(loadConfig({ POSTGRES_DSN: '', DATABASE_URL: ' ' }).postgresDsn).toBeNull();
   });
+
+  it('refuses FAULT_INJECTION when NODE_ENV=production', () => {
+    expect(problemsOf({ NODE_ENV: 'production', FAULT_INJECTION: 'ack-before-commit' })).toEqual([
+      'FAULT_INJECTION is set: test-only faults are refused when NODE_ENV=production',
+    ]);
+  });
+
+  it('reads FAULT_INJECTION outside production, and no fault is on without it', () => {
+    expect(
+      loadConfig({ NODE_ENV: 'test', FAULT_INJECTION: 'ack-before-commit, worker-crash' }).faults,
+    ).toEqual(new Set(['ack-before-commit', 'worker-crash']));
+    expect(loadConfig({ NODE_ENV: 'production' }).faults).toEqual(new Set());
+  });
+
+  it('refuses an unknown fault', () => {
+    expect(problemsOf({ FAULT_INJECTION: 'ack-before-commit,drop-tables' })).toEqual([
+      'FAULT_INJECTION="ack-before-commit,drop-tables": expected a comma-separated list of ack-before-commit, unsorted-batches, worker-crash',
+    ]);
+  });
 });

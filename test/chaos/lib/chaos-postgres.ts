@@ -7,10 +7,12 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { sleep } from '../../helpers/wait-until.js';
 import {
   startEmbeddedPostgres,
   type EmbeddedPostgresHandle,
 } from '../../../src/embedded/embedded-postgres.js';
+import { migrate } from '../../../src/sql/migrate.js';
 
 export interface ChaosPostgres {
   readonly dsn: string;
@@ -32,6 +34,11 @@ export interface ChaosPostgres {
   processTree(): number[];
   /** Sends `signal` to the whole tree (SIGSTOP/SIGCONT to freeze it, SIGKILL to crash it). */
   signalTree(signal: NodeJS.Signals): void;
+  /** kill -9 of the postmaster and every backend, then waits until they are gone. */
+  crash(): Promise<void>;
+  /** Backends of one server process: application_name 'pulse-<role>-<pid>' (src/service.ts),
+   *  writer threads add ':<threadId>'. */
+  connectionsOf(serverPid: number, role?: 'admin' | 'writer' | 'reader'): Promise<number>;
   /** Stops Postgres and deletes its data. */
   destroy(): Promise<void>;
 }
@@ -63,9 +70,14 @@ export async function startChaosPostgres(
       extraFlags: ['-c', 'max_connections=200', ...(options.extraFlags ?? [])],
     });
   let handle: EmbeddedPostgresHandle = await start(0);
+  // embedded-postgres' stop() waits for an 'exit' event, which never comes again for a postmaster
+  // that already died (crash()): stopping a dead one must be a no-op, not a hang.
+  let running = true;
   const { port, dsn } = handle;
   const pool = new pg.Pool({ connectionString: dsn, max: 2, connectionTimeoutMillis: 5000 });
   pool.on('error', () => undefined); // the database goes away on purpose
+  // Migrated up front, so a scenario can read or truncate events before its first server starts.
+  await migrate(pool);
 
   const postmasterPid = () =>
     Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
@@ -89,6 +101,31 @@ export async function startChaosPostgres(
     return tree;
   };
 
+  const isAlive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const signalTree = (signal: NodeJS.Signals) => {
+    for (const pid of processTree()) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // gone already
+      }
+    }
+  };
+  const stop = async () => {
+    if (!running) return;
+    running = false;
+    // A frozen tree cannot shut down; thaw it first (a failed test may leave it stopped).
+    signalTree('SIGCONT');
+    await handle.stop();
+  };
+
   return {
     dsn,
     port,
@@ -96,24 +133,38 @@ export async function startChaosPostgres(
     logLines,
     query: async <R extends pg.QueryResultRow>(sql: string, values?: unknown[]) =>
       (await pool.query<R>(sql, values)).rows,
-    stop: () => handle.stop(),
+    stop,
     start: async () => {
       handle = await start(port);
+      running = true;
     },
     postmasterPid,
     processTree,
-    signalTree: (signal) => {
-      for (const pid of processTree()) {
+    signalTree,
+    crash: async () => {
+      const tree = processTree();
+      running = false;
+      for (const pid of tree) {
         try {
-          process.kill(pid, signal);
+          process.kill(pid, 'SIGKILL');
         } catch {
           // gone already
         }
       }
+      const giveUpAt = Date.now() + 10_000;
+      while (tree.some(isAlive) && Date.now() < giveUpAt) await sleep(20);
+    },
+    connectionsOf: async (serverPid, role) => {
+      const rows = await pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+         WHERE application_name ~ ('^pulse-' || $2::text || '-' || $1::text || '($|:)')`,
+        [String(serverPid), role ?? '[a-z]+'],
+      );
+      return rows.rows[0]!.n;
     },
     destroy: async () => {
       await pool.end().catch(() => undefined);
-      await handle.stop().catch(() => undefined);
+      await stop().catch(() => undefined);
       await rm(parent, { recursive: true, force: true });
     },
   };

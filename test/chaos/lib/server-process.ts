@@ -75,3 +75,14 @@ export async function killHard(server: ChaosServer): Promise<void> {
     server.child.kill('SIGKILL');
   await server.exited;
 }
+
+/** GET /readyz's status, or 0 when nothing answered (the process is down or restarting). */
+export async function readyStatus(url: string): Promise<number> {
+  try {
+    const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return 0;
+  }
+}
