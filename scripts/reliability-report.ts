@@ -60,7 +60,7 @@ const rows = figures.map((f) => [
   String(f.deadlocks),
   `${f.latency_ms.p50} / ${f.latency_ms.p99}`,
   f.recovery_ms.length > 0 ? f.recovery_ms.map((ms) => int(Math.round(ms))).join(', ') : '–',
-  f.rss_mb.max > 0 ? String(f.rss_mb.max) : '–',
+  f.rss_mb.max > 0 ? String(Math.round(f.rss_mb.max * 10) / 10) : '–',
 ]);
 const runDates = figures.map((f) => f.started_at).sort();
 const table = [
