@@ -5,11 +5,17 @@
 // a data-class error (SQLSTATE 22xxx or 54001): validation catches everything before a batch.
 import { randomInt, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { judge, OutcomeLog, readStoredIds, type RequestRecord } from '../helpers/load.js';
+import {
+  judge,
+  OutcomeLog,
+  readStoredIds,
+  sendBulkText,
+  type RequestRecord,
+} from '../helpers/load.js';
 import { waitUntil } from '../helpers/wait-until.js';
 import { startChaosPostgres, type ChaosPostgres } from './lib/chaos-postgres.js';
 import { rssMb, summarize, writeScenarioResults } from './lib/scenario-results.js';
-import { bulkBodyWithRaw, rawJsonMarker, sendRawBulk } from './lib/send-raw-bulk.js';
+import { bulkBodyWithRaw, rawJsonMarker } from './lib/send-raw-bulk.js';
 import { spawnBuiltServer, type ChaosServer } from './lib/server-process.js';
 import { stopServer } from './lib/server-probes.js';
 
@@ -159,7 +165,9 @@ describe('poison events in 1% of requests under load', () => {
         const ids = events.flatMap((e) =>
           typeof e === 'object' && typeof e.event_id === 'string' ? [e.event_id] : [],
         );
-        const record = await sendRawBulk(url, bulkBodyWithRaw(events, raw), ids, 15_000);
+        const record = await sendBulkText(url, bulkBodyWithRaw(events, raw), ids, {
+          requestTimeoutMs: 15_000,
+        });
         log.records.push(record);
         if (poison) poisoned.push({ record, poison: poison.name, index });
         if (n % 200 === 0) rssMax = Math.max(rssMax, rssMb(server.child.pid!));

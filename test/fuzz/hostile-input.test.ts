@@ -17,7 +17,7 @@ import {
   rawRequest,
   type RawConnection,
   type RawResponse,
-} from './raw-http.js';
+} from '../helpers/raw-http.js';
 
 let db: TestDatabase;
 let server: TestServer;

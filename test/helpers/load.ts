@@ -104,12 +104,23 @@ export async function sendBulk(
   options: Pick<LoadOptions, 'requestTimeoutMs' | 'headers'>,
 ): Promise<RequestRecord> {
   const ids = events.flatMap((e) => (e.event_id === undefined ? [] : [e.event_id]));
+  return sendBulkText(url, JSON.stringify({ events }), ids, options);
+}
+
+/** A bulk body the caller wrote as text (JSON.stringify cannot write `1e400` or 10⁵-deep
+ *  nesting), classified like every other request. */
+export async function sendBulkText(
+  url: string,
+  bodyText: string,
+  ids: readonly string[],
+  options: Pick<LoadOptions, 'requestTimeoutMs' | 'headers'>,
+): Promise<RequestRecord> {
   const sentAt = Date.now();
   try {
     const res = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...options.headers },
-      body: JSON.stringify({ events }),
+      body: bodyText,
       signal: AbortSignal.timeout(options.requestTimeoutMs),
     });
     const text = await res.text();

@@ -69,12 +69,24 @@ export async function spawnServer(
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const { port, lines, exited } = await awaitListening(child);
+  return { url: `http://127.0.0.1:${port}`, child, lines, exited };
+}
+
+/** Collects a server child's log lines; resolves with its port once it logs that it listens,
+ *  rejects (with everything it printed) if it exits first. */
+export async function awaitListening(child: ChildProcess): Promise<{
+  port: number;
+  lines: string[];
+  exited: Promise<number | string>;
+}> {
   const lines: string[] = [];
   const exited = new Promise<number | string>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
   );
   const port = await new Promise<number>((resolve, reject) => {
     for (const stream of [child.stdout, child.stderr]) {
+      if (stream === null) continue;
       createInterface({ input: stream }).on('line', (line) => {
         lines.push(line);
         const match = /"port":(\d+).*"msg":"listening"/.exec(line);
@@ -85,5 +97,5 @@ export async function spawnServer(
       reject(new Error(`server exited (${code}) before listening:\n${lines.join('\n')}`)),
     );
   });
-  return { url: `http://127.0.0.1:${port}`, child, lines, exited };
+  return { port, lines, exited };
 }

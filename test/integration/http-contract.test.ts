@@ -2,13 +2,19 @@
 // bodies, every refusal status and its problem+json body, auth, the public routes, and the framing
 // cases that need exact bytes on a raw socket. Every refusal also checks that nothing was stored.
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { makeEvent, postJson, type JsonResponse } from '../helpers/events.js';
+import {
+  destroyRawConnections,
+  jsonPost,
+  openRaw,
+  rawPost,
+  rawRequest,
+  type RawResponse,
+} from '../helpers/raw-http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const apiKeys = ['key-one', 'key-two'];
@@ -34,6 +40,7 @@ beforeAll(async () => {
   impatient = await startTestServer(db.dsn, { BODY_TIMEOUT_MS: '300', INGEST_WORKERS: '1' });
   keyed = await startTestServer(db.dsn, { API_KEYS: apiKeys.join(','), INGEST_WORKERS: '1' });
 });
+afterEach(destroyRawConnections);
 afterAll(async () => {
   await Promise.all([server?.stop(), limited?.stop(), impatient?.stop(), keyed?.stop()]);
   await db?.close();
@@ -73,117 +80,6 @@ async function post(
     headers: res.headers,
     body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
   };
-}
-
-interface RawResponse {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: string;
-}
-
-/** A connection that writes exact bytes and reads Content-Length framed responses. */
-interface RawConnection {
-  write(bytes: string | Buffer): void;
-  /** The next whole response, or null once the server closed without sending one. */
-  next(): Promise<RawResponse | null>;
-  /** Resolves once the server has closed the connection. */
-  closed(): Promise<void>;
-}
-
-const openConnections = new Set<Socket>();
-afterEach(() => {
-  for (const socket of openConnections) socket.destroy();
-  openConnections.clear();
-});
-
-/** Every wait is bounded: a missing response fails the test instead of hanging the run. */
-const rawWaitMs = 30_000;
-
-async function openRaw(target: TestServer): Promise<RawConnection> {
-  const socket = connect({ host: '127.0.0.1', port: port(target) });
-  openConnections.add(socket);
-  await once(socket, 'connect');
-  let buffered = Buffer.alloc(0);
-  const responses: RawResponse[] = [];
-  let isClosed = false;
-  let wake: (() => void) | undefined;
-  socket.on('data', (chunk: Buffer) => {
-    buffered = Buffer.concat([buffered, chunk]);
-    for (let parsed = parseResponse(buffered); parsed; parsed = parseResponse(buffered)) {
-      responses.push(parsed.response);
-      buffered = buffered.subarray(parsed.consumed);
-    }
-    wake?.();
-  });
-  socket.on('error', () => undefined); // 'close' follows and is what the tests look at
-  socket.on('close', () => {
-    isClosed = true;
-    wake?.();
-  });
-  const waitFor = async (ready: () => boolean, what: string) => {
-    const giveUpAt = Date.now() + rawWaitMs;
-    while (!ready()) {
-      if (Date.now() >= giveUpAt)
-        throw new Error(`gave up waiting for ${what}; unparsed: ${buffered.toString('latin1')}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 250);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  };
-  return {
-    write: (bytes) => socket.write(bytes),
-    next: async () => {
-      await waitFor(() => responses.length > 0 || isClosed, 'a response');
-      return responses.shift() ?? null;
-    },
-    closed: () => waitFor(() => isClosed, 'the server to close the connection'),
-  };
-}
-
-/** Sends one request's bytes on a fresh connection and reads one response. */
-async function rawRequest(target: TestServer, bytes: string | Buffer): Promise<RawResponse | null> {
-  const connection = await openRaw(target);
-  connection.write(bytes);
-  return connection.next();
-}
-
-/** One response from the front of `data` (Content-Length framed), or null if incomplete. */
-function parseResponse(data: Buffer): { response: RawResponse; consumed: number } | null {
-  const headEnd = data.indexOf('\r\n\r\n');
-  if (headEnd < 0) return null;
-  const [statusLine = '', ...lines] = data.subarray(0, headEnd).toString('latin1').split('\r\n');
-  const headers: Record<string, string> = {};
-  for (const line of lines) {
-    const colon = line.indexOf(':');
-    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-  }
-  const length = Number(headers['content-length'] ?? 0);
-  if (data.length < headEnd + 4 + length) return null;
-  return {
-    response: {
-      status: Number(statusLine.split(' ')[1]),
-      headers,
-      body: data.subarray(headEnd + 4, headEnd + 4 + length).toString('utf8'),
-    },
-    consumed: headEnd + 4 + length,
-  };
-}
-
-function rawPost(path: string, headers: string[], body: Buffer | string = ''): Buffer {
-  const head = [`POST ${path} HTTP/1.1`, 'Host: 127.0.0.1', ...headers].join('\r\n');
-  return Buffer.concat([Buffer.from(`${head}\r\n\r\n`, 'latin1'), Buffer.from(body)]);
-}
-
-function jsonPost(path: string, body: Buffer | string): Buffer {
-  return rawPost(
-    path,
-    ['Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`],
-    body,
-  );
 }
 
 /** [status, problem code] of a problem response, or null when there was no response. */
@@ -420,7 +316,7 @@ describe('415 refusals', () => {
 describe('413 refusals', () => {
   it('refuses from Content-Length alone, before any body byte is sent, and closes', async () => {
     const before = await countEvents();
-    const connection = await openRaw(limited);
+    const connection = await openRaw(port(limited));
     connection.write(
       rawPost('/events', [
         'Content-Type: application/json',
@@ -685,7 +581,7 @@ describe('framing on a raw socket', () => {
       `Content-Length: ${b.length}`,
       `Content-Length: ${b.length}`,
     ];
-    const response = await refused(() => rawRequest(server, rawPost('/events', headers, b)));
+    const response = await refused(() => rawRequest(port(server), rawPost('/events', headers, b)));
     expect(rawProblem(response)).toEqual([400, 'bad_framing']);
   });
 
@@ -699,7 +595,9 @@ describe('framing on a raw socket', () => {
       `Content-Length: ${chunked.length}`,
       'Transfer-Encoding: chunked',
     ];
-    const response = await refused(() => rawRequest(server, rawPost('/events', headers, chunked)));
+    const response = await refused(() =>
+      rawRequest(port(server), rawPost('/events', headers, chunked)),
+    );
     expect(response).toBeNull();
   });
 
@@ -707,13 +605,15 @@ describe('framing on a raw socket', () => {
     const b = body();
     const headers = ['Content-Type: application/json', 'Transfer-Encoding: chunked'];
     const chunked = `${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`;
-    const response = await refused(() => rawRequest(server, rawPost('/events', headers, chunked)));
+    const response = await refused(() =>
+      rawRequest(port(server), rawPost('/events', headers, chunked)),
+    );
     expect(rawProblem(response)).toEqual([411, 'length_required']);
   });
 
   it('refuses a POST without Content-Length as 411', async () => {
     const response = await refused(() =>
-      rawRequest(server, rawPost('/events', ['Content-Type: application/json'])),
+      rawRequest(port(server), rawPost('/events', ['Content-Type: application/json'])),
     );
     expect(rawProblem(response)).toEqual([411, 'length_required']);
   });
@@ -721,7 +621,7 @@ describe('framing on a raw socket', () => {
   it('closes the connection unanswered on a non-numeric Content-Length', async () => {
     // Dropped by uWS's parser before our handler runs; our own bad_framing check is a backstop.
     const headers = ['Content-Type: application/json', 'Content-Length: 12abc'];
-    const response = await refused(() => rawRequest(server, rawPost('/events', headers)));
+    const response = await refused(() => rawRequest(port(server), rawPost('/events', headers)));
     expect(response).toBeNull();
   });
 
@@ -733,7 +633,7 @@ describe('framing on a raw socket', () => {
       b.slice(0, Math.floor(b.length / 2)),
     );
     const before = await countEvents();
-    const connection = await openRaw(impatient);
+    const connection = await openRaw(port(impatient));
     connection.write(half);
     expect(rawProblem(await connection.next())).toEqual([408, 'body_timeout']);
     await connection.closed();
@@ -742,13 +642,13 @@ describe('framing on a raw socket', () => {
 
   it('refuses invalid UTF-8 in the body as 400 invalid_encoding', async () => {
     const bytes = Buffer.from(body().replace('"u1"', '"u\u00ff"'), 'latin1'); // a lone 0xFF byte
-    const response = await refused(() => rawRequest(server, jsonPost('/events', bytes)));
+    const response = await refused(() => rawRequest(port(server), jsonPost('/events', bytes)));
     expect(rawProblem(response)).toEqual([400, 'invalid_encoding']);
   });
 
   it('accepts a UTF-8 byte order mark before the JSON', async () => {
     const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(body())]);
-    const response = await rawRequest(server, jsonPost('/events', bytes));
+    const response = await rawRequest(port(server), jsonPost('/events', bytes));
     expect([response?.status, response?.body]).toEqual([202, stored]);
   });
 
@@ -764,12 +664,12 @@ describe('framing on a raw socket', () => {
       '',
       b,
     ].join('\r\n');
-    const response = await refused(() => rawRequest(server, request));
+    const response = await refused(() => rawRequest(port(server), request));
     expect(response).toBeNull();
   });
 
   it('answers a second request on the same connection after a 202', async () => {
-    const connection = await openRaw(server);
+    const connection = await openRaw(port(server));
     connection.write(jsonPost('/events', body()));
     const first = await connection.next();
     connection.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
@@ -783,7 +683,7 @@ describe('framing on a raw socket', () => {
   });
 
   it('answers two pipelined GET requests on one connection, in order', async () => {
-    const connection = await openRaw(server);
+    const connection = await openRaw(port(server));
     connection.write(
       'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
     );
@@ -795,7 +695,7 @@ describe('framing on a raw socket', () => {
   it('closes the connection unanswered when a POST is pipelined behind another (uWS refuses async pipelining)', async () => {
     // uWS closes a connection whose next request arrives while an async response is pending.
     // Clients that pipeline POSTs get a reset, never a mixed-up answer.
-    const connection = await openRaw(server);
+    const connection = await openRaw(port(server));
     connection.write(
       Buffer.concat([
         jsonPost('/events', body()),

@@ -18,7 +18,7 @@ import {
   openRaw,
   rawRequest,
   type RawResponse,
-} from '../fuzz/raw-http.js';
+} from '../helpers/raw-http.js';
 
 const keys = [`pk_${randomUUID()}`, `pk_${randomUUID()}`];
 const allowedOrigin = 'https://app.example';

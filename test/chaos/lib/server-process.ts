@@ -2,8 +2,8 @@
 // SIGTERM it, or start two of them against one database.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { awaitListening } from '../../helpers/server.js';
 
 const projectRoot = fileURLToPath(new URL('../../..', import.meta.url));
 const builtMain = `${projectRoot}dist/src/main.js`;
@@ -50,22 +50,7 @@ export async function spawnBuiltServer(
     uid: options.uid,
     gid: options.gid,
   });
-  const lines: string[] = [];
-  const exited = new Promise<number | string>((resolve) =>
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    for (const stream of [child.stdout, child.stderr]) {
-      createInterface({ input: stream }).on('line', (line) => {
-        lines.push(line);
-        const match = /"port":(\d+).*"msg":"listening"/.exec(line);
-        if (match) resolve(Number(match[1]));
-      });
-    }
-    void exited.then((code) =>
-      reject(new Error(`server exited (${code}) before listening:\n${lines.join('\n')}`)),
-    );
-  });
+  const { port, lines, exited } = await awaitListening(child);
   return { url: `http://127.0.0.1:${port}`, port, child, lines, exited };
 }
 

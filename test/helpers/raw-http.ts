@@ -24,7 +24,7 @@ export interface RawConnection {
 }
 
 /** Every wait is bounded: a missing response fails the test instead of hanging the run. */
-const rawWaitMs = 20_000;
+const rawWaitMs = 30_000;
 
 const open = new Set<Socket>();
 
