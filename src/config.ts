@@ -25,6 +25,7 @@ export interface Config {
   rateLimitMetricsPerMin: number;
   rateLimitMaxClients: number;
   rollupRefreshMs: number;
+  rollupRefreshTimeoutMs: number;
   metricsCacheTtlMs: number;
   metricsCacheMaxKeys: number;
   metricsMaxWindowDays: number;
@@ -155,6 +156,12 @@ export const configVariables = {
     'an integer 100–3600000',
     int(100, 3_600_000),
     2000,
+  ),
+  rollupRefreshTimeoutMs: variable(
+    'ROLLUP_REFRESH_TIMEOUT_MS',
+    'an integer 1000–86400000',
+    int(1000, 86_400_000),
+    600_000,
   ),
   metricsCacheTtlMs: variable(
     'METRICS_CACHE_TTL_MS',

@@ -107,6 +107,7 @@ export async function startService(
   const refresher: RollupRefresher = new RollupRefresher(
     adminPool,
     config.rollupRefreshMs,
+    config.rollupRefreshTimeoutMs,
     log,
     metrics,
   );

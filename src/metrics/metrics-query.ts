@@ -2,7 +2,7 @@
 // seed's response shape. Pure functions: the HTTP route and the cache key both use them.
 import { problem, type FieldErrors, type Problem } from '../errors.js';
 import type { MetricsMaterial, MetricsWindow } from '../sql/read-metrics.js';
-import { bitmapWith, hasBit, orInto, popcount } from './user-bitmap.js';
+import { bitmapWith, hasBit, orEncodedInto, orInto, popcount } from './user-bitmap.js';
 
 export interface MetricsQuery extends MetricsWindow {
   readonly groupByDay: boolean;
@@ -84,7 +84,8 @@ export function metricsCacheKey(q: MetricsQuery): string {
   return JSON.stringify([q.from, q.to, q.eventName, q.channel, q.groupByDay]);
 }
 
-/** Per day: rollup count + raw count; users: rollup bitmap ∪ raw users. Totals: the union over days. */
+/** Per day: day cell + hour cells + raw counts; users: the union of their users. Totals: the union
+ *  over days. */
 export function answerMetrics(q: MetricsQuery, material: MetricsMaterial): MetricsAnswer {
   interface Day {
     count: number;
@@ -102,6 +103,11 @@ export function answerMetrics(q: MetricsQuery, material: MetricsMaterial): Metri
     const d = dayOf(cell.day);
     d.count += cell.eventCount;
     d.users = orInto(d.users, cell.users);
+  }
+  for (const cell of material.hourCells) {
+    const d = dayOf(cell.day);
+    d.count += cell.eventCount;
+    d.users = orEncodedInto(d.users, cell.users);
   }
   for (const raw of material.rawGroups) {
     const d = dayOf(raw.day);

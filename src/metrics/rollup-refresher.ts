@@ -10,10 +10,13 @@ export class RollupRefresher {
   private running: Promise<void> | undefined;
   private stopped = false;
   private refreshedAtMs: number | undefined;
+  private summarizeError: string | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly intervalMs: number,
+    /** Per refresh, beyond the pool's request timeouts: a catch-up over many rows takes long. */
+    private readonly timeoutMs: number,
     private readonly log: Logger,
     private readonly metrics: ServiceMetrics,
   ) {}
@@ -31,12 +34,25 @@ export class RollupRefresher {
   async refreshNow(): Promise<void> {
     const started = Date.now();
     try {
-      const result = await refreshRollup(this.pool);
+      const result = await refreshRollup(this.pool, this.timeoutMs);
       this.refreshedAtMs = result.refreshedAtMs;
       if (result.ran) this.metrics.rollupRefreshSeconds.observe((Date.now() - started) / 1000);
+      // Warned once per distinct reason: a lock timeout behind a VACUUM is routine, but a lasting
+      // failure (the index owned by another role) slowly makes every uncached /metrics slower.
+      if (result.ran && result.summarizeError !== this.summarizeError) {
+        this.summarizeError = result.summarizeError;
+        if (result.summarizeError !== undefined) {
+          this.log.warn({ err: result.summarizeError }, 'rollup tail index not summarized');
+        }
+      }
       if (result.ran && result.rows > 0) {
         this.log.info(
-          { rows: result.rows, cells: result.cells, ms: Date.now() - started },
+          {
+            rows: result.rows,
+            cells: result.cells,
+            hourCells: result.hourCells,
+            ms: Date.now() - started,
+          },
           'rollup refreshed',
         );
       }

@@ -74,3 +74,46 @@ export function trimmed(bitmap: Uint8Array): Uint8Array {
   while (end > 0 && bitmap[end - 1] === 0) end--;
   return bitmap.subarray(0, end);
 }
+
+// Hour cells (the hourly rollup) hold few users each but would be as wide as the highest user_int
+// as plain bitmaps: at 100k users, 12.5 KB for an hour of one event name with 50 users, ~2.8 GB
+// for 90 days of hour cells. They are stored in whichever of two forms is smaller, tagged by the
+// first byte: 0 = the plain bitmap follows; 1 = the user_ints follow as ascending uint32 LE.
+const plainTag = 0;
+const listTag = 1;
+
+/** The stored form of an hour cell's users. */
+export function encodeUserSet(bitmap: Uint8Array): Uint8Array {
+  const plain = trimmed(bitmap);
+  const count = popcount(plain);
+  if (4 * count >= plain.length) {
+    const out = new Uint8Array(1 + plain.length);
+    out[0] = plainTag;
+    out.set(plain, 1);
+    return out;
+  }
+  const out = new Uint8Array(1 + 4 * count);
+  const view = new DataView(out.buffer);
+  out[0] = listTag;
+  let at = 1;
+  for (let byte = 0; byte < plain.length; byte++) {
+    const bits = plain[byte]!;
+    if (bits === 0) continue;
+    for (let bit = 0; bit < 8; bit++) {
+      if ((bits & (1 << bit)) === 0) continue;
+      view.setUint32(at, (byte << 3) | bit, true);
+      at += 4;
+    }
+  }
+  return out;
+}
+
+/** target |= the users of an encoded set; returns target, grown when needed. */
+export function orEncodedInto(target: Uint8Array, encoded: Uint8Array): Uint8Array {
+  if (encoded.length === 0) return target;
+  if (encoded[0] === plainTag) return orInto(target, encoded.subarray(1));
+  const view = new DataView(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+  const userInts: number[] = [];
+  for (let at = 1; at + 4 <= encoded.length; at += 4) userInts.push(view.getUint32(at, true));
+  return bitmapWith(target, userInts);
+}

@@ -83,7 +83,7 @@ describe(`soak at half of saturation for ${soakSeconds} s`, () => {
 
     const startedAt = Date.now();
     const log = new OutcomeLog();
-    const metricsAnswers: { status: number; at: number }[] = [];
+    const metricsAnswers: { status: number; at: number; ms: number }[] = [];
     const samples: {
       t: number;
       rss: number;
@@ -144,15 +144,17 @@ describe(`soak at half of saturation for ${soakSeconds} s`, () => {
       for (; metricsSent < Math.floor(elapsedS * metricsQueriesPerSecond); metricsSent++) {
         const q = metricsSent % distinctMetricsQueries;
         const query = `from=${1_700_000_000 - q * 3600}&to=1700864000&event_name=soak-${q % 5}&group_by=day`;
+        const askedAt = Date.now();
+        const answered = (status: number) => {
+          metricsAnswers.push({ status, at: askedAt - startedAt, ms: Date.now() - askedAt });
+        };
         track(
           fetch(`${server.url}/metrics?${query}`, { signal: AbortSignal.timeout(15_000) })
             .then(async (res) => {
               await res.arrayBuffer();
-              metricsAnswers.push({ status: res.status, at: Date.now() - startedAt });
+              answered(res.status);
             })
-            .catch(() => {
-              metricsAnswers.push({ status: 0, at: Date.now() - startedAt });
-            }),
+            .catch(() => answered(0)),
         );
       }
       await sleep(10);
@@ -196,6 +198,10 @@ describe(`soak at half of saturation for ${soakSeconds} s`, () => {
     const ingestErrors = log.records.filter((r) => r.status !== 202);
     const metricsErrors = metricsAnswers.filter((a) => a.status !== 200);
     const rssValues = samples.map((s) => s.rss);
+    const metricsMs = metricsAnswers.map((a) => a.ms).sort((a, b) => a - b);
+    const refreshes = server.lines
+      .filter((l) => l.includes('"rollup refreshed"'))
+      .map((l) => JSON.parse(l) as { rows: number; ms: number });
     // A few ms of slack on top of the ratio: at half load p99 is tens of ms, where one scheduler
     // hiccup on the two shared cores would otherwise decide the ratio.
     const p99SlackMs = 5;
@@ -233,6 +239,23 @@ describe(`soak at half of saturation for ${soakSeconds} s`, () => {
           connection_budget: connectionBudget,
           cache_keys_max: Math.max(...cacheKeys),
           metrics_queries: metricsAnswers.length,
+          metrics_latency_ms: {
+            p50: percentile(metricsMs, 50),
+            p99: percentile(metricsMs, 99),
+            max: metricsMs.at(-1) ?? 0,
+          },
+          rollup_refresh: {
+            rounds: refreshes.length,
+            rows_p50: percentile(
+              refreshes.map((r) => r.rows).sort((a, b) => a - b),
+              50,
+            ),
+            ms_p50: percentile(
+              refreshes.map((r) => r.ms).sort((a, b) => a - b),
+              50,
+            ),
+            ms_max: Math.max(0, ...refreshes.map((r) => r.ms)),
+          },
           metrics_errors: metricsErrors.length,
           metrics_error_reasons: [
             ...new Set(

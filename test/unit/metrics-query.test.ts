@@ -7,7 +7,15 @@ import {
   parseMetricsQuery,
   type MetricsQuery,
 } from '../../src/metrics/metrics-query.js';
-import { bitmapWith, hasBit, orInto, popcount, trimmed } from '../../src/metrics/user-bitmap.js';
+import {
+  bitmapWith,
+  encodeUserSet,
+  hasBit,
+  orEncodedInto,
+  orInto,
+  popcount,
+  trimmed,
+} from '../../src/metrics/user-bitmap.js';
 
 const now = 1_700_000_000;
 const day = 86_400;
@@ -192,6 +200,11 @@ describe('answerMetrics', () => {
         { day: 2, eventCount: 5, users: Buffer.from(bitmapWith(null, [0, 3])) },
         { day: 1, eventCount: 2, users: Buffer.from(bitmapWith(null, [3])) },
       ],
+      // Day 3's whole hours, in both stored forms: a list (9, 900) and a plain bitmap (0, 1).
+      hourCells: [
+        { day: 3, eventCount: 3, users: Buffer.from(encodeUserSet(bitmapWith(null, [9, 900]))) },
+        { day: 3, eventCount: 1, users: Buffer.from(encodeUserSet(bitmapWith(null, [0, 1]))) },
+      ],
       rawGroups: [
         { day: 2, userId: 'u-zero', userInt: 0, eventCount: 1 },
         { day: 2, userId: 'new-a', userInt: null, eventCount: 2 },
@@ -200,25 +213,36 @@ describe('answerMetrics', () => {
       ],
     };
     expect(answerMetrics(q(true), material)).toEqual({
-      totals: { count: 12, unique_users: 4 },
+      totals: { count: 16, unique_users: 6 },
       buckets: [
         { bucket_start: 1 * day, count: 2, unique_users: 1 },
         { bucket_start: 2 * day, count: 8, unique_users: 3 },
-        { bucket_start: 3 * day, count: 2, unique_users: 2 },
+        { bucket_start: 3 * day, count: 6, unique_users: 5 },
       ],
     });
   });
 
   it('leaves buckets out without group_by and answers zeros for nothing', () => {
-    expect(answerMetrics(q(false), { asOfMs: 0, cells: [], rawGroups: [] })).toEqual({
-      totals: { count: 0, unique_users: 0 },
-    });
-    expect(answerMetrics(q(true), { asOfMs: 0, cells: [], rawGroups: [] })).toEqual({
+    expect(answerMetrics(q(false), { asOfMs: 0, cells: [], hourCells: [], rawGroups: [] })).toEqual(
+      {
+        totals: { count: 0, unique_users: 0 },
+      },
+    );
+    expect(answerMetrics(q(true), { asOfMs: 0, cells: [], hourCells: [], rawGroups: [] })).toEqual({
       totals: { count: 0, unique_users: 0 },
       buckets: [],
     });
   });
 });
+
+/** A reproducible random integer in [0, n): a linear congruential generator from `seed`. */
+function seededRandom(seed: number): (n: number) => number {
+  let state = seed;
+  return (n) => {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+    return state % n;
+  };
+}
 
 /** The user ints a bitmap holds, ascending. */
 function members(bitmap: Uint8Array): number[] {
@@ -268,11 +292,7 @@ describe('user bitmaps', () => {
   });
 
   it('agrees with a Set over random unions', () => {
-    let seed = 42;
-    const random = (n: number) => {
-      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
-      return seed % n;
-    };
+    const random = seededRandom(42);
     for (let round = 0; round < 50; round++) {
       const a = Array.from({ length: random(40) }, () => random(3000));
       const b = Array.from({ length: random(40) }, () => random(3000));
@@ -281,6 +301,32 @@ describe('user bitmaps', () => {
       expect(members(union)).toEqual(expected);
       expect(popcount(union)).toBe(expected.length);
     }
+  });
+
+  it('encodeUserSet picks the smaller form: a list for few high users, a plain bitmap for dense ones', () => {
+    const sparse = encodeUserSet(bitmapWith(null, [90_000, 12]));
+    expect(sparse[0]).toBe(1);
+    expect(sparse.length).toBe(1 + 2 * 4);
+    const dense = encodeUserSet(bitmapWith(null, [0, 1, 2, 3, 4, 5, 6, 7, 9]));
+    expect(dense[0]).toBe(0);
+    expect(dense.length).toBe(1 + 2);
+    expect([...encodeUserSet(new Uint8Array(8))]).toEqual([0]);
+  });
+
+  it('orEncodedInto round-trips both forms against a Set, at any byte offset', () => {
+    const random = seededRandom(7);
+    for (let round = 0; round < 50; round++) {
+      const a = Array.from({ length: random(60) }, () => random(round % 2 ? 100 : 100_000));
+      const b = Array.from({ length: random(60) }, () => random(5000));
+      // Stored values arrive as slices of a network buffer: an odd offset must work too.
+      const encoded = encodeUserSet(bitmapWith(null, a));
+      const shifted = new Uint8Array(encoded.length + 1);
+      shifted.set(encoded, 1);
+      const union = orEncodedInto(bitmapWith(null, b), shifted.subarray(1));
+      const expected = [...new Set([...a, ...b])].sort((x, y) => x - y);
+      expect(members(union)).toEqual(expected);
+    }
+    expect(members(orEncodedInto(bitmapWith(null, [4]), new Uint8Array(0)))).toEqual([4]);
   });
 });
 
