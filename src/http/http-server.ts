@@ -90,6 +90,7 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
     batcher: deps.batcher,
     probe: deps.probe,
     queueMaxSize: deps.config.queueMaxSize,
+    ingestTimeoutMs: deps.config.ingestTimeoutMs,
     openApiYaml: renderOpenApiYaml(deps.config),
   });
   // Method-specific routes win over any(); what reaches here is a wrong method or an unknown path.

@@ -259,7 +259,8 @@ export function buildOpenApiDocument(
       },
       '/readyz': {
         get: {
-          summary: 'Database reachable, migrations applied, queue below its high-water mark',
+          summary:
+            'Database reachable, migrations applied, writes not failing, queue below its high-water mark',
           responses: {
             '200': {
               description: 'Ready',

@@ -58,6 +58,10 @@ export class Batcher {
   private maxWaitTimer: NodeJS.Timeout | undefined;
   private readonly deadlineSweep: NodeJS.Timeout;
   private databaseAvailable = true;
+  /** The last batch attempt that failed because the database refused or could not be reached,
+   *  cleared by the next batch that commits. The readiness probe's own connection can be fine
+   *  while every writer meets 53300 too_many_connections: /readyz reports this too. */
+  private failedWrite: { readonly atMs: number; readonly sqlstate: string } | undefined;
   private closing = false;
   private giveUpAt = Infinity;
   private idleWaiters: (() => void)[] = [];
@@ -88,6 +92,12 @@ export class Batcher {
 
   get isDatabaseAvailable(): boolean {
     return this.databaseAvailable;
+  }
+
+  /** A write failure younger than `withinMs` with no commit since, for /readyz. */
+  recentWriteFailure(withinMs: number): { readonly sqlstate: string } | undefined {
+    const failure = this.failedWrite;
+    return failure && Date.now() - failure.atMs < withinMs ? failure : undefined;
   }
 
   /** The readiness probe reports here too, so ingest resumes without waiting for a batch. */
@@ -244,6 +254,7 @@ export class Batcher {
         }
         if (result !== 'crashed' && result.kind === 'done') {
           this.databaseAvailable = true;
+          this.failedWrite = undefined;
           this.metrics.batchSeconds.observe((performance.now() - startedMs) / 1000);
           this.metrics.batchSize.observe(result.outcomes.length);
           if (result.conflictRetries > 0) {
@@ -260,6 +271,7 @@ export class Batcher {
           this.metrics.databaseErrors.inc({ class: 'writer_crash', sqlstate: 'none' });
         } else {
           this.databaseAvailable = false;
+          this.failedWrite = { atMs: Date.now(), sqlstate: result.sqlstate };
           this.metrics.databaseErrors.inc({ class: 'unavailable', sqlstate: result.sqlstate });
           this.log.warn(
             { events: countEvents(live), sqlstate: result.sqlstate, reason: result.message },

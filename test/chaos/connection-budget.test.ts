@@ -1,8 +1,9 @@
 // A Postgres with max_connections=20. A configuration that would open more connections than it
 // accepts is refused at start-up with a message saying so; one that fits only if nobody else
 // connects starts with a warning; and when other clients take every slot, so that the server's
-// own connections fail with 53300 too_many_connections, it answers 503 + Retry-After (never a
-// 500, never a crash) and recovers by itself once the slots are free.
+// own connections fail with 53300 too_many_connections, it answers 503 + Retry-After (never a 500,
+// never a crash), /readyz says 503 too (the probe's own connection still works: the writers'
+// failures count), and it recovers by itself once the slots are free.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { judge, OutcomeLog, readStoredIds, startLoad } from '../helpers/load.js';
@@ -112,6 +113,8 @@ describe('connection budget', () => {
     });
     let firstAckMs = Infinity;
     let rssUnderPressure = 0;
+    let readyUnderPressure = 0;
+    let readyAfter = 0;
     try {
       await waitUntil(
         '503s while every slot is taken',
@@ -120,6 +123,8 @@ describe('connection budget', () => {
           timeoutMs: 30_000,
         },
       );
+      // The probe's own connection is fine; the writers' failures must still make it not ready.
+      readyUnderPressure = await readyStatus(server.url);
       await sleep(ingestTimeoutMs + 500); // long enough for requests to reach their deadline
       rssUnderPressure = rssMb(server.child.pid!);
       await releaseHolders();
@@ -138,6 +143,7 @@ describe('connection budget', () => {
           timeoutMs: 30_000,
         },
       );
+      readyAfter = await readyStatus(server.url);
     } finally {
       load.stop();
       await load.done;
@@ -168,6 +174,8 @@ describe('connection budget', () => {
         : []),
       ...(verdict.duplicated.length > 0 ? [`${verdict.duplicated.length} duplicates`] : []),
       ...(firstAckMs > 5000 ? [`first 202 ${firstAckMs} ms after the slots were freed`] : []),
+      ...(readyUnderPressure !== 503 ? [`/readyz ${readyUnderPressure} under 53300`] : []),
+      ...(readyAfter !== 200 ? [`/readyz ${readyAfter} after recovery`] : []),
       ...(leaks.length > 0 ? [`${leaks.length} log lines leak a secret`] : []),
     ];
     const figures = summarize('connection-budget', startedAt, log, verdict, {
@@ -178,6 +186,8 @@ describe('connection budget', () => {
         held_by_others: 12 + extra,
         recovery_ms_meaning: ['slots freed → first 202'],
         hit_53300: hit53300,
+        readyz_under_pressure: readyUnderPressure,
+        readyz_after_recovery: readyAfter,
         startup_warning: Boolean(warning),
         answers_by_code: Object.fromEntries(
           [...new Set(log.records.map((r) => r.code ?? String(r.status)))].map((c) => [
@@ -193,6 +203,10 @@ describe('connection budget', () => {
 
     expect(alive).toBe(true);
     expect(hit53300).toBe(true);
+    expect({ readyUnderPressure, readyAfter }).toEqual({
+      readyUnderPressure: 503,
+      readyAfter: 200,
+    });
     expect(notRetryable).toEqual([]);
     expect(firstAckMs).toBeLessThanOrEqual(5000);
     expect(verdict.lostAcked).toEqual([]);

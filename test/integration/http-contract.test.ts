@@ -496,7 +496,10 @@ describe('public routes', () => {
     const res = await fetch(`${server.url}/readyz`);
     expect({ status: res.status, body: await res.json() }).toEqual({
       status: 200,
-      body: { status: 'ready', checks: { database: 'ok', migrations: 'ok', queue: 'ok' } },
+      body: {
+        status: 'ready',
+        checks: { database: 'ok', migrations: 'ok', writes: 'ok', queue: 'ok' },
+      },
     });
   });
 

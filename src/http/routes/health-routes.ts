@@ -10,6 +10,8 @@ export interface HealthRouteDeps {
   readonly batcher: Batcher;
   readonly probe: DatabaseProbe;
   readonly queueMaxSize: number;
+  /** How long a failed write keeps /readyz at 503 when nothing has committed since. */
+  readonly ingestTimeoutMs: number;
   readonly openApiYaml: string;
 }
 
@@ -23,9 +25,13 @@ export function registerHealthRoutes(app: TemplatedApp, deps: HealthRouteDeps): 
     const exchange = beginExchange(res);
     const db = deps.probe.state;
     const highWater = Math.floor(deps.queueMaxSize * queueHighWaterFraction);
+    // Bounded by INGEST_TIMEOUT_MS (what a request would wait anyway): a balancer that stops
+    // sending traffic must get the instance back even though no batch can prove recovery.
+    const failedWrite = deps.batcher.recentWriteFailure(deps.ingestTimeoutMs);
     const checks = {
       database: db.reachable ? 'ok' : `unreachable: ${db.detail}`,
       migrations: db.migrated ? 'ok' : db.reachable ? 'not applied' : 'unknown',
+      writes: failedWrite ? `failing: sqlstate ${failedWrite.sqlstate}` : 'ok',
       queue:
         deps.batcher.depth < highWater
           ? 'ok'
