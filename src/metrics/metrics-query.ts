@@ -84,36 +84,54 @@ export function metricsCacheKey(q: MetricsQuery): string {
   return JSON.stringify([q.from, q.to, q.eventName, q.channel, q.groupByDay]);
 }
 
+// Popcounts of rollup bitmaps, which are never mutated: a cached cell's bitmap is the same object
+// on every request, so its count is computed once per cell version, not once per answer.
+const cellPopcounts = new WeakMap<Uint8Array, number>();
+function cellPopcount(users: Uint8Array): number {
+  let n = cellPopcounts.get(users);
+  if (n === undefined) cellPopcounts.set(users, (n = popcount(users)));
+  return n;
+}
+
 /** Per day: day cell + hour cells + raw counts; users: the union of their users. Totals: the union
- *  over days. */
+ *  over days. A day served by its day cell alone (every whole day of a window) is counted from that
+ *  bitmap as it is: no copy, and its popcount comes from the memo. */
 export function answerMetrics(q: MetricsQuery, material: MetricsMaterial): MetricsAnswer {
   interface Day {
     count: number;
-    users: Uint8Array;
+    /** The day cell's bitmap (read-only), if any. */
+    cell: Uint8Array | undefined;
+    /** Hour cells, encoded (read-only). */
+    hours: Uint8Array[];
+    /** Raw users the rollup's dictionary knows. */
+    rawInts: number[];
     /** Raw users the rollup's dictionary has not seen yet: no bit, so kept by name. */
     unseen: Set<string>;
   }
   const days = new Map<number, Day>();
   const dayOf = (day: number): Day => {
     let d = days.get(day);
-    if (!d) days.set(day, (d = { count: 0, users: new Uint8Array(0), unseen: new Set() }));
+    if (!d) {
+      d = { count: 0, cell: undefined, hours: [], rawInts: [], unseen: new Set() };
+      days.set(day, d);
+    }
     return d;
   };
   for (const cell of material.cells) {
     const d = dayOf(cell.day);
     d.count += cell.eventCount;
-    d.users = orInto(d.users, cell.users);
+    d.cell = cell.users;
   }
   for (const cell of material.hourCells) {
     const d = dayOf(cell.day);
     d.count += cell.eventCount;
-    d.users = orEncodedInto(d.users, cell.users);
+    d.hours.push(cell.users);
   }
   for (const raw of material.rawGroups) {
     const d = dayOf(raw.day);
     d.count += raw.eventCount;
     if (raw.userInt === null) d.unseen.add(raw.userId);
-    else if (!hasBit(d.users, raw.userInt)) d.users = bitmapWith(d.users, [raw.userInt]);
+    else d.rawInts.push(raw.userInt);
   }
   let allUsers: Uint8Array = new Uint8Array(0);
   const allUnseen = new Set<string>();
@@ -123,13 +141,25 @@ export function answerMetrics(q: MetricsQuery, material: MetricsMaterial): Metri
     const d = days.get(day)!;
     if (d.count === 0) continue;
     total += d.count;
-    allUsers = orInto(allUsers, d.users);
+    let users: Uint8Array;
+    let known: number;
+    if (d.cell !== undefined && d.hours.length === 0) {
+      users = d.cell;
+      const extra = new Set(d.rawInts.filter((i) => !hasBit(users, i)));
+      known = cellPopcount(users) + extra.size;
+      allUsers = bitmapWith(orInto(allUsers, users), extra);
+    } else {
+      users = bitmapWith(d.cell ? orInto(new Uint8Array(0), d.cell) : null, d.rawInts);
+      for (const hour of d.hours) users = orEncodedInto(users, hour);
+      known = popcount(users);
+      allUsers = orInto(allUsers, users);
+    }
     for (const u of d.unseen) allUnseen.add(u);
     if (q.groupByDay) {
       buckets.push({
         bucket_start: day * secondsPerDay,
         count: d.count,
-        unique_users: popcount(d.users) + d.unseen.size,
+        unique_users: known + d.unseen.size,
       });
     }
   }

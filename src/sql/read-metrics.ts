@@ -5,7 +5,7 @@
 // meanwhile is invisible to the cells and to rollup_state alike.
 import type pg from 'pg';
 import { withClient } from './create-pool.js';
-import { rollupSpans, type RollupSpan } from './rollup-spans.js';
+import type { RollupSpan } from './rollup-spans.js';
 
 export interface MetricsWindow {
   readonly from: number;
@@ -41,17 +41,33 @@ const secondsPerDay = 86_400;
 const secondsPerHour = 3600;
 const hoursPerDay = 24;
 
-// xmin is the cell row's version: every refresh that touches a cell writes a new row version.
-// Two ranges: hour cells sit at both ends of a window (the first range is all there is for days).
-const readCellVersionsSql = (span: RollupSpan) => `
-SELECT ${rollupSpans[span].unit} AS start, event_count::int AS event_count, xmin::text AS version
-FROM ${rollupSpans[span].table}
-WHERE grain = $1 AND event_name = $2 AND channel = $3
-  AND (${rollupSpans[span].unit} BETWEEN $4 AND $5 OR ${rollupSpans[span].unit} BETWEEN $6 AND $7)`;
+// One round trip opens the snapshot. Every statement after it has an index path that reads only
+// what it needs, but the planner's estimate for "txid newer than the snapshot" comes from
+// statistics older than the tail and has chosen a sequential scan of the whole table (measured
+// 135 ms for a 40k-row tail): sequential scans are off for this transaction.
+const beginSql = `
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+SET LOCAL enable_seqscan = off;
+SELECT snapshot::text AS snapshot, (extract(epoch FROM now()) * 1000)::int8 AS as_of_ms FROM rollup_state`;
 
-const readCellUsersSql = (span: RollupSpan) => `
-SELECT ${rollupSpans[span].unit} AS start, users FROM ${rollupSpans[span].table}
-WHERE grain = $1 AND event_name = $2 AND channel = $3 AND ${rollupSpans[span].unit} = ANY($4::int[])`;
+// xmin is the cell row's version: every refresh that touches a cell writes a new row version.
+// Day cells in one range, hour cells in two (they sit at both ends of a window).
+const readCellVersionsSql = `
+SELECT 'day' AS span, day AS start, event_count::int AS event_count, xmin::text AS version
+FROM rollup_cells
+WHERE grain = $1 AND event_name = $2 AND channel = $3 AND day BETWEEN $4 AND $5
+UNION ALL
+SELECT 'hour', hour, event_count::int, xmin::text
+FROM rollup_hour_cells
+WHERE grain = $1 AND event_name = $2 AND channel = $3
+  AND (hour BETWEEN $6 AND $7 OR hour BETWEEN $8 AND $9)`;
+
+const readCellUsersSql = `
+SELECT 'day' AS span, day AS start, users FROM rollup_cells
+WHERE grain = $1 AND event_name = $2 AND channel = $3 AND day = ANY($4::int[])
+UNION ALL
+SELECT 'hour', hour, users FROM rollup_hour_cells
+WHERE grain = $1 AND event_name = $2 AND channel = $3 AND hour = ANY($5::int[])`;
 
 const filters = `($3::text IS NULL OR e.event_name = $3) AND ($4::text IS NULL OR e.channel = $4)`;
 
@@ -104,9 +120,7 @@ export async function readMetrics(
   const hasDays = hasHours && firstDay <= lastDay;
   const cellFrom = hasHours ? firstHour * secondsPerHour : window.to + 1;
   const cellTo = hasHours ? (lastHour + 1) * secondsPerHour : window.to + 1;
-  type Range = readonly [number, number];
-  const none: Range = [1, 0];
-  const hourRanges: Range[] = !hasHours
+  const hourRanges: [Range, Range] = !hasHours
     ? [none, none]
     : hasDays
       ? [
@@ -116,21 +130,12 @@ export async function readMetrics(
       : [[firstHour, lastHour], none];
 
   return withClient(pool, async (client) => {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    // A multi-statement text returns one result per statement (the typings know only one).
+    const opened = (await client.query(beginSql)) as unknown as pg.QueryResult[];
     try {
-      // Every statement below has an index path that reads only what it needs, but the planner's
-      // estimate for "txid newer than the snapshot" comes from statistics older than the tail and
-      // has chosen a sequential scan of the whole table (measured 135 ms for a 40k-row tail).
-      await client.query('SET LOCAL enable_seqscan = off');
-      const { rows: state } = await client.query<{ snapshot: string; as_of_ms: string }>(
-        'SELECT snapshot::text AS snapshot, (extract(epoch FROM now()) * 1000)::int8 AS as_of_ms FROM rollup_state',
-      );
-      const { snapshot, as_of_ms } = state[0]!;
-      const cells = hasDays
-        ? await readCells(client, 'day', window, [[firstDay, lastDay], none], bitmaps)
-        : [];
-      const hourCells = hasHours
-        ? await readCells(client, 'hour', window, hourRanges, bitmaps)
+      const { snapshot, as_of_ms } = opened[2]!.rows[0] as { snapshot: string; as_of_ms: string };
+      const cells = hasHours
+        ? await readCells(client, window, hasDays ? [firstDay, lastDay] : none, hourRanges, bitmaps)
         : [];
       const { rows: raw } = await client.query<{
         day: number;
@@ -149,12 +154,16 @@ export async function readMetrics(
       await client.query('COMMIT');
       return {
         asOfMs: Number(as_of_ms),
-        cells: cells.map((c) => ({ day: c.start, eventCount: c.eventCount, users: c.users })),
-        hourCells: hourCells.map((c) => ({
-          day: Math.floor(c.start / hoursPerDay),
-          eventCount: c.eventCount,
-          users: c.users,
-        })),
+        cells: cells
+          .filter((c) => c.span === 'day')
+          .map((c) => ({ day: c.start, eventCount: c.eventCount, users: c.users })),
+        hourCells: cells
+          .filter((c) => c.span === 'hour')
+          .map((c) => ({
+            day: Math.floor(c.start / hoursPerDay),
+            eventCount: c.eventCount,
+            users: c.users,
+          })),
         rawGroups: raw.map((r) => ({
           day: r.day,
           userId: r.user_id,
@@ -169,39 +178,54 @@ export async function readMetrics(
   });
 }
 
-/** The cells of a span in two ranges, fetching users only for cells not cached at their version. */
+type Range = readonly [number, number];
+/** An empty range for BETWEEN. */
+const none: Range = [1, 0];
+
+/** Day and hour cells of the window, fetching users only for cells not cached at their version. */
 async function readCells(
   client: pg.PoolClient,
-  span: RollupSpan,
   window: MetricsWindow,
-  ranges: readonly (readonly [number, number])[],
+  dayRange: Range,
+  hourRanges: readonly [Range, Range],
   bitmaps: CellBitmapStore,
-): Promise<{ start: number; eventCount: number; users: Uint8Array }[]> {
+): Promise<{ span: RollupSpan; start: number; eventCount: number; users: Uint8Array }[]> {
   const cell = [grainFor(window), window.eventName ?? '', window.channel ?? ''] as const;
   const { rows: versions } = await client.query<{
+    span: RollupSpan;
     start: number;
     event_count: number;
     version: string;
-  }>(readCellVersionsSql(span), [...cell, ...ranges.flat()]);
-  const keyOf = (start: number) => `${span}\u0000${cell.join('\u0000')}\u0000${start}`;
+  }>(readCellVersionsSql, [...cell, ...dayRange, ...hourRanges.flat()]);
+  const keyOf = (span: RollupSpan, start: number) =>
+    `${span}\u0000${cell.join('\u0000')}\u0000${start}`;
   const cells = versions.map((v) => ({
+    span: v.span,
     start: v.start,
     eventCount: v.event_count,
     version: v.version,
-    users: bitmaps.get(keyOf(v.start), v.version),
+    users: bitmaps.get(keyOf(v.span, v.start), v.version),
   }));
   const missing = cells.filter((c) => c.users === undefined);
   if (missing.length > 0) {
-    const { rows } = await client.query<{ start: number; users: Buffer }>(readCellUsersSql(span), [
-      ...cell,
-      missing.map((c) => c.start),
-    ]);
-    const usersByStart = new Map(rows.map((r) => [r.start, r.users]));
+    const startsOf = (span: RollupSpan) =>
+      missing.filter((c) => c.span === span).map((c) => c.start);
+    const { rows } = await client.query<{ span: RollupSpan; start: number; users: Buffer }>(
+      readCellUsersSql,
+      [...cell, startsOf('day'), startsOf('hour')],
+    );
+    const fetched = new Map(rows.map((r) => [keyOf(r.span, r.start), r.users]));
     for (const c of missing) {
-      const fetched = usersByStart.get(c.start)!;
-      bitmaps.set(keyOf(c.start), c.version, fetched);
-      c.users = bitmaps.get(keyOf(c.start), c.version) ?? fetched;
+      const key = keyOf(c.span, c.start);
+      const users = fetched.get(key)!;
+      bitmaps.set(key, c.version, users);
+      c.users = bitmaps.get(key, c.version) ?? users;
     }
   }
-  return cells.map((c) => ({ start: c.start, eventCount: c.eventCount, users: c.users! }));
+  return cells.map((c) => ({
+    span: c.span,
+    start: c.start,
+    eventCount: c.eventCount,
+    users: c.users!,
+  }));
 }

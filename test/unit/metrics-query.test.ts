@@ -207,16 +207,17 @@ describe('answerMetrics', () => {
       ],
       rawGroups: [
         { day: 2, userId: 'u-zero', userInt: 0, eventCount: 1 },
+        { day: 2, userId: 'u-five', userInt: 5, eventCount: 1 },
         { day: 2, userId: 'new-a', userInt: null, eventCount: 2 },
         { day: 3, userId: 'new-a', userInt: null, eventCount: 1 },
         { day: 3, userId: 'u-nine', userInt: 9, eventCount: 1 },
       ],
     };
     expect(answerMetrics(q(true), material)).toEqual({
-      totals: { count: 16, unique_users: 6 },
+      totals: { count: 17, unique_users: 7 },
       buckets: [
         { bucket_start: 1 * day, count: 2, unique_users: 1 },
-        { bucket_start: 2 * day, count: 8, unique_users: 3 },
+        { bucket_start: 2 * day, count: 9, unique_users: 4 },
         { bucket_start: 3 * day, count: 6, unique_users: 5 },
       ],
     });
