@@ -130,7 +130,11 @@ export function readBody(
   const length = Number(head.contentLength);
   if (length === 0) return Promise.resolve({ ok: true, body: Buffer.alloc(0) });
   return new Promise<BodyResult>((resolve) => {
-    const body = Buffer.allocUnsafe(length);
+    // Sized by what arrives, not by what Content-Length announces: a client announcing
+    // MAX_BODY_BYTES and trickling would pin that much per connection, and 300 slow bodies
+    // allocating 100 KB each per 2 s deadline forced mark-compacts on this thread
+    // (chaos/slow-clients). A body that arrives in one chunk still gets one exact-size buffer.
+    let body = Buffer.alloc(0);
     let received = 0;
     const deadline = setTimeout(() => {
       resolve({
@@ -144,7 +148,6 @@ export function readBody(
     }, limits.bodyTimeoutMs);
     exchange.onAbort = () => clearTimeout(deadline);
     exchange.res.onData((chunk, isLast) => {
-      // The chunk's memory is reclaimed when this callback returns: copy it now.
       if (received + chunk.byteLength > length) {
         clearTimeout(deadline);
         resolve({
@@ -154,6 +157,15 @@ export function readBody(
         });
         return;
       }
+      // Doubling keeps the copies under 2× the body, and the buffer under 2× what arrived.
+      if (received + chunk.byteLength > body.length) {
+        const grown = Buffer.allocUnsafe(
+          Math.min(length, Math.max(2 * body.length, received + chunk.byteLength)),
+        );
+        body.copy(grown, 0, 0, received);
+        body = grown;
+      }
+      // The chunk's memory is reclaimed when this callback returns: copy it now.
       body.set(new Uint8Array(chunk), received);
       received += chunk.byteLength;
       if (!isLast) return;

@@ -7,6 +7,10 @@
 // On two shared, noisy cores one baseline and one slow phase would compare the machine's mood, not
 // the server: the test alternates three baseline and three slow phases with the same paced load
 // and compares the MEDIAN of the baseline phases' p99s with the median of the slow phases' p99s.
+// The swarm runs in a process of its own: in this one, its sockets and timers slowed the measuring
+// client itself. Its clients arrive spread over one body deadline, not in one tick: opened in
+// lockstep, all 300 slow bodies were cut and replaced in the same instant of every deadline, a
+// burst that alone doubled the p99; that is a synchronized connection storm, not 300 slow clients.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { judge, OutcomeLog, readStoredIds, sendBulk, type RequestRecord } from '../helpers/load.js';
@@ -15,7 +19,8 @@ import { startChaosPostgres, type ChaosPostgres } from './lib/chaos-postgres.js'
 import { percentile, rssMb, summarize, writeScenarioResults } from './lib/scenario-results.js';
 import { spawnBuiltServer, type ChaosServer } from './lib/server-process.js';
 import { stopServer } from './lib/server-probes.js';
-import { startSlowSwarm, type SlowCut } from './lib/slow-client-swarm.js';
+import type { SlowCut } from './lib/slow-client-swarm.js';
+import { spawnSlowSwarm } from './lib/slow-swarm-process.js';
 
 const bodyTimeoutMs = 2000;
 const slowPerKind = 300;
@@ -106,30 +111,29 @@ describe('600 slow clients beside normal load', () => {
     try {
       for (let cycle = 0; cycle < cycles; cycle++) {
         baselineP99.push(p99(await pacedPhase(url, baselinePhaseMs, log)));
-        const swarm = startSlowSwarm({
+        const swarm = spawnSlowSwarm({
           port: server.port,
           size: slowPerKind,
           trickleEveryMs: 500,
           bodyBytes: 100_000,
+          // Over one body deadline: its cuts and reconnects then come as a steady ~150/s.
+          openOverMs: bodyTimeoutMs,
         });
         try {
           await waitUntil(
             'the slow connections to open',
             () => swarm.open('slow-header') + swarm.open('slow-body') >= 2 * slowPerKind,
-            { timeoutMs: 5000 },
+            { timeoutMs: 10_000 },
           );
-          const counting = setInterval(() => {
-            maxOpen = {
-              header: Math.max(maxOpen.header, swarm.open('slow-header')),
-              body: Math.max(maxOpen.body, swarm.open('slow-body')),
-            };
-          }, 200);
           slowP99.push(p99(await pacedPhase(url, slowPhaseMs, log)));
-          clearInterval(counting);
         } finally {
-          swarm.stop();
-          cuts.push(...swarm.cuts);
-          connectErrors += swarm.connectErrors;
+          const outcome = await swarm.stop();
+          cuts.push(...outcome.cuts);
+          connectErrors += outcome.connectErrors;
+          maxOpen = {
+            header: Math.max(maxOpen.header, outcome.maxOpen['slow-header']),
+            body: Math.max(maxOpen.body, outcome.maxOpen['slow-body']),
+          };
         }
         await sleep(1000); // let the server close the sockets we dropped
       }
@@ -159,7 +163,7 @@ describe('600 slow clients beside normal load', () => {
       summarize('slow-clients', startedAt, log, verdict, {
         rss_mb: { start: rssBaseline, end: rssEnd, max: rssMax },
         extra: {
-          method: `${cycles} alternating cycles: ${baselinePhaseMs / 1000} s baseline, ${slowPhaseMs / 1000} s with slow clients; same paced load (${requestsPerSecond} req/s × ${eventsPerRequest} events); median of phase p99s`,
+          method: `${cycles} alternating cycles: ${baselinePhaseMs / 1000} s baseline, ${slowPhaseMs / 1000} s with slow clients; same paced load (${requestsPerSecond} req/s × ${eventsPerRequest} events); median of phase p99s; slow clients in their own process, opened over one body deadline, each replaced when cut`,
           body_timeout_ms: bodyTimeoutMs,
           baseline_p99_ms: baselineP99,
           slow_p99_ms: slowP99,
@@ -198,8 +202,10 @@ describe('600 slow clients beside normal load', () => {
     // Every first-wave slow header is cut inside its phase (uWS: ~10 s), none lives past 15 s.
     expect(headerCuts.length).toBeGreaterThanOrEqual(cycles * slowPerKind);
     expect(headerCutsLate.map((c) => c.aliveMs)).toEqual([]);
-    // Recorded in every run (failures above), asserted only in `npm run test:chaos`: the swarm
-    // shares the test process's event loop with the measuring client on 2 shared cores.
+    // Recorded in every run (failures above), asserted only in `npm run test:chaos`: with the
+    // slow-client work fixed, what is left is contention on the 2 shared cores (the swarm's own
+    // ~10% of a core included); when another job saturates them, a median of 3 phase p99s still
+    // lands above the 20% + slack about half the time.
     if (process.env.CHAOS_LONG === '1')
       expect(median(slowP99)).toBeLessThan(1.2 * median(baselineP99) + p99SlackMs);
     // 600 sockets and their 100 KB bodies: bounded well below what the bodies would take if

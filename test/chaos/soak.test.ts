@@ -16,7 +16,7 @@ import { percentile, rssMb, summarize, writeScenarioResults } from './lib/scenar
 import { spawnBuiltServer, type ChaosServer } from './lib/server-process.js';
 import { connectionsByApplication, readGauge, stopServer, total } from './lib/server-probes.js';
 
-/** `npm run test:chaos`: the timing and /metrics-under-load criteria are asserted too. */
+/** `npm run test:chaos`: the latency-trend criterion is asserted too. */
 const strict = process.env.CHAOS_LONG === '1';
 const soakSeconds = Number(process.env.SOAK_SECONDS ?? 180);
 const warmupSeconds = soakSeconds >= 600 ? 120 : Math.min(60, soakSeconds / 3);
@@ -279,14 +279,15 @@ describe(`soak at half of saturation for ${soakSeconds} s`, () => {
     expect(ingestErrors.map((r) => ({ status: r.status, code: r.code, error: r.error }))).toEqual(
       [],
     );
-    // Latency and the /metrics answers under near-saturated ingest are recorded in every run (the
-    // failures above, docs/RELIABILITY.md) but asserted only in `npm run test:chaos`: on 2 shared
-    // cores a 3-minute run's p99 swings with the machine, and CI must not flip on it.
-    if (strict) expect(metricsErrors).toEqual([]);
+    // Every /metrics answer is a 200: with hour cells and the tail's BRIN ranges summarized, a read
+    // costs tens of ms under this load (the figures above), far from the pool's wait budget.
+    expect(metricsErrors).toEqual([]);
     // `skipped` (the client's own outstanding cap) is reported, not asserted: it fires when the
     // shared machine stalls the server for seconds, which the p99 windows already judge.
     expect(verdict).toEqual({ lostAcked: [], leakedRejected: [], phantom: [], duplicated: [] });
     expect(rssSlope).toBeLessThan(0.5);
+    // The latency trend is recorded in every run but asserted only in `npm run test:chaos`: on 2
+    // shared cores a 3-minute run's p99 swings with the machine, and CI must not flip on it.
     if (strict) expect(p99End).toBeLessThanOrEqual(1.2 * p99Reference + p99SlackMs);
     // Writers hold theirs for the life of the thread: constant. The reader pool opens up to
     // METRICS_POOL_SIZE on demand and closes idle ones after 30 s, by design: bounded, not constant.

@@ -1,7 +1,8 @@
 // Slowloris over raw sockets (node:net), so every byte and its timing is ours: `slow-header`
 // connections trickle a never-ending header block, `slow-body` ones send complete headers and then
 // trickle the body. A swarm keeps `size` of each open, reopening any the server cuts, and records
-// for every cut how long the connection lived and what (if anything) the server answered.
+// for every cut how long the connection lived and what (if anything) the server answered. It runs
+// in a process of its own (slow-swarm-process.ts), away from the client that measures latency.
 import { connect, type Socket } from 'node:net';
 
 export type SlowKind = 'slow-header' | 'slow-body';
@@ -15,7 +16,7 @@ export interface SlowCut {
 }
 
 export interface SlowSwarm {
-  /** Connections currently open, by kind. */
+  /** Connections currently open (connected, not yet closed), by kind. */
   open(kind: SlowKind): number;
   /** Connections the server closed (ours, closed by stop(), are not counted). */
   readonly cuts: SlowCut[];
@@ -31,10 +32,15 @@ export interface SlowSwarmOptions {
   readonly trickleEveryMs: number;
   /** Content-Length the slow bodies announce. */
   readonly bodyBytes: number;
+  /** The first connections are opened evenly over this many ms, as independent clients would
+   *  arrive. Opened in one tick (and each replaced the moment it is cut), 300 slow bodies stayed
+   *  in lockstep: one 300-wide burst of cuts and reconnects per body deadline. */
+  readonly openOverMs: number;
 }
 
 export function startSlowSwarm(options: SlowSwarmOptions): SlowSwarm {
   const sockets = new Map<Socket, SlowKind>();
+  const connectedSockets = new Set<Socket>();
   const cuts: SlowCut[] = [];
   let connectErrors = 0;
   let stopped = false;
@@ -50,6 +56,7 @@ export function startSlowSwarm(options: SlowSwarmOptions): SlowSwarm {
     socket.setNoDelay(true);
     socket.on('connect', () => {
       connected = true;
+      connectedSockets.add(socket);
       clockFrom = Date.now();
       if (kind === 'slow-header') {
         socket.write('POST /events/bulk HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
@@ -73,6 +80,7 @@ export function startSlowSwarm(options: SlowSwarmOptions): SlowSwarm {
     });
     socket.on('close', () => {
       clearInterval(trickle);
+      connectedSockets.delete(socket);
       const ours = !sockets.has(socket);
       sockets.delete(socket);
       if (ours || stopped) return;
@@ -84,23 +92,31 @@ export function startSlowSwarm(options: SlowSwarmOptions): SlowSwarm {
           status: match ? Number(match[1]) : undefined,
         });
       }
-      // Keep the swarm at full size; a refused connect is retried after a pause.
+      // A cut connection is replaced at once: the scenario is `size` of each kind open at all times
+      // (slowloris keeps its count up), i.e. ~size / BODY_TIMEOUT_MS new slow bodies per second;
+      // a client that gave up after its cut would test a milder load. A refused connect pauses.
       setTimeout(() => openOne(kind), connected ? 0 : 200);
     });
   };
 
-  for (let i = 0; i < options.size; i++) {
-    openOne('slow-header');
-    openOne('slow-body');
-  }
+  const firstOpens = Array.from({ length: options.size }, (_, i) =>
+    setTimeout(
+      () => {
+        openOne('slow-header');
+        openOne('slow-body');
+      },
+      (i * options.openOverMs) / options.size,
+    ),
+  );
   return {
-    open: (kind) => [...sockets.values()].filter((k) => k === kind).length,
+    open: (kind) => [...connectedSockets].filter((s) => sockets.get(s) === kind).length,
     cuts,
     get connectErrors() {
       return connectErrors;
     },
     stop: () => {
       stopped = true;
+      for (const timer of firstOpens) clearTimeout(timer);
       for (const socket of [...sockets.keys()]) {
         sockets.delete(socket);
         socket.destroy();
