@@ -121,11 +121,13 @@ function declaredCharset(parameters: readonly string[]): string | undefined {
 }
 
 /** Call synchronously in the handler after checkBodyHead passed: onData must be attached before
- *  the handler returns. */
+ *  the handler returns. discard: consume the body without keeping it (resolves with an empty
+ *  body), so a refusal can be answered on a connection that stays open. */
 export function readBody(
   exchange: Exchange,
   head: RequestHead,
   limits: BodyLimits,
+  options: { discard?: boolean } = {},
 ): Promise<BodyResult> {
   const length = Number(head.contentLength);
   if (length === 0) return Promise.resolve({ ok: true, body: Buffer.alloc(0) });
@@ -155,6 +157,14 @@ export function readBody(
           problem: problem('bad_framing', 'The body is longer than its Content-Length.'),
           close: true,
         });
+        return;
+      }
+      if (options.discard) {
+        received += chunk.byteLength;
+        if (isLast) {
+          clearTimeout(deadline);
+          resolve({ ok: true, body });
+        }
         return;
       }
       // Doubling keeps the copies under 2× the body, and the buffer under 2× what arrived.

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { makeEvent, postJson } from '../helpers/events.js';
 import { readStoredIds, sendBulk, type RequestRecord } from '../helpers/load.js';
+import { jsonPost, openRaw, rawGet } from '../helpers/raw-http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { waitUntil } from '../helpers/wait-until.js';
 
@@ -100,6 +101,27 @@ describe.each(['durable', 'queued'] as const)('backpressure with INGEST_ACK=%s',
       'queue_full',
       '1',
     ]);
+    // The refusal consumes the body, unparsed, and keeps the connection: a client refused under
+    // overload retries without reconnecting. Two refusals, then a health check, on one socket.
+    const socket = await openRaw(Number(new URL(server.url).port));
+    const body = JSON.stringify(makeEvent({ event_name: 'backpressure' }));
+    const onOneConnection = [];
+    for (const bytes of [
+      jsonPost('/events', body),
+      jsonPost('/events', body),
+      rawGet('/healthz'),
+    ]) {
+      socket.write(bytes);
+      const res = await socket.next();
+      onOneConnection.push([res?.status, res?.headers.connection]);
+    }
+    expect(onOneConnection).toEqual([
+      [503, undefined],
+      [503, undefined],
+      [200, undefined],
+    ]);
+    expect(socket.isClosed).toBe(false);
+    socket.destroy();
 
     await locker.query('COMMIT');
     await locker.end();
