@@ -1,11 +1,16 @@
 // N processes starting together against a brand-new database: the advisory lock lets exactly one
-// apply each migration, and every one of them succeeds.
+// apply each migration, and every one of them succeeds. And the upgrade path of a migration that
+// must rebuild derived data (0003).
 import { randomBytes } from 'node:crypto';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { createPool } from '../../src/sql/create-pool.js';
-import { listMigrations, migrate } from '../../src/sql/migrate.js';
+import { listMigrations, migrate, migrationsDir } from '../../src/sql/migrate.js';
+import { refreshRollup } from '../../src/sql/refresh-rollup.js';
 import { withDatabase } from '../helpers/global-setup.js';
 
 const serverDsn = inject('postgresDsn');
@@ -31,11 +36,11 @@ afterAll(async () => {
 });
 
 /** One pool per caller, as if each were its own server process. */
-function processPools(count: number): pg.Pool[] {
+function processPools(count: number, connectionString = dsn): pg.Pool[] {
   return Array.from({ length: count }, (_, i) =>
     createPool(
       {
-        connectionString: dsn,
+        connectionString,
         applicationName: `pulse-migrate-test-${i}`,
         max: 1,
         connectTimeoutMs: 10_000,
@@ -70,6 +75,48 @@ describe('migrations', () => {
       expect(secondRun).toEqual([[], [], [], [], []]);
     } finally {
       await Promise.all(pools.map((pool) => pool.end()));
+    }
+  });
+
+  it('rebuilds the rollup with hour cells when 0003 upgrades a database whose rollup predates it', async () => {
+    const upgradeName = `pulse_test_${randomBytes(6).toString('hex')}`;
+    await admin((c) => c.query(`CREATE DATABASE ${upgradeName}`));
+    const [pool] = processPools(1, withDatabase(serverDsn, upgradeName));
+    const before0003 = await mkdtemp(join(tmpdir(), 'pulse-migrations-'));
+    try {
+      // A database as the previous release left it: events, and a rollup that absorbed them.
+      const files = await listMigrations();
+      for (const file of files.filter((f) => f < '0003')) {
+        await copyFile(join(migrationsDir, file), join(before0003, file));
+      }
+      await migrate(pool!, before0003);
+      const day = 19_800;
+      await pool!.query(
+        `INSERT INTO events (idem_key, event_name, user_id, occurred_at)
+         SELECT gen_random_uuid(), 'upgrade', 'user-' || g, to_timestamp($1 + g * 600)
+         FROM generate_series(1, 30) g`,
+        [day * 86_400],
+      );
+      await pool!.query(
+        `INSERT INTO user_ids (user_id) SELECT DISTINCT user_id FROM events ORDER BY user_id`,
+      );
+      await pool!.query(
+        `INSERT INTO rollup_cells VALUES (0, $1, '', '', 30, '\\xffffffff3f'::bytea)`,
+        [day],
+      );
+      await pool!.query('UPDATE rollup_state SET snapshot = pg_current_snapshot()');
+
+      expect(await migrate(pool!)).toEqual(files.filter((f) => f >= '0003'));
+      expect(await refreshRollup(pool!)).toMatchObject({ ran: true, rows: 30 });
+      const { rows } = await pool!.query<{ days: number; hours: number }>(
+        `SELECT (SELECT sum(event_count) FROM rollup_cells WHERE grain = 0)::int AS days,
+                (SELECT sum(event_count) FROM rollup_hour_cells WHERE grain = 0)::int AS hours`,
+      );
+      expect(rows).toEqual([{ days: 30, hours: 30 }]);
+    } finally {
+      await pool!.end();
+      await rm(before0003, { recursive: true, force: true });
+      await admin((c) => c.query(`DROP DATABASE IF EXISTS ${upgradeName} WITH (FORCE)`));
     }
   });
 });
