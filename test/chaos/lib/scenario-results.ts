@@ -35,7 +35,22 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-/** Figures from what the clients saw plus the oracle's verdict. */
+/** What the oracle found, as failure lines; every scenario's figures start with them. */
+function verdictFailures(verdict: OracleVerdict): string[] {
+  return [
+    ...(verdict.lostAcked.length > 0
+      ? [`${verdict.lostAcked.length} acknowledged events lost`]
+      : []),
+    ...(verdict.phantom.length > 0 ? [`${verdict.phantom.length} phantom events`] : []),
+    ...(verdict.leakedRejected.length > 0
+      ? [`${verdict.leakedRejected.length} refused events stored`]
+      : []),
+    ...(verdict.duplicated.length > 0 ? [`${verdict.duplicated.length} duplicates`] : []),
+  ];
+}
+
+/** Figures from what the clients saw plus the oracle's verdict. `failures`: the scenario's own
+ *  criteria; the verdict's are added here. */
 export function summarize(
   scenario: string,
   startedAt: number,
@@ -45,6 +60,7 @@ export function summarize(
     readonly failures: readonly string[];
   },
 ): ScenarioFigures {
+  const failures = [...verdictFailures(verdict), ...more.failures];
   const byStatus: Record<string, number> = {};
   for (const r of log.records) byStatus[String(r.status)] = (byStatus[String(r.status)] ?? 0) + 1;
   const latencies = log.records
@@ -78,8 +94,8 @@ export function summarize(
     recovery_ms: more.recovery_ms ?? [],
     rss_mb: more.rss_mb ?? { start: 0, end: 0, max: 0 },
     extra: more.extra ?? {},
-    pass: more.failures.length === 0,
-    failures: more.failures,
+    pass: failures.length === 0,
+    failures,
   };
 }
 
