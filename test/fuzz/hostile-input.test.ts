@@ -5,7 +5,12 @@
 // slipped through is found whichever field the case mangles.
 import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
+import { Piscina } from 'piscina';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type {
+  InsertBatchTask,
+  WriterThreadOptions,
+} from '../../src/workers/insert-batch-messages.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import {
@@ -18,6 +23,7 @@ import {
   type RawConnection,
   type RawResponse,
 } from '../helpers/raw-http.js';
+import type { PollutionReport } from './writer-thread-probe.js';
 
 let db: TestDatabase;
 let server: TestServer;
@@ -928,6 +934,43 @@ describe('after the corpus', () => {
       probe.polluted,
       Object.prototype.hasOwnProperty.call(Object.prototype, 'polluted'),
     ]).toEqual([undefined, false]);
+  });
+
+  it('leaves Object.prototype unpolluted in a writer thread that stored __proto__ metadata', async () => {
+    // The server's writer threads take no probes, so this runs the same writer module in a Piscina
+    // thread of its own, loaded the way the server loads it, on the batch text the batcher sends.
+    const marker = newMarker();
+    const requests = `[${spliced(
+      marker,
+      '"metadata":{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}}}',
+    )},{"events":[${spliced(`${marker}-b`, '"metadata":{"a":[{"__proto__":{"polluted":1}}]}')}]}]`;
+    const writer = new Piscina<InsertBatchTask, PollutionReport>({
+      filename: new URL('./writer-thread-probe.ts', import.meta.url).href,
+      execArgv: ['--import', 'tsx'],
+      maxThreads: 1,
+      workerData: {
+        logLevel: 'silent',
+        pool: {
+          connectionString: db.dsn,
+          applicationName: 'pulse-fuzz-probe',
+          max: 1,
+          connectTimeoutMs: 5000,
+          statementTimeoutMs: 5000,
+          queryTimeoutMs: 10_000,
+        },
+      } satisfies WriterThreadOptions,
+    });
+    const report = await writer.run({ requests }).finally(() => writer.destroy());
+    expect(report).toEqual({
+      kind: 'done',
+      polluted: undefined,
+      ownPolluted: false,
+      constructorPolluted: undefined,
+    });
+    expect((await rowsFor(marker)).map((row) => row.metadata_text).sort()).toEqual([
+      '{"__proto__": {"polluted": 1}, "constructor": {"prototype": {"polluted": 1}}}',
+      '{"a": [{"__proto__": {"polluted": 1}}]}',
+    ]);
   });
 
   it('keeps the events table intact after the SQL-looking strings', async () => {
