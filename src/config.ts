@@ -11,6 +11,7 @@ export interface Config {
   postgresDsn: string | null;
   embeddedPostgresPort: number;
   embeddedPostgresDataDir: string;
+  embeddedPostgresSharedBuffersMb: number;
   queueMaxSize: number;
   batchMaxSize: number;
   batchMaxWaitMs: number;
@@ -100,6 +101,14 @@ export const configVariables = {
     'a directory path',
     text,
     './.data/postgres',
+  ),
+  // Postgres's own default (128 MB) is sized for tiny machines: at 10M events the idempotency
+  // index alone is ~450 MB, and every insert lands on a random page of it.
+  embeddedPostgresSharedBuffersMb: variable(
+    'EMBEDDED_PG_SHARED_BUFFERS_MB',
+    'an integer 16–65536',
+    int(16, 65_536),
+    512,
   ),
   queueMaxSize: variable('QUEUE_MAX_SIZE', 'an integer 1–10000000', int(1, 10_000_000), 10_000),
   batchMaxSize: variable('BATCH_MAX_SIZE', 'an integer 1–10000', int(1, 10_000), 500),

@@ -24,6 +24,7 @@ describe('loadConfig', () => {
       postgresDsn: null,
       embeddedPostgresPort: 0,
       embeddedPostgresDataDir: './.data/postgres',
+      embeddedPostgresSharedBuffersMb: 512,
       queueMaxSize: 10_000,
       batchMaxSize: 500,
       batchMaxWaitMs: 50,
