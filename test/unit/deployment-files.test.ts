@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { configVariableNames, configVariables, loadConfig } from '../../src/config.js';
+import { writeHeavySettings } from '../../src/embedded/embedded-postgres.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -27,6 +28,7 @@ interface ComposeService {
   healthcheck?: { test?: unknown; disable?: boolean };
   depends_on?: Record<string, { condition?: string }> | string[];
   stop_grace_period?: string;
+  command?: string[];
 }
 interface ComposeFile {
   services: Record<string, ComposeService>;
@@ -162,6 +164,16 @@ describe('docker-compose.yml', () => {
       ?.map((v) => (typeof v === 'string' ? v.split(':') : [v.source, v.target]))
       .find(([, target]) => target === '/var/lib/postgresql/data');
     expect(Object.keys(compose.volumes ?? {})).toContain(dataVolume?.[0]);
+  });
+
+  it("gives postgres the embedded Postgres's settings", () => {
+    const flags = postgres.command ?? [];
+    const settings = flags.filter((_, i) => flags[i - 1] === '-c');
+    expect(flags[0]).toBe('postgres');
+    expect(settings).toEqual([
+      `shared_buffers=${configVariables.embeddedPostgresSharedBuffersMb.fallback}MB`,
+      ...writeHeavySettings,
+    ]);
   });
 
   it('starts the api once postgres is healthy', () => {
