@@ -22,7 +22,11 @@ import {
   type ThreadCpu,
 } from './lib/proc-stats.js';
 import { readMetricsCount } from './lib/read-metrics-count.js';
-import { startServerProcess, type ServerProcess } from './lib/server-process.js';
+import {
+  startBareUwsServer,
+  startServerProcess,
+  type ServerProcess,
+} from './lib/server-process.js';
 import { uniqueEvents, type UniqueEvents } from './lib/unique-events.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -122,6 +126,8 @@ interface ScenarioRun {
   /** Seconds after the load until the stored count stopped growing. */
   readonly settleSeconds: number | null;
   readonly ceilingRatio: number | null;
+  /** Single events only: stored events/s ÷ the run's HTTP-only ceiling. */
+  readonly httpCeilingRatio: number | null;
   readonly peakRssMib: number | null;
   readonly vmHwmMib: number | null;
   readonly sampledPeakRssMib: number | null;
@@ -134,6 +140,8 @@ interface RunResult {
   readonly ceilingBefore: CeilingResult | null;
   readonly ceilingAfter: CeilingResult | null;
   readonly ceilingRowsPerSecond: number | null;
+  /** The bare-uWS server's single POSTs per second (the HTTP-only ceiling), when measured. */
+  readonly httpCeilingRequestsPerSecond: number | null;
   readonly commitLatencyBefore: CommitLatency | null;
   readonly commitLatencyAfter: CommitLatency | null;
   readonly scenarios: ScenarioRun[];
@@ -148,6 +156,7 @@ interface ScenarioMedians {
   readonly errors: number;
   readonly storedEventsPerSecond: number;
   readonly ceilingRatio: number;
+  readonly httpCeilingRatio: number;
   readonly latencyP50Ms: number;
   readonly latencyP99Ms: number;
   readonly peakRssMib: number;
@@ -248,8 +257,40 @@ async function main(): Promise<void> {
       }
     };
 
+    // Single events are bounded by HTTP and the load generator long before Postgres, so they get a
+    // ceiling of their own: the same load generator and bodies against a server that only does
+    // HTTP (reads each body, parses it, answers the 202). Once per run, beside the PG ceiling.
+    const httpCeiling = async (run: number): Promise<number> => {
+      progress(`run ${run}: HTTP-only ceiling (bare uWS), ${options.ceilingSeconds} s`);
+      const bare = await startBareUwsServer({});
+      currentServer = bare;
+      try {
+        const events = uniqueEvents({
+          idPrefix: `${runTag}-http-ceiling-${run}`,
+          eventName: 'bench',
+          timestamp,
+        });
+        const result = await driveLoad({
+          url: bare.url,
+          path: '/events',
+          connections: options.connections,
+          durationSeconds: options.ceilingSeconds,
+          nextBody: () => events.nextSingleBody(),
+          headers: {},
+        });
+        progress(`run ${run}: HTTP-only ceiling: ${fmtInt(result.requestsPerSecond)} req/s`);
+        return result.requestsPerSecond;
+      } finally {
+        await bare.stop();
+        currentServer = undefined;
+      }
+    };
+    const measuresSingleEvents = scenarios.some((s) => s.payload === 'single');
+
     for (let run = 1; run <= options.runs; run++) {
       const before = database ? await ceiling(run, 'before') : null;
+      const httpCeilingRequestsPerSecond =
+        database && measuresSingleEvents ? await httpCeiling(run) : null;
       const results: ScenarioRun[] = [];
       for (const scenario of scenarios) {
         const context = { options, run, runTag, timestamp, log };
@@ -274,12 +315,19 @@ async function main(): Promise<void> {
           ceilingRowsPerSecond !== null && r.storedEventsPerSecond !== null
             ? r.storedEventsPerSecond / ceilingRowsPerSecond
             : null,
+        httpCeilingRatio:
+          httpCeilingRequestsPerSecond !== null &&
+          r.storedEventsPerSecond !== null &&
+          r.eventsPerRequest === 1
+            ? r.storedEventsPerSecond / httpCeilingRequestsPerSecond
+            : null,
       }));
       runs.push({
         run,
         ceilingBefore,
         ceilingAfter,
         ceilingRowsPerSecond,
+        httpCeilingRequestsPerSecond,
         commitLatencyBefore: before?.commitLatency ?? null,
         commitLatencyAfter: after?.commitLatency ?? null,
         scenarios: withRatios,
@@ -417,6 +465,7 @@ async function runLocalScenario(
       meanRowsPerTransaction,
       settleSeconds: settled.seconds,
       ceilingRatio: null,
+      httpCeilingRatio: null,
       // VmHWM is the kernel's own high-water mark; the samples are a cross-check of it.
       peakRssMib: Math.max(vmHwmMib ?? 0, sampledPeakRssMib),
       vmHwmMib,
@@ -489,6 +538,7 @@ async function runUrlScenario(scenario: Scenario, context: ScenarioContext): Pro
     meanRowsPerTransaction: null,
     settleSeconds: null,
     ceilingRatio: null,
+    httpCeilingRatio: null,
     peakRssMib: null,
     vmHwmMib: null,
     sampledPeakRssMib: null,
@@ -603,6 +653,7 @@ function scenarioMedians(scenario: Scenario, runs: readonly RunResult[]): Scenar
     errors: m((s) => s.load.errors),
     storedEventsPerSecond: m((s) => s.storedEventsPerSecond),
     ceilingRatio: m((s) => s.ceilingRatio),
+    httpCeilingRatio: m((s) => s.httpCeilingRatio),
     latencyP50Ms: m((s) => s.load.latencyP50Ms),
     latencyP99Ms: m((s) => s.load.latencyP99Ms),
     peakRssMib: m((s) => s.peakRssMib),
@@ -638,8 +689,8 @@ function renderReport(
     '',
   );
   lines.push(
-    '| scenario | conns | events/req | req/s | non-2xx | stored events/s | of PG ceiling | vs seed | p50 ms | p99 ms | peak RSS MB | target |',
-    '|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|---|',
+    '| scenario | conns | events/req | req/s | non-2xx | stored events/s | of PG ceiling | of HTTP ceiling | vs seed | p50 ms | p99 ms | peak RSS MB | target |',
+    '|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|---|',
   );
   for (const m of medians) {
     const scenario = scenarios.find((s) => s.id === m.scenario)!;
@@ -657,7 +708,8 @@ function renderReport(
         fmtInt(m.requestsPerSecond),
         non2xx.length > 0 ? non2xx.join(', ') : '0',
         Number.isNaN(m.storedEventsPerSecond) ? 'unavailable' : fmtInt(m.storedEventsPerSecond),
-        Number.isNaN(m.ceilingRatio) ? '–' : `${Math.round(m.ceilingRatio * 100)}%`,
+        fmtPercent(m.ceilingRatio),
+        fmtPercent(m.httpCeilingRatio),
         scenario.id === 'overload' || Number.isNaN(m.storedEventsPerSecond)
           ? '–'
           : `${(m.storedEventsPerSecond / seed).toFixed(2)}×`,
@@ -681,6 +733,13 @@ function renderReport(
         `One-row durable commit (round trip + WAL flush), median of runs: p50 ${fmtMs(median(runs.flatMap((r) => [r.commitLatencyBefore?.p50Ms ?? NaN, r.commitLatencyAfter?.p50Ms ?? NaN])))} ms, p99 ${fmtMs(median(runs.flatMap((r) => [r.commitLatencyBefore?.p99Ms ?? NaN, r.commitLatencyAfter?.p99Ms ?? NaN])))} ms.`,
       '',
     );
+    const httpCeilings = runs.map((r) => r.httpCeilingRequestsPerSecond ?? NaN);
+    if (httpCeilings.some(Number.isFinite))
+      lines.push(
+        `HTTP-only ceiling (a bare uWS server that reads each single-event POST, parses it and answers the 202; the same load generator at c=${options.connections}, ${options.ceilingSeconds} s per run): ` +
+          `**${fmtInt(median(httpCeilings))} req/s** (median; per run: ${httpCeilings.map(fmtInt).join(', ')}). "of HTTP ceiling" divides each run's stored single events/s by that run's own.`,
+        '',
+      );
   }
   lines.push(
     `Seed anchor (Go service, same machine kind, c=50, unique bodies): ${fmtInt(seedStoredEventsPerSecond.single)} single events/s (acknowledged before writing), ${fmtInt(seedStoredEventsPerSecond.bulk)} bulk events/s. "stored events/s" = rows counted in the database after the load ÷ load seconds${local ? '' : ' (here: GET /metrics totals.count)'}.`,
@@ -763,6 +822,8 @@ const fmtMs = (n: number) => (Number.isFinite(n) ? String(Math.round(n * 10) / 1
 const fmtMib = (n: number) => (Number.isFinite(n) ? String(Math.round(n)) : '–');
 const fmtCores = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '–');
 const fmtMicros = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '–');
+const fmtPercent = (ratio: number) =>
+  Number.isFinite(ratio) ? `${Math.round(ratio * 100)}%` : '–';
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -8,7 +8,6 @@
 // numbers from the same run compare: this 2-core machine is shared and drifts.
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { pino } from 'pino';
 import { startBenchDatabase, type BenchDatabase } from './lib/bench-database.js';
@@ -24,7 +23,11 @@ import {
   type LoadedDataset,
 } from './lib/metrics-dataset.js';
 import { openRawScanner, type RawDay, type RawTotals } from './lib/raw-metrics-scan.js';
-import { startServerProcess, type ServerProcess } from './lib/server-process.js';
+import {
+  startBareUwsServer,
+  startServerProcess,
+  type ServerProcess,
+} from './lib/server-process.js';
 import { createPool } from '../src/sql/create-pool.js';
 import { refreshRollup } from '../src/sql/refresh-rollup.js';
 
@@ -306,7 +309,6 @@ const serverEnvFor: Record<Exclude<ServerKind, 'bare'>, Record<string, string>> 
   uncached: { ...baseServerEnv, METRICS_CACHE_TTL_MS: '0' },
   cached: { ...baseServerEnv },
 };
-const bareUwsScript = fileURLToPath(new URL('./lib/bare-uws-server.ts', import.meta.url));
 
 /** Statement timeout for the bench's own refreshes: the first one absorbs every row. */
 const refreshTimeoutMs = 60 * 60 * 1000;
@@ -593,13 +595,7 @@ async function measureRun(
 
   // The bare-uWS ceiling just before and just after the cached scenarios, answering their bytes.
   const ceiling = async (id: string) => {
-    const bare = await startServerProcess({
-      dsn: '',
-      env: { BARE_UWS_BODY: answerBody },
-      nodeArgs: ['--import', 'tsx'],
-      startTimeoutMs: 30_000,
-      script: bareUwsScript,
-    });
+    const bare = await startBareUwsServer({ BARE_UWS_BODY: answerBody });
     setCurrentServer(bare);
     try {
       await measure(bare, (s) => s.id === id);

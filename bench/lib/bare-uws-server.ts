@@ -1,7 +1,9 @@
-// The bare-uWS ceiling: a separate process (like the real server, so the load generator never
-// shares its thread) answering every GET with one constant JSON body and nothing else. Started by
-// startServerProcess with `--import tsx`; HOST, PORT and BARE_UWS_BODY come from the environment.
-// It prints the same JSON "listening" line as the service and closes its listen token on SIGTERM.
+// The bare-uWS ceilings: a separate process (like the real server, so the load generator never
+// shares its thread) that does nothing but HTTP. GET answers one constant JSON body (the metrics
+// benchmark's ceiling); POST reads the body, parses it as JSON and answers the single-event 202
+// (the ingest benchmark's ceiling for single events). Started by startBareUwsServer; HOST, PORT
+// and BARE_UWS_BODY come from the environment. It prints the same JSON "listening" line as the
+// service and closes its listen token on SIGTERM.
 import type { us_listen_socket } from 'uWebSockets.js';
 import { loadNativeUws } from '../../src/http/load-uws.js';
 
@@ -14,6 +16,22 @@ const app = uws.App();
 app.get('/*', (res) => {
   // Synchronous answer: no cork needed (uWS corks inside its own callback).
   res.writeStatus('200 OK').writeHeader('content-type', 'application/json').end(body);
+});
+const storedBody = '{"status":"stored","inserted":1,"duplicate":false}';
+app.post('/*', (res) => {
+  let aborted = false;
+  res.onAborted(() => (aborted = true));
+  const chunks: Buffer[] = [];
+  res.onData((chunk, isLast) => {
+    chunks.push(Buffer.from(chunk.slice(0))); // the chunk is only valid during this callback
+    if (!isLast) return;
+    JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    if (!aborted)
+      res
+        .writeStatus('202 Accepted')
+        .writeHeader('content-type', 'application/json')
+        .end(storedBody);
+  });
 });
 app.any('/*', (res) => {
   res.writeStatus('405 Method Not Allowed').end();

@@ -8,6 +8,7 @@ import { readStatusKib } from './proc-stats.js';
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
 const mainScript = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
+const bareUwsScript = fileURLToPath(new URL('./bare-uws-server.ts', import.meta.url));
 
 export interface ServerProcess {
   readonly url: string;
@@ -134,4 +135,15 @@ async function stopChild(child: ChildProcess, exited: Promise<number | string>):
     child.kill('SIGKILL');
     await exited;
   }
+}
+
+/** The bare-uWS ceiling's server (bench/lib/bare-uws-server.ts), run from source through tsx. */
+export function startBareUwsServer(env: Readonly<Record<string, string>>): Promise<ServerProcess> {
+  return startServerProcess({
+    dsn: '',
+    env,
+    nodeArgs: ['--import', 'tsx'],
+    startTimeoutMs: 30_000,
+    script: bareUwsScript,
+  });
 }
