@@ -47,6 +47,13 @@ export function problem(
   return { code, detail, ...extra };
 }
 
+/** Every route's answer once shutdown has begun, on a connection that was already open. */
+export function shuttingDownProblem(retryAfterSeconds: number): Problem {
+  return problem('shutting_down', 'The server is shutting down; retry on another connection.', {
+    retryAfterSeconds,
+  });
+}
+
 export function problemStatus(p: Problem): number {
   return problemCatalogue[p.code].status;
 }

@@ -63,12 +63,13 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
   const app = uws.App();
   const lifecycle = { draining: false };
   const authorize = createApiKeyCheck(deps.config.apiKeys);
+  const isDraining = () => lifecycle.draining;
   registerIngestRoutes(app, {
     config: deps.config,
     batcher: deps.batcher,
     authorize,
     log: deps.log,
-    isDraining: () => lifecycle.draining,
+    isDraining,
     metrics: deps.metrics,
   });
   registerMetricsRoutes(app, {
@@ -83,15 +84,23 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
     authorize,
     log: deps.log,
     metrics: deps.metrics,
+    isDraining,
   });
   registerTelemetryRoutes(app, { metrics: deps.metrics, authorize, log: deps.log });
-  registerExportRoutes(app, { config: deps.config, pool: deps.readPool, authorize, log: deps.log });
+  registerExportRoutes(app, {
+    config: deps.config,
+    pool: deps.readPool,
+    authorize,
+    log: deps.log,
+    isDraining,
+  });
   registerHealthRoutes(app, {
     batcher: deps.batcher,
     probe: deps.probe,
     queueMaxSize: deps.config.queueMaxSize,
     ingestTimeoutMs: deps.config.ingestTimeoutMs,
     openApiYaml: renderOpenApiYaml(deps.config),
+    isDraining,
   });
   // Method-specific routes win over any(); what reaches here is a wrong method or an unknown path.
   for (const [path, allow] of Object.entries(routeMethods)) {

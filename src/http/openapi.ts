@@ -210,7 +210,10 @@ export function buildOpenApiDocument(
               ...problemResponse(['rate_limited']),
               headers: { ...retryAfterHeader, ...rateLimitHeaders },
             },
-            '503': { ...problemResponse(['database_unavailable']), headers: retryAfterHeader },
+            '503': {
+              ...problemResponse(['database_unavailable', 'shutting_down']),
+              headers: retryAfterHeader,
+            },
           },
         },
       },
@@ -242,7 +245,10 @@ export function buildOpenApiDocument(
             },
             '400': problemResponse(['invalid_query']),
             '401': problemResponse(['unauthorized']),
-            '503': { ...problemResponse(['database_unavailable']), headers: retryAfterHeader },
+            '503': {
+              ...problemResponse(['database_unavailable', 'shutting_down']),
+              headers: retryAfterHeader,
+            },
           },
         },
       },
@@ -260,7 +266,7 @@ export function buildOpenApiDocument(
       '/readyz': {
         get: {
           summary:
-            'Database reachable, migrations applied, writes not failing, queue below its high-water mark',
+            'Database reachable, migrations applied, writes not failing, queue below its high-water mark, not shutting down',
           responses: {
             '200': {
               description: 'Ready',

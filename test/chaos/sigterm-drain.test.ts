@@ -105,7 +105,12 @@ describe('SIGTERM under load', () => {
       const ackedAfterSignal = log.count((r) => r.status === 202 && r.answeredAt > sigtermAt);
       const leaks = linesLeakingSecrets(server.lines, secretsOf(db.dsn, [apiKey]));
       const failures = [
-        ...(exit === 0 ? [] : [`exit ${exit}`]),
+        // The server's own verdict says which part of the stop was not clean.
+        ...(exit === 0
+          ? []
+          : [
+              `exit ${exit}: ${server.lines.find((l) => l.includes('"stopped"')) ?? 'no stop logged'}`,
+            ]),
         ...(exitMs <= shutdownTimeoutMs ? [] : [`exited ${exitMs} ms after SIGTERM`]),
         ...(takenButUnanswered.length > 0
           ? [`${takenButUnanswered.length} requests sent before SIGTERM not answered`]

@@ -498,7 +498,7 @@ describe('public routes', () => {
       status: 200,
       body: {
         status: 'ready',
-        checks: { database: 'ok', migrations: 'ok', writes: 'ok', queue: 'ok' },
+        checks: { database: 'ok', migrations: 'ok', writes: 'ok', queue: 'ok', serving: 'ok' },
       },
     });
   });

@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { Config } from '../../config.js';
-import { problem } from '../../errors.js';
+import { problem, shuttingDownProblem } from '../../errors.js';
 import { parseMetricsQuery } from '../../metrics/metrics-query.js';
 import { openEventExport } from '../../sql/export-events.js';
 import { unauthorizedProblem, type ApiKeyCheck } from '../api-key-auth.js';
@@ -16,6 +16,7 @@ export interface ExportRouteDeps {
   readonly pool: pg.Pool;
   readonly authorize: ApiKeyCheck;
   readonly log: Logger;
+  readonly isDraining: () => boolean;
 }
 
 const exportParameters = ['event_name', 'channel', 'from', 'to'];
@@ -24,6 +25,10 @@ export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): 
   app.get('/events/export', (res, req) => {
     const exchange = beginExchange(res);
     const head = readHead(req);
+    if (deps.isDraining()) {
+      sendProblem(exchange, shuttingDownProblem(deps.config.retryAfterSeconds), { close: true });
+      return;
+    }
     if (!deps.authorize(head)) {
       sendProblem(exchange, unauthorizedProblem);
       return;

@@ -13,6 +13,7 @@ export interface HealthRouteDeps {
   /** How long a failed write keeps /readyz at 503 when nothing has committed since. */
   readonly ingestTimeoutMs: number;
   readonly openApiYaml: string;
+  readonly isDraining: () => boolean;
 }
 
 /** Not ready from 90% of QUEUE_MAX_SIZE: a balancer should send traffic elsewhere before 503s start. */
@@ -36,6 +37,9 @@ export function registerHealthRoutes(app: TemplatedApp, deps: HealthRouteDeps): 
         deps.batcher.depth < highWater
           ? 'ok'
           : `saturated: ${deps.batcher.depth} of ${deps.queueMaxSize} events`,
+      // A balancer holding a kept-alive connection would otherwise keep sending to a server that
+      // refuses everything: the listen socket is closed, but this connection is not.
+      serving: deps.isDraining() ? 'shutting down' : 'ok',
     };
     const failing = Object.entries(checks).filter(([, v]) => v !== 'ok');
     if (failing.length === 0) return sendJson(exchange, 200, { status: 'ready', checks });

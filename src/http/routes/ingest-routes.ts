@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { Config } from '../../config.js';
-import { problem, type Problem } from '../../errors.js';
+import { problem, shuttingDownProblem, type Problem } from '../../errors.js';
 import type { Batcher } from '../../ingest/batcher.js';
 import {
   parseJsonBody,
@@ -93,14 +93,7 @@ export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): 
       const head = readHead(req);
       exchange.headers = cors.responseHeaders(head.origin);
       if (deps.isDraining()) {
-        refuseBeforeBody(
-          exchange,
-          path,
-          problem('shutting_down', 'The server is shutting down; retry on another connection.', {
-            retryAfterSeconds: deps.config.retryAfterSeconds,
-          }),
-          deps,
-        );
+        refuseBeforeBody(exchange, path, shuttingDownProblem(deps.config.retryAfterSeconds), deps);
         return;
       }
       // An answer sent before the body is read closes the connection: its unread bytes would

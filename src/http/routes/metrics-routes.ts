@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Config } from '../../config.js';
-import { problem } from '../../errors.js';
+import { problem, shuttingDownProblem } from '../../errors.js';
 import type { MetricsCache } from '../../metrics/metrics-cache.js';
 import { answerMetrics, metricsCacheKey, parseMetricsQuery } from '../../metrics/metrics-query.js';
 import { readMetrics, type CellBitmapStore } from '../../sql/read-metrics.js';
@@ -23,6 +23,7 @@ export interface MetricsRouteDeps {
   readonly authorize: ApiKeyCheck;
   readonly log: Logger;
   readonly metrics: ServiceMetrics;
+  readonly isDraining: () => boolean;
 }
 
 const decoder = new TextDecoder();
@@ -33,6 +34,11 @@ export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps)
   app.get('/metrics', (res, req) => {
     const exchange = beginExchange(res);
     const head = readHead(req);
+    // The read pool closes during shutdown: say why, rather than "database unavailable".
+    if (deps.isDraining()) {
+      sendProblem(exchange, shuttingDownProblem(config.retryAfterSeconds), { close: true });
+      return;
+    }
     if (!deps.authorize(head)) {
       sendProblem(exchange, unauthorizedProblem);
       return;
