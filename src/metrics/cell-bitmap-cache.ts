@@ -1,14 +1,15 @@
-// Decoded user bitmaps of rollup cells, kept between requests. A 90-day answer needs ~90 cells of
-// up to 12.5 KB each at 100k users; fetching and hex-decoding them on every uncached request cost
-// most of its time on the main thread, yet a past day's cell changes only when late events arrive
-// for it. Each entry carries the row version it was read at (the cell's xmin), and the reader
-// fetches bitmaps only for cells whose version moved, all within its one snapshot — so a cached
-// bitmap is never served for a cell that changed.
+// Decoded user sets of rollup cells (bitmaps or user lists, user-bitmap.ts), kept between requests.
+// A 90-day answer needs ~90 cells of up to 12.5 KB each at 100k users; fetching and decoding them
+// on every uncached request cost most of its time on the main thread, yet a past day's cell changes
+// only when late events arrive for it. Each entry carries the row version it was read at (the
+// cell's xmin), and the reader fetches user sets only for cells whose version moved, all within its
+// one snapshot — so a cached set is never served for a cell that changed.
 import type { CellBitmapStore } from '../sql/read-metrics.js';
+import type { UserSet } from './user-bitmap.js';
 
 interface Entry {
   readonly version: string;
-  readonly users: Uint8Array;
+  readonly users: UserSet;
 }
 
 export class CellBitmapCache implements CellBitmapStore {
@@ -19,7 +20,7 @@ export class CellBitmapCache implements CellBitmapStore {
 
   constructor(private readonly maxBytes: number) {}
 
-  get(key: string, version: string): Uint8Array | undefined {
+  get(key: string, version: string): UserSet | undefined {
     const entry = this.entries.get(key);
     if (entry === undefined || entry.version !== version) return undefined;
     this.entries.delete(key);
@@ -27,15 +28,12 @@ export class CellBitmapCache implements CellBitmapStore {
     return entry.users;
   }
 
-  set(key: string, version: string, users: Uint8Array): void {
+  /** users must be the caller's own (decodeUserSet makes it so), not a view of a network buffer. */
+  set(key: string, version: string, users: UserSet): void {
     this.delete(key);
-    if (users.length > this.maxBytes) return;
-    // A copy in its own 8-byte-padded buffer: word-aligned for the OR, and it does not pin the
-    // network buffer the row arrived in.
-    const copy = new Uint8Array((users.length + 7) & ~7);
-    copy.set(users);
-    this.entries.set(key, { version, users: copy });
-    this.bytes += copy.length;
+    if (users.byteLength > this.maxBytes) return;
+    this.entries.set(key, { version, users });
+    this.bytes += users.byteLength;
     for (const [oldest] of this.entries) {
       if (this.bytes <= this.maxBytes) break;
       this.delete(oldest);
@@ -51,6 +49,6 @@ export class CellBitmapCache implements CellBitmapStore {
     const entry = this.entries.get(key);
     if (entry === undefined) return;
     this.entries.delete(key);
-    this.bytes -= entry.users.length;
+    this.bytes -= entry.users.byteLength;
   }
 }

@@ -2,7 +2,15 @@
 // seed's response shape. Pure functions: the HTTP route and the cache key both use them.
 import { problem, type FieldErrors, type Problem } from '../errors.js';
 import type { MetricsMaterial, MetricsWindow } from '../sql/read-metrics.js';
-import { bitmapWith, hasBit, orEncodedInto, orInto, popcount } from './user-bitmap.js';
+import {
+  bitmapWith,
+  orInto,
+  orUserSetInto,
+  popcount,
+  userSetHas,
+  userSetSize,
+  type UserSet,
+} from './user-bitmap.js';
 
 export interface MetricsQuery extends MetricsWindow {
   readonly groupByDay: boolean;
@@ -84,25 +92,25 @@ export function metricsCacheKey(q: MetricsQuery): string {
   return JSON.stringify([q.from, q.to, q.eventName, q.channel, q.groupByDay]);
 }
 
-// Popcounts of rollup bitmaps, which are never mutated: a cached cell's bitmap is the same object
-// on every request, so its count is computed once per cell version, not once per answer.
-const cellPopcounts = new WeakMap<Uint8Array, number>();
-function cellPopcount(users: Uint8Array): number {
-  let n = cellPopcounts.get(users);
-  if (n === undefined) cellPopcounts.set(users, (n = popcount(users)));
+// Sizes of rollup user sets, which are never mutated: a cached cell's set is the same object on
+// every request, so a bitmap's popcount is computed once per cell version, not once per answer.
+const cellSizes = new WeakMap<UserSet, number>();
+function cellSize(users: UserSet): number {
+  let n = cellSizes.get(users);
+  if (n === undefined) cellSizes.set(users, (n = userSetSize(users)));
   return n;
 }
 
 /** Per day: day cell + hour cells + raw counts; users: the union of their users. Totals: the union
  *  over days. A day served by its day cell alone (every whole day of a window) is counted from that
- *  bitmap as it is: no copy, and its popcount comes from the memo. */
+ *  cell's set as it is: no copy, and its size comes from the memo. */
 export function answerMetrics(q: MetricsQuery, material: MetricsMaterial): MetricsAnswer {
   interface Day {
     count: number;
-    /** The day cell's bitmap (read-only), if any. */
-    cell: Uint8Array | undefined;
-    /** Hour cells, encoded (read-only). */
-    hours: Uint8Array[];
+    /** The day cell's users (read-only), if any. */
+    cell: UserSet | undefined;
+    /** Hour cells' users (read-only). */
+    hours: UserSet[];
     /** Raw users the rollup's dictionary knows. */
     rawInts: number[];
     /** Raw users the rollup's dictionary has not seen yet: no bit, so kept by name. */
@@ -141,16 +149,15 @@ export function answerMetrics(q: MetricsQuery, material: MetricsMaterial): Metri
     const d = days.get(day)!;
     if (d.count === 0) continue;
     total += d.count;
-    let users: Uint8Array;
     let known: number;
     if (d.cell !== undefined && d.hours.length === 0) {
-      users = d.cell;
-      const extra = new Set(d.rawInts.filter((i) => !hasBit(users, i)));
-      known = cellPopcount(users) + extra.size;
-      allUsers = bitmapWith(orInto(allUsers, users), extra);
+      const cell = d.cell;
+      const extra = new Set(d.rawInts.filter((i) => !userSetHas(cell, i)));
+      known = cellSize(cell) + extra.size;
+      allUsers = bitmapWith(orUserSetInto(allUsers, cell), extra);
     } else {
-      users = bitmapWith(d.cell ? orInto(new Uint8Array(0), d.cell) : null, d.rawInts);
-      for (const hour of d.hours) users = orEncodedInto(users, hour);
+      let users = bitmapWith(d.cell ? orUserSetInto(new Uint8Array(0), d.cell) : null, d.rawInts);
+      for (const hour of d.hours) users = orUserSetInto(users, hour);
       known = popcount(users);
       allUsers = orInto(allUsers, users);
     }

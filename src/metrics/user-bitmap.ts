@@ -75,14 +75,16 @@ export function trimmed(bitmap: Uint8Array): Uint8Array {
   return bitmap.subarray(0, end);
 }
 
-// Hour cells (the hourly rollup) hold few users each but would be as wide as the highest user_int
-// as plain bitmaps: at 100k users, 12.5 KB for an hour of one event name with 50 users, ~2.8 GB
-// for 90 days of hour cells. They are stored in whichever of two forms is smaller, tagged by the
-// first byte: 0 = the plain bitmap follows; 1 = the user_ints follow as ascending uint32 LE.
+// Cells hold few users or many. A sparse cell would be as wide as the highest user_int as a plain
+// bitmap: at 100k users, 12.5 KB for an hour of one event name with 50 users (~2.8 GB for 90 days
+// of hour cells), and 12.5 KB for a day of one event name on one channel with 1,400 users, where
+// the list is 5.6 KB (the 7,200 day cells of that grain outgrew the 64 MB cell cache as bitmaps).
+// So day and hour cells alike are stored in whichever of two forms is smaller, tagged by the first
+// byte: 0 = the plain bitmap follows; 1 = the user_ints follow as ascending uint32 LE.
 const plainTag = 0;
 const listTag = 1;
 
-/** The stored form of an hour cell's users. */
+/** The stored form of a cell's users. */
 export function encodeUserSet(bitmap: Uint8Array): Uint8Array {
   const plain = trimmed(bitmap);
   const count = popcount(plain);
@@ -108,12 +110,43 @@ export function encodeUserSet(bitmap: Uint8Array): Uint8Array {
   return out;
 }
 
-/** target |= the users of an encoded set; returns target, grown when needed. */
-export function orEncodedInto(target: Uint8Array, encoded: Uint8Array): Uint8Array {
-  if (encoded.length === 0) return target;
-  if (encoded[0] === plainTag) return orInto(target, encoded.subarray(1));
+/** A cell's users decoded for reading, in the form they were stored: a plain bitmap (8-byte
+ *  aligned and padded, so the OR runs on words) or the ascending user_ints. Never mutated once
+ *  built: the cell cache hands the same one to every request. */
+export type UserSet = Uint8Array | Uint32Array;
+
+/** The read form of a stored user set, in buffers of its own (not the network buffer's). */
+export function decodeUserSet(encoded: Uint8Array): UserSet {
+  if (encoded.length === 0) return new Uint8Array(0);
+  if (encoded[0] === plainTag) {
+    const bitmap = new Uint8Array((encoded.length - 1 + 7) & ~7);
+    bitmap.set(encoded.subarray(1));
+    return bitmap;
+  }
   const view = new DataView(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-  const userInts: number[] = [];
-  for (let at = 1; at + 4 <= encoded.length; at += 4) userInts.push(view.getUint32(at, true));
-  return bitmapWith(target, userInts);
+  const userInts = new Uint32Array((encoded.length - 1) >>> 2);
+  for (let k = 0; k < userInts.length; k++) userInts[k] = view.getUint32(1 + 4 * k, true);
+  return userInts;
+}
+
+/** How many users the set holds. */
+export function userSetSize(users: UserSet): number {
+  return users instanceof Uint8Array ? popcount(users) : users.length;
+}
+
+export function userSetHas(users: UserSet, i: number): boolean {
+  if (users instanceof Uint8Array) return hasBit(users, i);
+  let lo = 0;
+  let hi = users.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (users[mid]! < i) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < users.length && users[lo] === i;
+}
+
+/** target |= users; returns target, grown when needed. */
+export function orUserSetInto(target: Uint8Array, users: UserSet): Uint8Array {
+  return users instanceof Uint8Array ? orInto(target, users) : bitmapWith(target, users);
 }

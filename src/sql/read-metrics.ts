@@ -4,6 +4,7 @@
 // in one REPEATABLE READ transaction is what makes rollup + tail exact: a refresh that commits
 // meanwhile is invisible to the cells and to rollup_state alike.
 import type pg from 'pg';
+import { decodeUserSet, type UserSet } from '../metrics/user-bitmap.js';
 import { withClient } from './create-pool.js';
 import type { RollupSpan } from './rollup-spans.js';
 
@@ -17,11 +18,10 @@ export interface MetricsWindow {
 export interface MetricsMaterial {
   /** Epoch ms of the snapshot the answer reflects. */
   readonly asOfMs: number;
-  /** Whole days; users is a plain bitmap. */
-  readonly cells: readonly { day: number; eventCount: number; users: Uint8Array }[];
-  /** Whole hours of partial days, by the day they belong to; users in the encoded form of
-   *  user-bitmap.ts (encodeUserSet). */
-  readonly hourCells: readonly { day: number; eventCount: number; users: Uint8Array }[];
+  /** Whole days. */
+  readonly cells: readonly { day: number; eventCount: number; users: UserSet }[];
+  /** Whole hours of partial days, by the day they belong to. */
+  readonly hourCells: readonly { day: number; eventCount: number; users: UserSet }[];
   /** Raw rows outside the rollup, per (day, user): user_int null for users the rollup has never seen. */
   readonly rawGroups: readonly {
     day: number;
@@ -31,10 +31,10 @@ export interface MetricsMaterial {
   }[];
 }
 
-/** Bitmaps already decoded, by cell and row version (src/metrics/cell-bitmap-cache.ts). */
+/** User sets already decoded, by cell and row version (src/metrics/cell-bitmap-cache.ts). */
 export interface CellBitmapStore {
-  get(key: string, version: string): Uint8Array | undefined;
-  set(key: string, version: string, users: Uint8Array): void;
+  get(key: string, version: string): UserSet | undefined;
+  set(key: string, version: string, users: UserSet): void;
 }
 
 const secondsPerDay = 86_400;
@@ -189,7 +189,7 @@ async function readCells(
   dayRange: Range,
   hourRanges: readonly [Range, Range],
   bitmaps: CellBitmapStore,
-): Promise<{ span: RollupSpan; start: number; eventCount: number; users: Uint8Array }[]> {
+): Promise<{ span: RollupSpan; start: number; eventCount: number; users: UserSet }[]> {
   const cell = [grainFor(window), window.eventName ?? '', window.channel ?? ''] as const;
   const { rows: versions } = await client.query<{
     span: RollupSpan;
@@ -217,9 +217,8 @@ async function readCells(
     const fetched = new Map(rows.map((r) => [keyOf(r.span, r.start), r.users]));
     for (const c of missing) {
       const key = keyOf(c.span, c.start);
-      const users = fetched.get(key)!;
-      bitmaps.set(key, c.version, users);
-      c.users = bitmaps.get(key, c.version) ?? users;
+      c.users = decodeUserSet(fetched.get(key)!);
+      bitmaps.set(key, c.version, c.users);
     }
   }
   return cells.map((c) => ({

@@ -2,7 +2,7 @@
 // previous refresh's snapshot (see migrations/0002_daily_rollup.sql), so its cost follows what
 // changed, never the size of the table.
 import type pg from 'pg';
-import { bitmapWith, encodeUserSet, orEncodedInto, trimmed } from '../metrics/user-bitmap.js';
+import { bitmapWith, decodeUserSet, encodeUserSet, orUserSetInto } from '../metrics/user-bitmap.js';
 import { withClient } from './create-pool.js';
 import { rollupSpans, type RollupSpan } from './rollup-spans.js';
 
@@ -185,11 +185,8 @@ export function refreshRollup(pool: pg.Pool, timeoutMs?: number): Promise<Refres
         for (const row of existing) {
           const cell = cells.get(cellKey(span, row.grain, row.start, row.event_name, row.channel))!;
           cell.eventCount += row.event_count;
-          // Copies: bitmapWith grows them in place.
-          cell.users =
-            span === 'day'
-              ? new Uint8Array(row.users)
-              : orEncodedInto(new Uint8Array(0), row.users);
+          // A bitmap of its own: bitmapWith grows it in place.
+          cell.users = orUserSetInto(new Uint8Array(0), decodeUserSet(row.users));
         }
         await query(writeCellsSql(span), [
           list.map((c) => c.grain),
@@ -197,10 +194,7 @@ export function refreshRollup(pool: pg.Pool, timeoutMs?: number): Promise<Refres
           list.map((c) => c.eventName),
           list.map((c) => c.channel),
           list.map((c) => c.eventCount),
-          list.map((c) => {
-            const users = bitmapWith(c.users, c.newUserInts);
-            return Buffer.from(span === 'day' ? trimmed(users) : encodeUserSet(users));
-          }),
+          list.map((c) => Buffer.from(encodeUserSet(bitmapWith(c.users, c.newUserInts)))),
         ]);
         written[span] = list.length;
       }

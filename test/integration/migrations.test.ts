@@ -1,6 +1,6 @@
 // N processes starting together against a brand-new database: the advisory lock lets exactly one
-// apply each migration, and every one of them succeeds. And the upgrade path of a migration that
-// must rebuild derived data (0003).
+// apply each migration, and every one of them succeeds. And the upgrade paths of migrations that
+// change derived data: 0003 rebuilds the rollup, 0004 re-tags day cells in place.
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,13 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { createPool } from '../../src/sql/create-pool.js';
 import { listMigrations, migrate, migrationsDir } from '../../src/sql/migrate.js';
+import {
+  bitmapWith,
+  decodeUserSet,
+  trimmed,
+  userSetHas,
+  userSetSize,
+} from '../../src/metrics/user-bitmap.js';
 import { refreshRollup } from '../../src/sql/refresh-rollup.js';
 import { withDatabase } from '../helpers/global-setup.js';
 
@@ -34,6 +41,29 @@ beforeAll(async () => {
 afterAll(async () => {
   await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
 });
+
+/** A fresh database migrated only up to (not including) `firstNew`, as the release before that
+ *  migration left it; `test` runs against it, then the database is dropped. */
+async function withDatabaseBefore(
+  firstNew: string,
+  test: (pool: pg.Pool) => Promise<void>,
+): Promise<void> {
+  const upgradeName = `pulse_test_${randomBytes(6).toString('hex')}`;
+  await admin((c) => c.query(`CREATE DATABASE ${upgradeName}`));
+  const [pool] = processPools(1, withDatabase(serverDsn, upgradeName));
+  const olderMigrations = await mkdtemp(join(tmpdir(), 'pulse-migrations-'));
+  try {
+    for (const file of (await listMigrations()).filter((f) => f < firstNew)) {
+      await copyFile(join(migrationsDir, file), join(olderMigrations, file));
+    }
+    await migrate(pool!, olderMigrations);
+    await test(pool!);
+  } finally {
+    await pool!.end();
+    await rm(olderMigrations, { recursive: true, force: true });
+    await admin((c) => c.query(`DROP DATABASE IF EXISTS ${upgradeName} WITH (FORCE)`));
+  }
+}
 
 /** One pool per caller, as if each were its own server process. */
 function processPools(count: number, connectionString = dsn): pg.Pool[] {
@@ -78,45 +108,84 @@ describe('migrations', () => {
     }
   });
 
-  it('rebuilds the rollup with hour cells when 0003 upgrades a database whose rollup predates it', async () => {
-    const upgradeName = `pulse_test_${randomBytes(6).toString('hex')}`;
-    await admin((c) => c.query(`CREATE DATABASE ${upgradeName}`));
-    const [pool] = processPools(1, withDatabase(serverDsn, upgradeName));
-    const before0003 = await mkdtemp(join(tmpdir(), 'pulse-migrations-'));
-    try {
+  it('rebuilds the rollup with hour cells when 0003 upgrades a database whose rollup predates it', () =>
+    withDatabaseBefore('0003', async (pool) => {
       // A database as the previous release left it: events, and a rollup that absorbed them.
-      const files = await listMigrations();
-      for (const file of files.filter((f) => f < '0003')) {
-        await copyFile(join(migrationsDir, file), join(before0003, file));
-      }
-      await migrate(pool!, before0003);
       const day = 19_800;
-      await pool!.query(
+      await pool.query(
         `INSERT INTO events (idem_key, event_name, user_id, occurred_at)
          SELECT gen_random_uuid(), 'upgrade', 'user-' || g, to_timestamp($1 + g * 600)
          FROM generate_series(1, 30) g`,
         [day * 86_400],
       );
-      await pool!.query(
+      await pool.query(
         `INSERT INTO user_ids (user_id) SELECT DISTINCT user_id FROM events ORDER BY user_id`,
       );
-      await pool!.query(
+      await pool.query(
         `INSERT INTO rollup_cells VALUES (0, $1, '', '', 30, '\\xffffffff3f'::bytea)`,
         [day],
       );
-      await pool!.query('UPDATE rollup_state SET snapshot = pg_current_snapshot()');
+      await pool.query('UPDATE rollup_state SET snapshot = pg_current_snapshot()');
 
-      expect(await migrate(pool!)).toEqual(files.filter((f) => f >= '0003'));
-      expect(await refreshRollup(pool!)).toMatchObject({ ran: true, rows: 30 });
-      const { rows } = await pool!.query<{ days: number; hours: number }>(
+      expect(await migrate(pool)).toEqual((await listMigrations()).filter((f) => f >= '0003'));
+      expect(await refreshRollup(pool)).toMatchObject({ ran: true, rows: 30 });
+      const { rows } = await pool.query<{ days: number; hours: number }>(
         `SELECT (SELECT sum(event_count) FROM rollup_cells WHERE grain = 0)::int AS days,
                 (SELECT sum(event_count) FROM rollup_hour_cells WHERE grain = 0)::int AS hours`,
       );
       expect(rows).toEqual([{ days: 30, hours: 30 }]);
-    } finally {
-      await pool!.end();
-      await rm(before0003, { recursive: true, force: true });
-      await admin((c) => c.query(`DROP DATABASE IF EXISTS ${upgradeName} WITH (FORCE)`));
-    }
-  });
+    }));
+
+  it('keeps every day cell exact when 0004 re-tags the plain bitmaps an older rollup wrote', () =>
+    withDatabaseBefore('0004', async (pool) => {
+      // 1,000 users first, so the cell's 30 users sit at user_ints 1000–1029: sparse enough that
+      // the list (121 bytes) is smaller than the bitmap (129).
+      await pool.query(
+        `INSERT INTO user_ids (user_id) SELECT 'filler-' || g FROM generate_series(1, 1000) g`,
+      );
+      const day = 19_900;
+      const insertEvents = (from: number, to: number) =>
+        pool.query(
+          `INSERT INTO events (idem_key, event_name, user_id, occurred_at)
+           SELECT gen_random_uuid(), 'upgrade', 'user-' || g, to_timestamp($1 + g * 600)
+           FROM generate_series($2::int, $3::int) g`,
+          [day * 86_400, from, to],
+        );
+      await insertEvents(1, 30);
+      const { rows: known } = await pool.query<{ user_int: number }>(
+        `INSERT INTO user_ids (user_id) SELECT 'user-' || g FROM generate_series(1, 30) g
+         RETURNING user_int`,
+      );
+      const userInts = known.map((r) => r.user_int);
+      // The day cell as the previous release wrote it: a plain bitmap, no tag.
+      await pool.query(`INSERT INTO rollup_cells VALUES (0, $1, '', '', 30, $2)`, [
+        day,
+        Buffer.from(trimmed(bitmapWith(null, userInts))),
+      ]);
+      await pool.query('UPDATE rollup_state SET snapshot = pg_current_snapshot()');
+      const dayCell = async () => {
+        const { rows } = await pool.query<{ event_count: number; users: Buffer }>(
+          `SELECT event_count::int, users FROM rollup_cells WHERE grain = 0 AND day = $1`,
+          [day],
+        );
+        return rows[0]!;
+      };
+
+      expect(await migrate(pool)).toEqual(['0004_compact_day_cells.sql']);
+      const retagged = await dayCell();
+      expect(retagged.users[0]).toBe(0);
+      const plain = decodeUserSet(retagged.users);
+      expect(userSetSize(plain)).toBe(30);
+      expect(userInts.every((i) => userSetHas(plain, i))).toBe(true);
+
+      // The next refresh that touches the cell rewrites it in the smaller form, the list.
+      await insertEvents(31, 31);
+      expect(await refreshRollup(pool)).toMatchObject({ ran: true, rows: 1 });
+      const rewritten = await dayCell();
+      expect(rewritten.event_count).toBe(31);
+      expect(rewritten.users[0]).toBe(1);
+      const list = decodeUserSet(rewritten.users);
+      expect(list).toBeInstanceOf(Uint32Array);
+      expect([...list]).toEqual([...userInts, 1030].sort((a, b) => a - b));
+    }));
 });

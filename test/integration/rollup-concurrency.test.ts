@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { orEncodedInto } from '../../src/metrics/user-bitmap.js';
+import { decodeUserSet, orUserSetInto } from '../../src/metrics/user-bitmap.js';
 import { createPool } from '../../src/sql/create-pool.js';
 import { refreshRollup, rollupLockId } from '../../src/sql/refresh-rollup.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -79,7 +79,7 @@ async function rollupCells(): Promise<Map<CellKey, CellValue>> {
       SELECT 'hour', grain, hour, event_name, channel, event_count, users FROM rollup_hour_cells`);
   const cells = new Map<CellKey, CellValue>();
   for (const r of rows) {
-    const bitmap = r.span === 'day' ? r.users : orEncodedInto(new Uint8Array(0), r.users);
+    const bitmap = orUserSetInto(new Uint8Array(0), decodeUserSet(r.users));
     const users: string[] = [];
     for (let i = 0; i < bitmap.length * 8; i++) {
       if ((bitmap[i >>> 3]! & (1 << (i & 7))) !== 0) users.push(dictionary.get(i) ?? `#${i}?`);

@@ -9,12 +9,15 @@ import {
 } from '../../src/metrics/metrics-query.js';
 import {
   bitmapWith,
+  decodeUserSet,
   encodeUserSet,
   hasBit,
-  orEncodedInto,
   orInto,
+  orUserSetInto,
   popcount,
   trimmed,
+  userSetHas,
+  userSetSize,
 } from '../../src/metrics/user-bitmap.js';
 
 const now = 1_700_000_000;
@@ -193,30 +196,34 @@ describe('answerMetrics', () => {
     groupByDay,
   });
 
-  it('unions rollup bitmaps, known raw users and unseen raw users without double counting', () => {
+  const stored = (userInts: number[]) => decodeUserSet(encodeUserSet(bitmapWith(null, userInts)));
+
+  it('unions rollup user sets, known raw users and unseen raw users without double counting', () => {
     const material = {
       asOfMs: 0,
+      // Both read forms: day 2 a bitmap (0, 3), day 1 a list (3000).
       cells: [
-        { day: 2, eventCount: 5, users: Buffer.from(bitmapWith(null, [0, 3])) },
-        { day: 1, eventCount: 2, users: Buffer.from(bitmapWith(null, [3])) },
+        { day: 2, eventCount: 5, users: stored([0, 3]) },
+        { day: 1, eventCount: 2, users: stored([3000]) },
       ],
-      // Day 3's whole hours, in both stored forms: a list (9, 900) and a plain bitmap (0, 1).
+      // Day 3's whole hours, in both forms: a list (9, 900) and a bitmap (0, 1).
       hourCells: [
-        { day: 3, eventCount: 3, users: Buffer.from(encodeUserSet(bitmapWith(null, [9, 900]))) },
-        { day: 3, eventCount: 1, users: Buffer.from(encodeUserSet(bitmapWith(null, [0, 1]))) },
+        { day: 3, eventCount: 3, users: stored([9, 900]) },
+        { day: 3, eventCount: 1, users: stored([0, 1]) },
       ],
       rawGroups: [
         { day: 2, userId: 'u-zero', userInt: 0, eventCount: 1 },
         { day: 2, userId: 'u-five', userInt: 5, eventCount: 1 },
+        { day: 1, userId: 'u-3000', userInt: 3000, eventCount: 1 },
         { day: 2, userId: 'new-a', userInt: null, eventCount: 2 },
         { day: 3, userId: 'new-a', userInt: null, eventCount: 1 },
         { day: 3, userId: 'u-nine', userInt: 9, eventCount: 1 },
       ],
     };
     expect(answerMetrics(q(true), material)).toEqual({
-      totals: { count: 17, unique_users: 7 },
+      totals: { count: 18, unique_users: 8 },
       buckets: [
-        { bucket_start: 1 * day, count: 2, unique_users: 1 },
+        { bucket_start: 1 * day, count: 3, unique_users: 1 },
         { bucket_start: 2 * day, count: 9, unique_users: 4 },
         { bucket_start: 3 * day, count: 6, unique_users: 5 },
       ],
@@ -314,8 +321,9 @@ describe('user bitmaps', () => {
     expect([...encodeUserSet(new Uint8Array(8))]).toEqual([0]);
   });
 
-  it('orEncodedInto round-trips both forms against a Set, at any byte offset', () => {
+  it('decodeUserSet round-trips both forms against a Set, at any byte offset', () => {
     const random = seededRandom(7);
+    const forms = new Set<string>();
     for (let round = 0; round < 50; round++) {
       const a = Array.from({ length: random(60) }, () => random(round % 2 ? 100 : 100_000));
       const b = Array.from({ length: random(60) }, () => random(5000));
@@ -323,11 +331,29 @@ describe('user bitmaps', () => {
       const encoded = encodeUserSet(bitmapWith(null, a));
       const shifted = new Uint8Array(encoded.length + 1);
       shifted.set(encoded, 1);
-      const union = orEncodedInto(bitmapWith(null, b), shifted.subarray(1));
+      const users = decodeUserSet(shifted.subarray(1));
+      forms.add(users.constructor.name);
+      // A buffer of its own, word-aligned: the cache keeps it and the OR runs on words.
+      expect(users.buffer).not.toBe(shifted.buffer);
+      expect(users.byteOffset % 8).toBe(0);
+      const expectedA = [...new Set(a)].sort((x, y) => x - y);
+      expect(userSetSize(users)).toBe(expectedA.length);
+      for (const i of [...expectedA, 0, 1, 99, 4999, 99_999])
+        expect(userSetHas(users, i)).toBe(expectedA.includes(i));
+      const union = orUserSetInto(bitmapWith(null, b), users);
       const expected = [...new Set([...a, ...b])].sort((x, y) => x - y);
       expect(members(union)).toEqual(expected);
     }
-    expect(members(orEncodedInto(bitmapWith(null, [4]), new Uint8Array(0)))).toEqual([4]);
+    expect([...forms].sort()).toEqual(['Uint32Array', 'Uint8Array']);
+    const nothing = decodeUserSet(new Uint8Array(0));
+    expect(userSetSize(nothing)).toBe(0);
+    expect(members(orUserSetInto(bitmapWith(null, [4]), nothing))).toEqual([4]);
+  });
+
+  it('decodeUserSet pads a plain bitmap to whole 8-byte words', () => {
+    const users = decodeUserSet(Uint8Array.from([0, 0xff, 0x01]));
+    expect(users).toBeInstanceOf(Uint8Array);
+    expect([...users]).toEqual([0xff, 0x01, 0, 0, 0, 0, 0, 0]);
   });
 });
 
