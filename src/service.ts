@@ -142,6 +142,9 @@ export async function startService(
       while (server.openRequests > 0 && Date.now() < deadline) await sleep(10);
     };
     await answerOpenRequests();
+    // Past the deadline, what is still open (an export to a slow reader, say) is cut: it holds a
+    // pool connection, and the pools must close for the process to end in time.
+    const cutRequests = server.closeOpenRequests();
     const drained = await batcher.drain(Math.max(0, deadline - Date.now()));
     if (!drained.drained)
       log.error(
@@ -158,9 +161,14 @@ export async function startService(
     // A kept-alive connection may still send one request while the pools close; its refusal goes
     // out a loop turn later and closes the connection. Answer those before judging the stop.
     await answerOpenRequests();
-    const clean = drained.drained && server.openRequests === 0;
+    const clean = drained.drained && cutRequests === 0 && server.openRequests === 0;
     log.info(
-      { clean, unansweredRequests: server.openRequests, unwrittenEvents: drained.leftEvents },
+      {
+        clean,
+        cutRequests,
+        unansweredRequests: server.openRequests,
+        unwrittenEvents: drained.leftEvents,
+      },
       'stopped',
     );
     return { clean };

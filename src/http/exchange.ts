@@ -12,20 +12,29 @@ export interface Exchange {
   headers?: Headers;
 }
 
-let openExchanges = 0;
+const openExchanges = new Set<Exchange>();
 
 /** Requests begun and not yet answered or aborted; shutdown waits for this to reach zero. */
 export function countOpenExchanges(): number {
-  return openExchanges;
+  return openExchanges.size;
+}
+
+/** Closes the connection of every request still unanswered; returns how many. Shutdown does this
+ *  at its deadline: an export to a slow reader would otherwise hold its pool connection, and so
+ *  the process, past it. Each one's abort handler runs, so whatever serves it stops. */
+export function closeOpenExchanges(): number {
+  const open = [...openExchanges];
+  for (const exchange of open) exchange.res.close();
+  return open.length;
 }
 
 /** Must run synchronously in the handler, before any await: uWS terminates the process when an
  *  async handler returns without an abort handler attached. */
 export function beginExchange(res: HttpResponse): Exchange {
   const exchange: Exchange = { res, aborted: false, done: false };
-  openExchanges++;
+  openExchanges.add(exchange);
   res.onAborted(() => {
-    if (!exchange.done) openExchanges--;
+    openExchanges.delete(exchange);
     exchange.aborted = true;
     exchange.onAbort?.();
   });
@@ -68,7 +77,7 @@ export function send(
 ): void {
   if (exchange.aborted || exchange.done) return;
   exchange.done = true;
-  openExchanges--;
+  openExchanges.delete(exchange);
   const { res } = exchange;
   // cork: one syscall for status, headers and body, and required for writes after an await.
   res.cork(() => {
@@ -86,7 +95,7 @@ export function send(
 export function sendEmpty(exchange: Exchange, status: number, headers: Headers): void {
   if (exchange.aborted || exchange.done) return;
   exchange.done = true;
-  openExchanges--;
+  openExchanges.delete(exchange);
   const { res } = exchange;
   res.cork(() => {
     res.writeStatus(statusLines[status] ?? String(status));
@@ -155,7 +164,7 @@ export function writeStream(
     const stall = setTimeout(() => {
       if (exchange.aborted || exchange.done) return settle(false);
       exchange.done = true;
-      openExchanges--;
+      openExchanges.delete(exchange);
       res.close();
       settle(false);
     }, stallTimeoutMs);
@@ -174,7 +183,7 @@ export function writeStream(
 export function finishStream(exchange: Exchange, options: { abort?: boolean } = {}): void {
   if (exchange.aborted || exchange.done) return;
   exchange.done = true;
-  openExchanges--;
+  openExchanges.delete(exchange);
   const { res } = exchange;
   res.cork(() => {
     if (options.abort) res.close();

@@ -9,7 +9,7 @@ import type { MetricsCache } from '../metrics/metrics-cache.js';
 import type { DatabaseProbe } from '../sql/database-probe.js';
 import type { ServiceMetrics } from '../telemetry/service-metrics.js';
 import { createApiKeyCheck } from './api-key-auth.js';
-import { beginExchange, countOpenExchanges, sendProblem } from './exchange.js';
+import { beginExchange, closeOpenExchanges, countOpenExchanges, sendProblem } from './exchange.js';
 import type { Uws } from './load-uws.js';
 import { renderOpenApiYaml } from './openapi.js';
 import { RateLimiter } from './rate-limiter.js';
@@ -39,6 +39,8 @@ export interface HttpServer {
   beginDrain(): void;
   /** Requests begun and not yet answered. */
   readonly openRequests: number;
+  /** Closes the connections of the requests still open; returns how many. */
+  closeOpenRequests(): number;
 }
 
 /** Path → methods it answers, for 405 and its Allow header. */
@@ -150,6 +152,7 @@ export function listen(
         get openRequests() {
           return countOpenExchanges();
         },
+        closeOpenRequests: closeOpenExchanges,
       });
     });
   });

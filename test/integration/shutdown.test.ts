@@ -1,6 +1,8 @@
-// Shutdown with requests still arriving on kept-alive connections: the listen socket is closed,
-// but each open connection may send one more request, refused a loop turn later. Shutdown must
-// answer those before it judges itself, or it reports an unclean stop (exit 1) at random.
+// Shutdown's edges, in-process. Requests still arriving on kept-alive connections: the listen socket
+// is closed, but each open connection may send one more request, refused a loop turn later;
+// shutdown must answer those before it judges itself, or it reports an unclean stop (exit 1) at
+// random. And a request still streaming at SHUTDOWN_TIMEOUT_MS: it is cut, so the stop ends.
+import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { makeEvent } from '../helpers/events.js';
@@ -110,5 +112,32 @@ describe('shutdown with kept-alive connections', () => {
     // The refusals close their connections; the balancer's probe connection stays usable.
     await connections[0]!.closed();
     await connections[1]!.closed();
+  });
+
+  it('cuts an export still streaming at SHUTDOWN_TIMEOUT_MS, so the stop ends on time', async () => {
+    // Far more NDJSON than the loopback socket buffers hold: the export waits on a reader that
+    // stopped reading, and its stall deadline is much later than the shutdown's.
+    const hourAgo = Math.floor(Date.now() / 1000) - 3600;
+    await db.query(
+      `INSERT INTO events (idem_key, event_name, user_id, occurred_at)
+       SELECT gen_random_uuid(), 'export', 'user-' || g, to_timestamp($1)
+       FROM generate_series(1, 200000) g`,
+      [hourAgo],
+    );
+    const server = await startTestServer(db.dsn, {
+      SHUTDOWN_TIMEOUT_MS: '1000',
+      EXPORT_STALL_TIMEOUT_MS: '600000',
+    });
+    const connection = await openRaw(Number(new URL(server.url).port));
+    connection.write(rawGet(`/events/export?from=${hourAgo}&to=${hourAgo + 1}`));
+    await once(connection.socket, 'data');
+    connection.socket.pause();
+
+    // Without the cut, this waits for the export's pool connection until the stall deadline.
+    const { clean } = await server.service.shutdown();
+    await server.stop();
+    expect(clean).toBe(false);
+    connection.socket.resume();
+    await connection.closed();
   });
 });
