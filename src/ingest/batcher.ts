@@ -5,7 +5,7 @@
 // in one transaction.
 import type { Logger } from 'pino';
 import type { Fault } from '../config.js';
-import { problem, type Problem } from '../errors.js';
+import { problem, shuttingDownProblem, type Problem } from '../errors.js';
 import type { ServiceMetrics } from '../telemetry/service-metrics.js';
 import { EventOutcome, type InsertBatchResult } from '../workers/insert-batch-messages.js';
 import type { WriterPool } from './writer-pool.js';
@@ -107,10 +107,7 @@ export class Batcher {
 
   submit(request: ValidatedRequest, ack: IngestAckMode): Promise<SubmitResult> | SubmitResult {
     const retryAfterSeconds = this.options.retryAfterSeconds;
-    if (this.closing)
-      return failed(
-        problem('shutting_down', 'The server is shutting down.', { retryAfterSeconds }),
-      );
+    if (this.closing) return failed(shuttingDownProblem(retryAfterSeconds));
     if (this.depth + request.eventCount > this.options.queueMaxSize) {
       return failed(
         problem(
