@@ -27,6 +27,12 @@ function toComponent(schema: unknown): unknown {
   return out;
 }
 
+const fieldErrorsSchema = {
+  type: 'object',
+  description: 'Field path (`user_id`, `events[3].timestamp`) → messages.',
+  additionalProperties: { type: 'array', items: { type: 'string' } },
+};
+
 const problemSchema = {
   type: 'object',
   description: 'RFC 9457 problem details.',
@@ -37,11 +43,7 @@ const problemSchema = {
     status: { type: 'integer' },
     detail: { type: 'string' },
     code: { type: 'string', enum: Object.keys(problemCatalogue) },
-    errors: {
-      type: 'object',
-      description: 'Field path (`user_id`, `events[3].timestamp`) → messages.',
-      additionalProperties: { type: 'array', items: { type: 'string' } },
-    },
+    errors: fieldErrorsSchema,
   },
 };
 
@@ -69,7 +71,7 @@ const retryAfterHeader = {
   'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer' } },
 };
 
-function ingestResponses(success: string): Json {
+function ingestResponses(success: string, extra400: ProblemCode[] = []): Json {
   return {
     '202': {
       description:
@@ -81,6 +83,7 @@ function ingestResponses(success: string): Json {
       'invalid_encoding',
       'validation_failed',
       'bad_framing',
+      ...extra400,
     ]),
     '401': problemResponse(['unauthorized']),
     '408': problemResponse(['body_timeout']),
@@ -161,10 +164,17 @@ export function buildOpenApiDocument(
       },
       '/events/bulk': {
         post: {
-          summary: `Ingest 1 to BULK_MAX_EVENTS (${config.bulkMaxEvents}) events, all or nothing`,
+          summary: `Ingest 1 to BULK_MAX_EVENTS (${config.bulkMaxEvents}) events, all or nothing unless partial=true`,
           security,
+          parameters: [
+            queryParameter(
+              'partial',
+              'true: store the valid events and list the invalid ones in the 202 (rejected_count, errors); 400 only when the envelope is wrong or no event is valid. Default false: one invalid event refuses the request (400), as the seed did.',
+              { type: 'boolean', default: false },
+            ),
+          ],
           requestBody: jsonBody('BulkRequest'),
-          responses: ingestResponses('BulkIngestResult'),
+          responses: ingestResponses('BulkIngestResult', ['invalid_query']),
         },
         ...preflight,
       },
@@ -337,6 +347,15 @@ export function buildOpenApiDocument(
               type: 'string',
               enum: ['queued'],
               description: 'Present with INGEST_ACK=queued.',
+            },
+            rejected_count: {
+              type: 'integer',
+              description: 'Only with partial=true: invalid events left out (not stored).',
+            },
+            errors: {
+              ...fieldErrorsSchema,
+              description:
+                'Only with partial=true and rejected_count > 0: why each left-out event was refused, by field path (`events[3].timestamp`).',
             },
           },
         },

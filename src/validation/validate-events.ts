@@ -99,7 +99,62 @@ export function validateBulk(
   return hasErrors(errors) ? invalid(errors) : { ok: true, events: events as IncomingEvent[] };
 }
 
-function invalid(errors: FieldErrors, detail?: string): ValidationResult {
+export type PartialValidationResult =
+  | {
+      readonly ok: true;
+      readonly events: IncomingEvent[];
+      /** The events left out, by the same field paths a 400 would name (`events[3].timestamp`). */
+      readonly rejected: { readonly count: number; readonly errors: FieldErrors };
+    }
+  | { readonly ok: false; readonly problem: Problem };
+
+/** A bulk request with `?partial=true`: the envelope must be valid, then each event is judged on its
+ *  own and the valid ones are kept. A 400 only when the envelope is wrong or no event is valid. */
+export function validateBulkPartially(
+  value: unknown,
+  limits: ValidationLimits,
+  nowSeconds: number,
+): PartialValidationResult {
+  const errors = newFieldErrors();
+  // What the bulk schema says of everything but the events, checked here because the schema
+  // cannot be run on the envelope alone.
+  if (!isObject(value)) {
+    addError(errors, '(body)', 'must be object');
+    return invalid(errors);
+  }
+  for (const key of Object.keys(value))
+    if (key !== 'events') addError(errors, key, 'is not a known field');
+  const events = value.events;
+  if (events === undefined) addError(errors, 'events', 'is required');
+  else if (!Array.isArray(events)) addError(errors, 'events', 'must be array');
+  else if (events.length === 0 || events.length > limits.bulkMaxEvents) {
+    addError(
+      errors,
+      'events',
+      `must contain 1 to ${limits.bulkMaxEvents} events (got ${events.length})`,
+    );
+  }
+  if (hasErrors(errors) || !Array.isArray(events)) return invalid(errors);
+
+  const valid: IncomingEvent[] = [];
+  let rejectedCount = 0;
+  events.forEach((event: unknown, i) => {
+    const result = validateSingleEvent(event, limits, nowSeconds);
+    if (result.ok) {
+      valid.push(result.events[0]!);
+      return;
+    }
+    rejectedCount++;
+    for (const [path, messages] of Object.entries(result.problem.errors ?? {})) {
+      const inBulk = path === '(body)' ? `events[${i}]` : `events[${i}].${path}`;
+      for (const message of messages) addError(errors, inBulk, message);
+    }
+  });
+  if (valid.length === 0) return invalid(errors);
+  return { ok: true, events: valid, rejected: { count: rejectedCount, errors } };
+}
+
+function invalid(errors: FieldErrors, detail?: string): { ok: false; problem: Problem } {
   const fields = Object.keys(errors);
   return {
     ok: false,

@@ -5,6 +5,7 @@ import type { FieldErrors } from '../../src/errors.js';
 import {
   parseJsonBody,
   validateBulk,
+  validateBulkPartially,
   validateSingleEvent,
   type ValidationLimits,
   type ValidationResult,
@@ -534,6 +535,86 @@ describe('a bulk request', () => {
     const list: unknown[] = events(3);
     list[2] = { ...base, channel: '\u0000' };
     expect(fieldErrors(bulk({ events: list }))).toEqual({ 'events[2].channel': [storable] });
+  });
+});
+
+describe('a bulk request with partial=true', () => {
+  const partial = (value: unknown) => validateBulkPartially(value, limits, now);
+  const good = (i: number) => ({ ...base, event_id: `p${i}` });
+  /** Each kind of invalid event, at a given index. */
+  const invalidEvents: unknown[] = [
+    { ...base, timestamp: 0 },
+    { ...base, user_id: undefined },
+    { ...base, extra: 1 },
+    { ...base, timestamp: now + 301 },
+    { ...base, user_id: 'a\u0000b' },
+    { ...base, tags: [''] },
+    { ...base, metadata: { n: 2 ** 60 } },
+    'not an object',
+    null,
+  ];
+
+  it('keeps the valid events and names each left-out one exactly as the 400 would', () => {
+    const emptyName = { ...base, event_name: '' };
+    for (const [k, bad] of invalidEvents.entries()) {
+      // Each left-out event is named as the all-or-nothing path names it when it is the only bad
+      // one (that path stops at a metadata error before the schema checks of the others).
+      const expected = {
+        ...fieldErrors(bulk({ events: [good(0), bad, good(2), good(3)] })),
+        ...fieldErrors(bulk({ events: [good(0), good(1), good(2), emptyName] })),
+      };
+      expect(partial({ events: [good(0), bad, good(2), emptyName] }), `invalid #${k}`).toEqual({
+        ok: true,
+        events: [good(0), good(2)],
+        rejected: { count: 2, errors: expected },
+      });
+    }
+  });
+
+  it('still checks every other event when one nests metadata too deep', () => {
+    // All-or-nothing validation stops at the depth error (ajv would recurse as deep as the
+    // attacker nests); partial validation judges each event alone, so the rest are still checked.
+    const list = [{ ...base, metadata: nested(40) }, { ...base, user_id: 7 }, good(2)];
+    const result = partial({ events: list });
+    if (!result.ok) throw new Error('expected the valid event to be kept');
+    expect(result.events).toEqual([good(2)]);
+    expect(Object.keys(result.rejected.errors).sort()).toEqual([
+      expect.stringMatching(/^events\[0\]\.metadata/),
+      'events[1].user_id',
+    ]);
+  });
+
+  it('answers rejected count 0 when every event is valid', () => {
+    expect(partial({ events: [good(0), good(1)] })).toEqual({
+      ok: true,
+      events: [good(0), good(1)],
+      rejected: { count: 0, errors: {} },
+    });
+  });
+
+  it('refuses the request when no event is valid, naming every one', () => {
+    expect(fieldErrors(partial({ events: [invalidEvents[0], invalidEvents[1]] }))).toEqual({
+      'events[0].timestamp': ['must be >= 1'],
+      'events[1].user_id': ['is required'],
+    });
+  });
+
+  it('refuses a wrong envelope whole, as without partial', () => {
+    expect(fieldErrors(partial([good(0)]))).toEqual({ '(body)': ['must be object'] });
+    expect(fieldErrors(partial({}))).toEqual({ events: ['is required'] });
+    expect(fieldErrors(partial({ events: {} }))).toEqual({ events: ['must be array'] });
+    expect(fieldErrors(partial({ events: [] }))).toEqual({
+      events: ['must contain 1 to 100 events (got 0)'],
+    });
+    expect(
+      fieldErrors(partial({ events: Array.from({ length: 101 }, (_, i) => good(i)) })),
+    ).toEqual({ events: ['must contain 1 to 100 events (got 101)'] });
+    expect(fieldErrors(partial({ events: [good(0)], batch: 1 }))).toEqual({
+      batch: ['is not a known field'],
+    });
+    // The same envelope errors as the all-or-nothing path, field for field.
+    for (const envelope of [[good(0)], {}, { events: {} }, { events: [good(0)], batch: 1 }])
+      expect(fieldErrors(partial(envelope))).toEqual(fieldErrors(bulk(envelope)));
   });
 });
 

@@ -2,12 +2,14 @@
 import type { Logger } from 'pino';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { Config } from '../../config.js';
-import { problem, shuttingDownProblem, type Problem } from '../../errors.js';
+import { problem, shuttingDownProblem, type FieldErrors, type Problem } from '../../errors.js';
 import type { Batcher } from '../../ingest/batcher.js';
 import {
   parseJsonBody,
   validateBulk,
+  validateBulkPartially,
   validateSingleEvent,
+  type IncomingEvent,
 } from '../../validation/validate-events.js';
 import { unauthorizedProblem, type ApiKeyCheck } from '../api-key-auth.js';
 import { createCorsPolicy } from '../cors.js';
@@ -107,6 +109,11 @@ export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): 
         refuseBeforeBody(exchange, path, refusal, deps);
         return;
       }
+      const partial = shape === 'bulk' ? parsePartialFlag(head.query) : false;
+      if (typeof partial !== 'boolean') {
+        refuseBeforeBody(exchange, path, partial, deps);
+        return;
+      }
       // Under overload, parsing and validating bodies only to refuse them starved the writers of
       // main-thread time (bulk at 10× overload: 13k stored events/s instead of 66k). The body is
       // still consumed, unparsed: answering before it would close the connection, and the refused
@@ -115,7 +122,7 @@ export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): 
         refuseAfterDiscardingBody(exchange, head, path, deps);
         return;
       }
-      ingest(exchange, head, path, shape, deps).catch((err: unknown) => {
+      ingest(exchange, head, path, shape, partial, deps).catch((err: unknown) => {
         deps.log.error(
           { err: (err as Error).message, stack: (err as Error).stack },
           'ingest handler failed',
@@ -126,11 +133,57 @@ export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): 
   }
 }
 
+/** `?partial=true` on /events/bulk: keep the valid events of a bulk request instead of refusing it
+ *  whole (the seed's behaviour, still the default). Other query parameters are ignored, as the
+ *  seed did. */
+function parsePartialFlag(query: string): boolean | Problem {
+  const values = new URLSearchParams(query).getAll('partial');
+  if (values.length === 0) return false;
+  if (values.length === 1 && (values[0] === 'true' || values[0] === '1')) return true;
+  if (values.length === 1 && (values[0] === 'false' || values[0] === '0')) return false;
+  return problem('invalid_query', 'partial must be given once, as true or false.', {
+    errors: { partial: ['must be true or false, given once'] },
+  });
+}
+
+/** What a validated request hands on: its events, the text the writer parses, and in partial mode
+ *  the events it left out. */
+function validatedRequest(
+  parsed: { value: unknown; text: string },
+  shape: Shape,
+  partial: boolean,
+  config: Config,
+  nowSeconds: number,
+):
+  | {
+      ok: true;
+      events: IncomingEvent[];
+      json: string;
+      rejected?: { count: number; errors: FieldErrors };
+    }
+  | { ok: false; problem: Problem } {
+  if (shape === 'single') {
+    const result = validateSingleEvent(parsed.value, config, nowSeconds);
+    return result.ok ? { ...result, json: parsed.text } : result;
+  }
+  if (!partial) {
+    const result = validateBulk(parsed.value, config, nowSeconds);
+    return result.ok ? { ...result, json: parsed.text } : result;
+  }
+  const result = validateBulkPartially(parsed.value, config, nowSeconds);
+  if (!result.ok) return result;
+  // The writer parses the request's text: with events left out, that is a text of the kept ones.
+  const json =
+    result.rejected.count === 0 ? parsed.text : JSON.stringify({ events: result.events });
+  return { ...result, json };
+}
+
 async function ingest(
   exchange: Exchange,
   head: RequestHead,
   route: string,
   shape: Shape,
+  partial: boolean,
   deps: IngestRouteDeps,
 ): Promise<void> {
   const { config, batcher } = deps;
@@ -139,25 +192,32 @@ async function ingest(
   if (exchange.aborted) return;
   const parsed = parseJsonBody(read.body);
   if (!parsed.ok) return refuse(exchange, route, parsed.problem, deps);
-  const nowSeconds = Math.floor(Date.now() / 1000);
-  const validated =
-    shape === 'single'
-      ? validateSingleEvent(parsed.value, config, nowSeconds)
-      : validateBulk(parsed.value, config, nowSeconds);
+  const validated = validatedRequest(parsed, shape, partial, config, Math.floor(Date.now() / 1000));
   if (!validated.ok) return refuse(exchange, route, validated.problem, deps);
   deps.metrics.eventsReceived.inc({ route }, validated.events.length);
+  // Partial mode says what it left out, with the field paths a 400 would have named.
+  const rejected =
+    validated.rejected === undefined
+      ? {}
+      : validated.rejected.count === 0
+        ? { rejected_count: 0 }
+        : { rejected_count: validated.rejected.count, errors: validated.rejected.errors };
 
   // The insert is never cancelled when the client goes away: it is idempotent, and aborting a
   // running Piscina task would kill the writer thread and its connections.
   const result = await batcher.submit(
-    { json: parsed.text, eventCount: validated.events.length },
+    { json: validated.json, eventCount: validated.events.length },
     config.ingestAck,
   );
   if (result.kind === 'failed') return refuse(exchange, route, result.problem, deps);
   if (result.kind === 'queued') {
     return shape === 'single'
       ? sendJson(exchange, 202, { status: 'queued' })
-      : sendJson(exchange, 202, { accepted_count: validated.events.length, status: 'queued' });
+      : sendJson(exchange, 202, {
+          accepted_count: validated.events.length,
+          status: 'queued',
+          ...rejected,
+        });
   }
   return shape === 'single'
     ? sendJson(exchange, 202, {
@@ -169,5 +229,6 @@ async function ingest(
         accepted_count: validated.events.length,
         inserted: result.inserted,
         duplicates: result.duplicates,
+        ...rejected,
       });
 }

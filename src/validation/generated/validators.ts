@@ -719,7 +719,7 @@ return errors === 0;
 validate20.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
 export const validateBulkRequest = validate25;
-const schema42 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://pulse.invalid/schemas/bulk-request.json","title":"BulkRequest","description":"1 to BULK_MAX_EVENTS events, stored all or nothing.","type":"object","additionalProperties":false,"required":["events"],"properties":{"events":{"type":"array","minItems":1,"items":{"$ref":"https://pulse.invalid/schemas/event.json"}}}};
+const schema42 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://pulse.invalid/schemas/bulk-request.json","title":"BulkRequest","description":"1 to BULK_MAX_EVENTS events, stored all or nothing (with ?partial=true, the valid ones).","type":"object","additionalProperties":false,"required":["events"],"properties":{"events":{"type":"array","minItems":1,"items":{"$ref":"https://pulse.invalid/schemas/event.json"}}}};
 
 function validate25(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 /*# sourceURL="https://pulse.invalid/schemas/bulk-request.json" */;
