@@ -17,6 +17,7 @@ export class ServiceMetrics {
   readonly eventsInserted: Counter;
   readonly eventsDuplicate: Counter;
   readonly requestsRejected: Counter<'route' | 'code'>;
+  readonly eventsRejected: Counter<'route'>;
   readonly batchSize: Histogram;
   readonly batchSeconds: Histogram;
   readonly databaseErrors: Counter<'class' | 'sqlstate'>;
@@ -47,6 +48,12 @@ export class ServiceMetrics {
       name: 'pulse_requests_rejected_total',
       help: 'Ingest requests answered with an error, by problem code',
       labelNames: ['route', 'code'],
+      registers,
+    });
+    this.eventsRejected = new Counter({
+      name: 'pulse_events_rejected_total',
+      help: 'Invalid events left out of accepted bulk requests (?partial=true)',
+      labelNames: ['route'],
       registers,
     });
     this.batchSize = new Histogram({

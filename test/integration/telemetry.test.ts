@@ -41,15 +41,19 @@ describe('GET /internal/metrics', () => {
     expect((await postJson(`${server.url}/events/bulk`, { events }, headers)).status).toBe(202);
     expect((await postJson(`${server.url}/events`, events[0], headers)).status).toBe(202);
     expect((await postJson(`${server.url}/events`, { user_id: 'u' }, headers)).status).toBe(400);
+    const partial = { events: [makeEvent(), { user_id: 'u' }, { user_id: 'v' }] };
+    const partialUrl = `${server.url}/events/bulk?partial=true`;
+    expect((await postJson(partialUrl, partial, headers)).status).toBe(202);
     const after = await scrape();
     const delta = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
-    expect(delta('pulse_events_inserted_total')).toBe(3);
+    expect(delta('pulse_events_inserted_total')).toBe(4);
     expect(delta('pulse_events_duplicate_total')).toBe(1);
-    expect(delta('pulse_events_received_total{route="/events/bulk"}')).toBe(3);
+    expect(delta('pulse_events_received_total{route="/events/bulk"}')).toBe(4);
+    expect(delta('pulse_events_rejected_total{route="/events/bulk"}')).toBe(2);
     expect(delta('pulse_requests_rejected_total{route="/events",code="validation_failed"}')).toBe(
       1,
     );
-    expect(delta('pulse_batch_size_events_count')).toBe(2);
+    expect(delta('pulse_batch_size_events_count')).toBe(3);
     expect(after.get('pulse_queue_depth_events')).toBe(0);
   });
 

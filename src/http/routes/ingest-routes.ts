@@ -195,6 +195,8 @@ async function ingest(
   const validated = validatedRequest(parsed, shape, partial, config, Math.floor(Date.now() / 1000));
   if (!validated.ok) return refuse(exchange, route, validated.problem, deps);
   deps.metrics.eventsReceived.inc({ route }, validated.events.length);
+  if (validated.rejected?.count)
+    deps.metrics.eventsRejected.inc({ route }, validated.rejected.count);
   // Partial mode says what it left out, with the field paths a 400 would have named.
   const rejected =
     validated.rejected === undefined
