@@ -137,6 +137,7 @@ export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): 
  *  whole (the seed's behaviour, still the default). Other query parameters are ignored, as the
  *  seed did. */
 function parsePartialFlag(query: string): boolean | Problem {
+  if (query === '') return false; // nearly every bulk request: no URLSearchParams for it
   const values = new URLSearchParams(query).getAll('partial');
   if (values.length === 0) return false;
   if (values.length === 1 && (values[0] === 'true' || values[0] === '1')) return true;
