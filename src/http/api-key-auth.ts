@@ -10,19 +10,28 @@ export const unauthorizedProblem = problem(
   'Send a valid key in X-API-Key or Authorization: Bearer.',
 );
 
-export type ApiKeyCheck = (head: RequestHead) => boolean;
+/** keyId names the matching key without revealing it (`k0` is the first of API_KEYS); null when
+ *  no keys are configured and every request is let in. */
+export type AuthResult =
+  { readonly ok: true; readonly keyId: string | null } | { readonly ok: false };
+
+export type ApiKeyCheck = (head: RequestHead) => AuthResult;
+
+const open: AuthResult = { ok: true, keyId: null };
+const refused: AuthResult = { ok: false };
 
 export function createApiKeyCheck(keys: readonly string[]): ApiKeyCheck {
-  if (keys.length === 0) return () => true;
+  if (keys.length === 0) return () => open;
   const digests = keys.map(sha256);
+  const accepted: AuthResult[] = keys.map((_, i) => ({ ok: true, keyId: `k${i}` }));
   return (head) => {
     const presented = head.apiKey !== '' ? head.apiKey : bearerToken(head.authorization);
-    if (presented === '') return false;
+    if (presented === '') return refused;
     const digest = sha256(presented);
-    let match = false;
+    let match = -1;
     // Every key is compared, so the time taken does not say which one matched.
-    for (const known of digests) match = timingSafeEqual(digest, known) || match;
-    return match;
+    for (let i = 0; i < digests.length; i++) if (timingSafeEqual(digest, digests[i]!)) match = i;
+    return match >= 0 ? accepted[match]! : refused;
   };
 }
 

@@ -29,7 +29,7 @@ export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): 
       sendProblem(exchange, shuttingDownProblem(deps.config.retryAfterSeconds), { close: true });
       return;
     }
-    if (!deps.authorize(head)) {
+    if (!deps.authorize(head).ok) {
       sendProblem(exchange, unauthorizedProblem);
       return;
     }

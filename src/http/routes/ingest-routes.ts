@@ -100,7 +100,7 @@ export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): 
       }
       // An answer sent before the body is read closes the connection: its unread bytes would
       // otherwise be parsed as the next request.
-      if (!deps.authorize(head)) {
+      if (!deps.authorize(head).ok) {
         refuseBeforeBody(exchange, path, unauthorizedProblem, deps);
         return;
       }

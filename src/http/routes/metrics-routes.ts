@@ -1,8 +1,7 @@
 // GET /metrics: rate limit → parse → cache (single flight) → rollup + raw tail → ETag/304.
-import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { TemplatedApp } from 'uWebSockets.js';
 import type { Config } from '../../config.js';
 import { problem, shuttingDownProblem } from '../../errors.js';
 import type { MetricsCache } from '../../metrics/metrics-cache.js';
@@ -12,7 +11,8 @@ import type { ServiceMetrics } from '../../telemetry/service-metrics.js';
 import { unauthorizedProblem, type ApiKeyCheck } from '../api-key-auth.js';
 import { beginExchange, send, sendProblem } from '../exchange.js';
 import type { RateLimiter } from '../rate-limiter.js';
-import { readHead, type RequestHead } from '../read-body.js';
+import { clientIdentity } from '../client-identity.js';
+import { readHead } from '../read-body.js';
 
 export interface MetricsRouteDeps {
   readonly config: Config;
@@ -26,8 +26,6 @@ export interface MetricsRouteDeps {
   readonly isDraining: () => boolean;
 }
 
-const decoder = new TextDecoder();
-
 export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps): void {
   const { config } = deps;
   const cacheControl = `max-age=${Math.floor(config.metricsCacheTtlMs / 1000)}`;
@@ -39,13 +37,14 @@ export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps)
       sendProblem(exchange, shuttingDownProblem(config.retryAfterSeconds), { close: true });
       return;
     }
-    if (!deps.authorize(head)) {
+    const auth = deps.authorize(head);
+    if (!auth.ok) {
       sendProblem(exchange, unauthorizedProblem);
       return;
     }
     let headers: Record<string, string> = {};
     if (deps.rateLimiter.enabled) {
-      const decision = deps.rateLimiter.take(clientIdentity(res, head, config.apiKeys.length > 0));
+      const decision = deps.rateLimiter.take(clientIdentity(res, auth.keyId));
       headers = {
         'ratelimit-limit': String(decision.limit),
         'ratelimit-remaining': String(decision.remaining),
@@ -103,13 +102,4 @@ export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps)
         );
       });
   });
-}
-
-/** The API key (as a digest, never the key) when keys are configured, else the peer address. */
-function clientIdentity(res: HttpResponse, head: RequestHead, keysConfigured: boolean): string {
-  if (keysConfigured) {
-    const key = head.apiKey !== '' ? head.apiKey : head.authorization;
-    return `key:${createHash('sha256').update(key).digest('base64url').slice(0, 22)}`;
-  }
-  return `ip:${decoder.decode(res.getRemoteAddressAsText())}`;
 }

@@ -13,7 +13,7 @@ export function registerTelemetryRoutes(
 ): void {
   app.get('/internal/metrics', (res, req) => {
     const exchange = beginExchange(res);
-    if (!deps.authorize(readHead(req))) {
+    if (!deps.authorize(readHead(req)).ok) {
       sendProblem(exchange, unauthorizedProblem);
       return;
     }
