@@ -24,7 +24,9 @@ export interface Config {
   clockSkewSeconds: number;
   metadataMaxDepth: number;
   rateLimitMetricsPerMin: number;
+  rateLimitExportsPerMin: number;
   rateLimitMaxClients: number;
+  authFailuresPerMin: number;
   rollupRefreshMs: number;
   rollupRefreshTimeoutMs: number;
   metricsCacheTtlMs: number;
@@ -154,11 +156,26 @@ export const configVariables = {
     int(0, 1_000_000),
     20,
   ),
+  // An export holds a read connection for as long as its client reads: far fewer than /metrics.
+  rateLimitExportsPerMin: variable(
+    'RATE_LIMIT_EXPORTS_PER_MIN',
+    'an integer 0–1000000 (0 = off)',
+    int(0, 1_000_000),
+    10,
+  ),
   rateLimitMaxClients: variable(
     'RATE_LIMIT_MAX_CLIENTS',
     'an integer 1–10000000',
     int(1, 10_000_000),
     100_000,
+  ),
+  // One a second on average: ample for a client with a mistyped key, while a guesser gets a try a
+  // second instead of line rate. Above 10000 the limit would hardly slow a guesser down.
+  authFailuresPerMin: variable(
+    'AUTH_FAILURES_PER_MIN',
+    'an integer 0–10000 (0 = off)',
+    int(0, 10_000),
+    60,
   ),
   rollupRefreshMs: variable(
     'ROLLUP_REFRESH_MS',

@@ -16,6 +16,7 @@ export const problemCatalogue = {
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   unstorable_event: { status: 422, title: 'The database refused the events' },
   rate_limited: { status: 429, title: 'Too many requests' },
+  too_many_auth_failures: { status: 429, title: 'Too many failed API key attempts' },
   internal: { status: 500, title: 'Internal server error' },
   queue_full: { status: 503, title: 'Ingestion queue is full' },
   database_unavailable: { status: 503, title: 'Database is unavailable' },

@@ -136,6 +136,8 @@ export function startStream(exchange: Exchange, status: number, contentType: str
   res.cork(() => {
     res.writeStatus(statusLines[status] ?? String(status));
     res.writeHeader('content-type', contentType);
+    if (exchange.headers)
+      for (const name in exchange.headers) res.writeHeader(name, exchange.headers[name]!);
   });
 }
 

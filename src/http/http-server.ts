@@ -8,7 +8,8 @@ import type { Batcher } from '../ingest/batcher.js';
 import type { MetricsCache } from '../metrics/metrics-cache.js';
 import type { DatabaseProbe } from '../sql/database-probe.js';
 import type { ServiceMetrics } from '../telemetry/service-metrics.js';
-import { createApiKeyCheck } from './api-key-auth.js';
+import { createApiKeyCheck, createAuthorize } from './api-key-auth.js';
+import { AuthFailureLimiter } from './auth-failure-limiter.js';
 import { beginExchange, closeOpenExchanges, countOpenExchanges, sendProblem } from './exchange.js';
 import type { Uws } from './load-uws.js';
 import { renderOpenApiYaml } from './openapi.js';
@@ -64,7 +65,10 @@ export interface App {
 export function createApp(uws: Uws, deps: HttpServerDeps): App {
   const app = uws.App();
   const lifecycle = { draining: false };
-  const authorize = createApiKeyCheck(deps.config.apiKeys);
+  const authorize = createAuthorize(
+    createApiKeyCheck(deps.config.apiKeys),
+    new AuthFailureLimiter(deps.config.authFailuresPerMin, deps.config.rateLimitMaxClients),
+  );
   const isDraining = () => lifecycle.draining;
   registerIngestRoutes(app, {
     config: deps.config,
@@ -92,6 +96,10 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
   registerExportRoutes(app, {
     config: deps.config,
     pool: deps.readPool,
+    rateLimiter: new RateLimiter(
+      deps.config.rateLimitExportsPerMin,
+      deps.config.rateLimitMaxClients,
+    ),
     authorize,
     log: deps.log,
     isDraining,

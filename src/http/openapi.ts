@@ -71,6 +71,18 @@ const retryAfterHeader = {
   'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer' } },
 };
 
+/** Every route that checks a key: too many failed attempts from one address refuse it for a while. */
+const authFailures429 = {
+  ...problemResponse(['too_many_auth_failures']),
+  headers: retryAfterHeader,
+};
+
+/** The rate-limited routes: over their own limit (RateLimit-* headers set), or over the above. */
+const rateLimited429 = {
+  ...problemResponse(['rate_limited', 'too_many_auth_failures']),
+  headers: { ...retryAfterHeader, ...rateLimitHeaders },
+};
+
 function ingestResponses(success: string, extra400: ProblemCode[] = []): Json {
   return {
     '202': {
@@ -91,6 +103,7 @@ function ingestResponses(success: string, extra400: ProblemCode[] = []): Json {
     '413': problemResponse(['payload_too_large']),
     '415': problemResponse(['unsupported_media_type']),
     '422': problemResponse(['unstorable_event']),
+    '429': authFailures429,
     '500': problemResponse(['internal']),
     '503': {
       ...problemResponse(['queue_full', 'database_unavailable', 'ingest_timeout', 'shutting_down']),
@@ -216,10 +229,7 @@ export function buildOpenApiDocument(
             '304': { description: 'Not modified (If-None-Match matched the ETag).' },
             '400': problemResponse(['invalid_query']),
             '401': problemResponse(['unauthorized']),
-            '429': {
-              ...problemResponse(['rate_limited']),
-              headers: { ...retryAfterHeader, ...rateLimitHeaders },
-            },
+            '429': rateLimited429,
             '503': {
               ...problemResponse(['database_unavailable', 'shutting_down']),
               headers: retryAfterHeader,
@@ -248,13 +258,15 @@ export function buildOpenApiDocument(
           responses: {
             '200': {
               description:
-                'One JSON object per line: the ingested fields plus received_at (epoch ms).',
+                'One JSON object per line: the ingested fields plus received_at (epoch ms). RateLimit-* headers when limiting is on.',
+              headers: rateLimitHeaders,
               content: {
                 'application/x-ndjson': { schema: { $ref: '#/components/schemas/ExportedEvent' } },
               },
             },
             '400': problemResponse(['invalid_query']),
             '401': problemResponse(['unauthorized']),
+            '429': rateLimited429,
             '503': {
               ...problemResponse(['database_unavailable', 'shutting_down']),
               headers: retryAfterHeader,
@@ -309,6 +321,7 @@ export function buildOpenApiDocument(
               content: { 'text/plain': { schema: { type: 'string' } } },
             },
             '401': problemResponse(['unauthorized']),
+            '429': authFailures429,
             '500': problemResponse(['internal']),
           },
         },

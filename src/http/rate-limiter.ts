@@ -1,5 +1,6 @@
-// Token bucket per client for GET /metrics: RATE_LIMIT_METRICS_PER_MIN tokens, refilled evenly.
-// Per server process: N replicas allow up to N× the limit in total.
+// Token bucket per client (GET /metrics, GET /events/export, failed API key attempts): perMinute
+// tokens, refilled evenly. Per server process: N replicas allow up to N× the limit in total.
+import { problem, type Problem } from '../errors.js';
 
 export interface RateDecision {
   readonly allowed: boolean;
@@ -59,4 +60,28 @@ export class RateLimiter {
         : Math.max(1, Math.ceil((1 - bucket.tokens) / this.tokensPerMs / 1000)),
     };
   }
+}
+
+/** Takes a token for a limited route: the RateLimit-* headers its every answer carries, and the 429
+ *  to send instead when the client is over. `what` names the requests and the variable. */
+export function limitRate(
+  limiter: RateLimiter,
+  client: string,
+  what: { readonly requests: string; readonly variable: string },
+): { readonly headers: Record<string, string>; readonly refusal: Problem | null } {
+  const decision = limiter.take(client);
+  const headers = {
+    'ratelimit-limit': String(decision.limit),
+    'ratelimit-remaining': String(decision.remaining),
+    'ratelimit-reset': String(decision.resetSeconds),
+  };
+  if (decision.allowed) return { headers, refusal: null };
+  return {
+    headers,
+    refusal: problem(
+      'rate_limited',
+      `At most ${decision.limit} ${what.requests} per minute (${what.variable}).`,
+      { retryAfterSeconds: decision.retryAfterSeconds },
+    ),
+  };
 }

@@ -116,6 +116,8 @@ describe('loadConfig', () => {
     ['CLOCK_SKEW_SECONDS', '-300', 'an integer 0–31536000'],
     ['METADATA_MAX_DEPTH', '1001', 'an integer 1–1000'],
     ['RATE_LIMIT_METRICS_PER_MIN', 'many', 'an integer 0–1000000 (0 = off)'],
+    ['RATE_LIMIT_EXPORTS_PER_MIN', '-1', 'an integer 0–1000000 (0 = off)'],
+    ['AUTH_FAILURES_PER_MIN', '10001', 'an integer 0–10000 (0 = off)'],
     ['INGEST_WORKERS', '65', 'an integer 1–64'],
     ['INGEST_ACK', 'async', 'durable or queued'],
     ['INGEST_TIMEOUT_MS', '0', 'an integer 100–600000'],

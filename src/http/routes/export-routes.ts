@@ -7,19 +7,23 @@ import type { Config } from '../../config.js';
 import { problem, shuttingDownProblem } from '../../errors.js';
 import { parseMetricsQuery } from '../../metrics/metrics-query.js';
 import { openEventExport } from '../../sql/export-events.js';
-import { unauthorizedProblem, type ApiKeyCheck } from '../api-key-auth.js';
+import type { Authorize } from '../api-key-auth.js';
 import { beginExchange, finishStream, sendProblem, startStream, writeStream } from '../exchange.js';
+import { clientIdentity } from '../client-identity.js';
+import { limitRate, type RateLimiter } from '../rate-limiter.js';
 import { readHead } from '../read-body.js';
 
 export interface ExportRouteDeps {
   readonly config: Config;
   readonly pool: pg.Pool;
-  readonly authorize: ApiKeyCheck;
+  readonly rateLimiter: RateLimiter;
+  readonly authorize: Authorize;
   readonly log: Logger;
   readonly isDraining: () => boolean;
 }
 
 const exportParameters = ['event_name', 'channel', 'from', 'to'];
+const exportLimit = { requests: 'exports', variable: 'RATE_LIMIT_EXPORTS_PER_MIN' };
 
 export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): void {
   app.get('/events/export', (res, req) => {
@@ -29,9 +33,18 @@ export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): 
       sendProblem(exchange, shuttingDownProblem(deps.config.retryAfterSeconds), { close: true });
       return;
     }
-    if (!deps.authorize(head).ok) {
-      sendProblem(exchange, unauthorizedProblem);
+    const auth = deps.authorize(res, head);
+    if (!auth.ok) {
+      sendProblem(exchange, auth.problem);
       return;
+    }
+    if (deps.rateLimiter.enabled) {
+      const limited = limitRate(deps.rateLimiter, clientIdentity(res, auth.keyId), exportLimit);
+      exchange.headers = limited.headers; // on the 200 stream and on every problem alike
+      if (limited.refusal) {
+        sendProblem(exchange, limited.refusal);
+        return;
+      }
     }
     const parsed = parseMetricsQuery(
       head.query,

@@ -11,7 +11,7 @@ import {
   validateSingleEvent,
   type IncomingEvent,
 } from '../../validation/validate-events.js';
-import { unauthorizedProblem, type ApiKeyCheck } from '../api-key-auth.js';
+import type { Authorize } from '../api-key-auth.js';
 import { createCorsPolicy } from '../cors.js';
 import { beginExchange, sendEmpty, sendJson, sendProblem, type Exchange } from '../exchange.js';
 import type { ServiceMetrics } from '../../telemetry/service-metrics.js';
@@ -20,7 +20,7 @@ import { checkBodyHead, readBody, readHead, type RequestHead } from '../read-bod
 export interface IngestRouteDeps {
   readonly config: Config;
   readonly batcher: Batcher;
-  readonly authorize: ApiKeyCheck;
+  readonly authorize: Authorize;
   readonly log: Logger;
   readonly isDraining: () => boolean;
   readonly metrics: ServiceMetrics;
@@ -100,8 +100,9 @@ export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): 
       }
       // An answer sent before the body is read closes the connection: its unread bytes would
       // otherwise be parsed as the next request.
-      if (!deps.authorize(head).ok) {
-        refuseBeforeBody(exchange, path, unauthorizedProblem, deps);
+      const auth = deps.authorize(res, head);
+      if (!auth.ok) {
+        refuseBeforeBody(exchange, path, auth.problem, deps);
         return;
       }
       const refusal = checkBodyHead(head, deps.config);

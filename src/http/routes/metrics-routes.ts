@@ -8,9 +8,9 @@ import type { MetricsCache } from '../../metrics/metrics-cache.js';
 import { answerMetrics, metricsCacheKey, parseMetricsQuery } from '../../metrics/metrics-query.js';
 import { readMetrics, type CellBitmapStore } from '../../sql/read-metrics.js';
 import type { ServiceMetrics } from '../../telemetry/service-metrics.js';
-import { unauthorizedProblem, type ApiKeyCheck } from '../api-key-auth.js';
+import type { Authorize } from '../api-key-auth.js';
 import { beginExchange, send, sendProblem } from '../exchange.js';
-import type { RateLimiter } from '../rate-limiter.js';
+import { limitRate, type RateLimiter } from '../rate-limiter.js';
 import { clientIdentity } from '../client-identity.js';
 import { readHead } from '../read-body.js';
 
@@ -20,11 +20,13 @@ export interface MetricsRouteDeps {
   readonly cache: MetricsCache;
   readonly cellBitmaps: CellBitmapStore;
   readonly rateLimiter: RateLimiter;
-  readonly authorize: ApiKeyCheck;
+  readonly authorize: Authorize;
   readonly log: Logger;
   readonly metrics: ServiceMetrics;
   readonly isDraining: () => boolean;
 }
+
+const metricsLimit = { requests: 'metrics requests', variable: 'RATE_LIMIT_METRICS_PER_MIN' };
 
 export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps): void {
   const { config } = deps;
@@ -37,32 +39,18 @@ export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps)
       sendProblem(exchange, shuttingDownProblem(config.retryAfterSeconds), { close: true });
       return;
     }
-    const auth = deps.authorize(head);
+    const auth = deps.authorize(res, head);
     if (!auth.ok) {
-      sendProblem(exchange, unauthorizedProblem);
+      sendProblem(exchange, auth.problem);
       return;
     }
     let headers: Record<string, string> = {};
     if (deps.rateLimiter.enabled) {
-      const decision = deps.rateLimiter.take(clientIdentity(res, auth.keyId));
-      headers = {
-        'ratelimit-limit': String(decision.limit),
-        'ratelimit-remaining': String(decision.remaining),
-        'ratelimit-reset': String(decision.resetSeconds),
-      };
-      if (!decision.allowed) {
+      const limited = limitRate(deps.rateLimiter, clientIdentity(res, auth.keyId), metricsLimit);
+      headers = limited.headers;
+      if (limited.refusal) {
         deps.metrics.rateLimited.inc();
-        sendProblem(
-          exchange,
-          problem(
-            'rate_limited',
-            `At most ${decision.limit} metrics requests per minute (RATE_LIMIT_METRICS_PER_MIN).`,
-            {
-              retryAfterSeconds: decision.retryAfterSeconds,
-            },
-          ),
-          { headers },
-        );
+        sendProblem(exchange, limited.refusal, { headers });
         return;
       }
     }

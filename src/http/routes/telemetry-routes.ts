@@ -3,18 +3,19 @@ import type { Logger } from 'pino';
 import type { TemplatedApp } from 'uWebSockets.js';
 import { problem } from '../../errors.js';
 import type { ServiceMetrics } from '../../telemetry/service-metrics.js';
-import { unauthorizedProblem, type ApiKeyCheck } from '../api-key-auth.js';
+import type { Authorize } from '../api-key-auth.js';
 import { beginExchange, send, sendProblem } from '../exchange.js';
 import { readHead } from '../read-body.js';
 
 export function registerTelemetryRoutes(
   app: TemplatedApp,
-  deps: { readonly metrics: ServiceMetrics; readonly authorize: ApiKeyCheck; readonly log: Logger },
+  deps: { readonly metrics: ServiceMetrics; readonly authorize: Authorize; readonly log: Logger },
 ): void {
   app.get('/internal/metrics', (res, req) => {
     const exchange = beginExchange(res);
-    if (!deps.authorize(readHead(req)).ok) {
-      sendProblem(exchange, unauthorizedProblem);
+    const auth = deps.authorize(res, readHead(req));
+    if (!auth.ok) {
+      sendProblem(exchange, auth.problem);
       return;
     }
     deps.metrics.registry
