@@ -11,6 +11,9 @@ export interface PoolOptions {
   readonly statementTimeoutMs: number;
   /** Client-side backstop; a client that hit it is wedged, and pool.query destroys it. */
   readonly queryTimeoutMs: number;
+  /** Writers: synchronous_commit = on whatever the server, database or role says, so a COMMIT
+   *  returns only once its WAL is flushed (on a synchronous standby too, if one is configured). */
+  readonly synchronousCommit?: boolean;
 }
 
 export function createPool(options: PoolOptions, log: Pick<Logger, 'warn'>): pg.Pool {
@@ -22,6 +25,8 @@ export function createPool(options: PoolOptions, log: Pick<Logger, 'warn'>): pg.
     statement_timeout: options.statementTimeoutMs,
     query_timeout: options.queryTimeoutMs,
     idle_in_transaction_session_timeout: options.statementTimeoutMs * 2,
+    // A startup parameter, like the timeouts: set before the session's first statement can run.
+    ...(options.synchronousCommit ? { options: '-c synchronous_commit=on' } : {}),
     keepAlive: true,
     idleTimeoutMillis: 30_000,
   });
