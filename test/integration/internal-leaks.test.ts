@@ -1,13 +1,12 @@
 // Nothing internal in a response: the Postgres error behind a failed /readyz or a 422 goes to the
 // log only, and a 404 never echoes the request's path (docs/errors.md).
 import { randomBytes } from 'node:crypto';
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import { once } from 'node:events';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { makeEvent, postJson } from '../helpers/events.js';
 import { destroyRawConnections, rawGet, rawRequest } from '../helpers/raw-http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startRelay } from '../helpers/tcp-relay.js';
 import { waitUntil } from '../helpers/wait-until.js';
 
 let db: TestDatabase;
@@ -49,35 +48,6 @@ async function awaitNotReady(url: string): Promise<unknown> {
     },
     { timeoutMs: 30_000, intervalMs: 100 },
   );
-}
-
-/** A TCP relay to Postgres that can be closed, connections and all: a database port that shuts. */
-async function startRelay(target: URL): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const track = (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => sockets.delete(socket));
-  };
-  const relay: Server = createServer((client) => {
-    const upstream = connect({ host: target.hostname, port: Number(target.port) });
-    track(client);
-    track(upstream);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-    client.pipe(upstream).pipe(client);
-  });
-  relay.listen(0, '127.0.0.1');
-  await once(relay, 'listening');
-  return {
-    port: (relay.address() as { port: number }).port,
-    close: async () => {
-      const closed = once(relay, 'close');
-      relay.close();
-      for (const socket of sockets) socket.destroy();
-      await closed;
-    },
-  };
 }
 
 describe('/readyz with the database unreachable', () => {
