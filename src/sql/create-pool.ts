@@ -25,10 +25,11 @@ export function createPool(options: PoolOptions, log: Pick<Logger, 'warn'>): pg.
     statement_timeout: options.statementTimeoutMs,
     query_timeout: options.queryTimeoutMs,
     idle_in_transaction_session_timeout: options.statementTimeoutMs * 2,
-    // A startup parameter, like the timeouts: set before the session's first statement can run.
-    ...(options.synchronousCommit ? { options: '-c synchronous_commit=on' } : {}),
     keepAlive: true,
     idleTimeoutMillis: 30_000,
+    // On each new connection before its first use; a failure fails that checkout, so no statement
+    // runs on a session without it. Not a startup parameter: a DSN's `options` would replace it.
+    ...(options.synchronousCommit ? { verify: setSynchronousCommit } : {}),
   });
   // Without this an idle connection dropped by the server (restart, pg_terminate_backend) throws
   // an unhandled 'error' and kills the thread; with it, the pool discards the client and heals.
@@ -39,6 +40,10 @@ export function createPool(options: PoolOptions, log: Pick<Logger, 'warn'>): pg.
     );
   });
   return pool;
+}
+
+function setSynchronousCommit(client: pg.PoolClient, done: (err?: Error) => void): void {
+  client.query('SET synchronous_commit = on').then(() => done(), done);
 }
 
 /** Runs fn on one checked-out client. A checked-out client has no pool listener, so a connection

@@ -64,8 +64,8 @@ describe('FAULT_INJECTION', () => {
 describe('durability settings', () => {
   const log = pino({ level: 'silent' });
 
-  async function sessionSetting(role: PoolRole): Promise<string | undefined> {
-    const options = servicePoolOptions(loadConfig({ POSTGRES_DSN: db.dsn }), db.dsn, role, 1);
+  async function sessionSetting(role: PoolRole, dsn = db.dsn): Promise<string | undefined> {
+    const options = servicePoolOptions(loadConfig({ POSTGRES_DSN: dsn }), dsn, role, 1);
     const pool = createPool(options, log);
     try {
       return (await pool.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]
@@ -86,6 +86,15 @@ describe('durability settings', () => {
     } finally {
       await db.query(`ALTER DATABASE ${db.name} RESET synchronous_commit`);
     }
+  });
+
+  it('keeps synchronous_commit on in writer sessions whose DSN asks for off', async () => {
+    const dsn = new URL(db.dsn);
+    dsn.searchParams.set('options', '-c synchronous_commit=off');
+    expect({
+      writer: await sessionSetting('writer', dsn.toString()),
+      reader: await sessionSetting('reader', dsn.toString()),
+    }).toEqual({ writer: 'on', reader: 'off' });
   });
 
   it("reads the server's fsync setting", async () => {
