@@ -52,7 +52,8 @@ export interface Config {
 }
 
 /** Deliberate bugs the reliability suites switch on to prove they can fail (docs/RELIABILITY.md).
- *  Read from FAULT_INJECTION, a comma-separated list; refused when NODE_ENV=production. */
+ *  Read from FAULT_INJECTION, a comma-separated list; refused without the test suites' switch
+ *  (faultInjectionSwitch) and always when NODE_ENV=production. */
 export const faultNames = ['ack-before-commit', 'unsorted-batches', 'worker-crash'] as const;
 export type Fault = (typeof faultNames)[number];
 
@@ -118,14 +119,17 @@ export const configVariables = {
   bulkMaxEvents: variable('BULK_MAX_EVENTS', 'an integer 1–10000', int(1, 10_000), 100),
   maxBodyBytes: variable('MAX_BODY_BYTES', 'an integer 64–104857600', int(64, 100 * MiB), MiB),
   bodyTimeoutMs: variable('BODY_TIMEOUT_MS', 'an integer 100–600000', int(100, 600_000), 10_000),
+  // A value that holds no key must not mean "no auth": that would fail open on a typo.
   apiKeys: variable(
     'API_KEYS',
-    'comma-separated keys',
-    (raw) =>
-      raw
+    'comma-separated keys, at least one',
+    (raw) => {
+      const keys = raw
         .split(',')
         .map((k) => k.trim())
-        .filter((k) => k !== ''),
+        .filter((k) => k !== '');
+      return keys.length > 0 ? keys : undefined;
+    },
     [] as string[],
   ),
   corsOrigins: variable(
@@ -318,12 +322,23 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   return Object.freeze(config);
 }
 
+/** The test suites' switch that lets FAULT_INJECTION through. Nothing a user runs sets it (not
+ *  `npm start`, the image, compose or the docs), so a stray FAULT_INJECTION stops start-up instead
+ *  of silently acknowledging events before they are committed. */
+export const faultInjectionSwitch = { name: 'PULSE_TEST_ONLY_ALLOW_FAULTS', value: '1' } as const;
+
 function parseFaults(env: Env, problems: string[]): ReadonlySet<Fault> {
   const listed = (env.FAULT_INJECTION ?? '')
     .split(',')
     .map((f) => f.trim())
     .filter((f) => f !== '');
   if (listed.length === 0) return new Set();
+  if (env[faultInjectionSwitch.name] !== faultInjectionSwitch.value) {
+    problems.push(
+      'FAULT_INJECTION is set: it breaks the service on purpose and only the test suites may use it; unset it',
+    );
+    return new Set();
+  }
   if (env.NODE_ENV === 'production') {
     problems.push('FAULT_INJECTION is set: test-only faults are refused when NODE_ENV=production');
     return new Set();
@@ -334,6 +349,33 @@ function parseFaults(env: Env, problems: string[]): ReadonlySet<Fault> {
       `FAULT_INJECTION=${JSON.stringify(env.FAULT_INJECTION)}: expected a comma-separated list of ${faultNames.join(', ')}`,
     );
   return new Set(listed.filter((f): f is Fault => (faultNames as readonly string[]).includes(f)));
+}
+
+/** Shorter keys still start (a deployment must not be locked out by an upgrade), with a warning. */
+export const apiKeyMinLength = 16;
+
+/** Settings that start the service but deserve a line in its start-up log. Never quotes a key. */
+export function configWarnings(config: Pick<Config, 'apiKeys' | 'host'>): string[] {
+  const warnings: string[] = [];
+  const short = config.apiKeys.filter((key) => key.length < apiKeyMinLength).length;
+  if (short > 0)
+    warnings.push(
+      `API_KEYS: ${short} of ${config.apiKeys.length} keys are shorter than ${apiKeyMinLength} characters; use long random keys`,
+    );
+  if (config.apiKeys.length === 0 && !isLoopback(config.host))
+    warnings.push(
+      `API_KEYS is not set and HOST=${config.host} is not a loopback address: the API is open to anyone who can reach it`,
+    );
+  return warnings;
+}
+
+function isLoopback(host: string): boolean {
+  const address = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return (
+    address === 'localhost' ||
+    address === '::1' ||
+    /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address)
+  );
 }
 
 /** Postgres connections one server process opens: writer pools, the reader pool, and two admin

@@ -1,6 +1,6 @@
 // Composition root: config → database → writer pool → batcher → HTTP. Shutdown runs in reverse.
 import { pino, type Logger } from 'pino';
-import { connectionsPerProcess, type Config } from './config.js';
+import { configWarnings, connectionsPerProcess, type Config } from './config.js';
 import { startConfiguredPostgres } from './embedded/embedded-postgres.js';
 import { createApp, listen } from './http/http-server.js';
 import { loadNativeUws } from './http/load-uws.js';
@@ -12,6 +12,7 @@ import { createWriterPool } from './ingest/writer-pool.js';
 import { readConnectionBudget } from './sql/connection-budget.js';
 import { createPool, type PoolOptions } from './sql/create-pool.js';
 import { DatabaseProbe } from './sql/database-probe.js';
+import { durabilityWarnings, readDurabilitySettings } from './sql/durability-settings.js';
 import { ServiceMetrics } from './telemetry/service-metrics.js';
 import { listMigrations, migrate } from './sql/migrate.js';
 
@@ -37,22 +38,16 @@ export async function startService(
   log: Logger = createLogger(config),
 ): Promise<Service> {
   const uws = loadNativeUws(); // before anything else: refuse the slow fallback early
+  for (const warning of configWarnings(config)) log.warn(warning);
   const embedded = await startConfiguredPostgres(config, log);
   const dsn = embedded?.dsn ?? config.postgresDsn ?? '';
-  // 'pulse-<role>-<pid>': the 'pulse-' prefix is how the connection budget tells our connections
-  // from others', and the pid tells which process holds them (a killed one must leave none).
-  const poolOptions = (role: string, max: number): PoolOptions => ({
-    connectionString: dsn,
-    applicationName: `pulse-${role}-${process.pid}`,
-    max,
-    connectTimeoutMs: config.pgConnectTimeoutMs,
-    statementTimeoutMs: config.pgStatementTimeoutMs,
-    queryTimeoutMs: config.pgQueryTimeoutMs,
-  });
+  const poolOptions = (role: PoolRole, max: number) => servicePoolOptions(config, dsn, role, max);
   const adminPool = createPool(poolOptions('admin', 2), log);
   try {
     const applied = await retryUntil(() => migrate(adminPool), startupDatabaseWaitMs, log);
     log.info({ applied }, 'migrations applied');
+    for (const warning of durabilityWarnings(await readDurabilitySettings(adminPool)))
+      log.warn(warning);
     const budget = await readConnectionBudget(
       adminPool,
       config.clusterProcesses * connectionsPerProcess(config),
@@ -178,6 +173,29 @@ export async function startService(
     dsn,
     refresher,
     shutdown: () => (shuttingDown ??= shutdown()),
+  };
+}
+
+export type PoolRole = 'admin' | 'writer' | 'reader';
+
+/** The options of each of the service's pools. 'pulse-<role>-<pid>': the 'pulse-' prefix is how
+ *  the connection budget tells our connections from others', and the pid tells which process
+ *  holds them (a killed one must leave none). */
+export function servicePoolOptions(
+  config: Config,
+  dsn: string,
+  role: PoolRole,
+  max: number,
+): PoolOptions {
+  return {
+    connectionString: dsn,
+    applicationName: `pulse-${role}-${process.pid}`,
+    max,
+    connectTimeoutMs: config.pgConnectTimeoutMs,
+    statementTimeoutMs: config.pgStatementTimeoutMs,
+    queryTimeoutMs: config.pgQueryTimeoutMs,
+    // A durable 202 is sent after the writer's COMMIT: it must not depend on the server's settings.
+    synchronousCommit: role === 'writer',
   };
 }
 

@@ -62,6 +62,10 @@ const statusLines: Record<number, string> = {
 
 export type Headers = Readonly<Record<string, string>>;
 
+/** On every response: a browser must never guess a type other than the one sent (a JSON body
+ *  read as HTML, say). */
+const noSniff = { name: 'x-content-type-options', value: 'nosniff' } as const;
+
 export interface SendOptions {
   readonly headers?: Headers;
   readonly contentType?: string;
@@ -83,6 +87,7 @@ export function send(
   res.cork(() => {
     res.writeStatus(statusLines[status] ?? String(status));
     res.writeHeader('content-type', options.contentType ?? 'application/json');
+    res.writeHeader(noSniff.name, noSniff.value);
     if (exchange.headers)
       for (const name in exchange.headers) res.writeHeader(name, exchange.headers[name]!);
     if (options.headers)
@@ -99,6 +104,7 @@ export function sendEmpty(exchange: Exchange, status: number, headers: Headers):
   const { res } = exchange;
   res.cork(() => {
     res.writeStatus(statusLines[status] ?? String(status));
+    res.writeHeader(noSniff.name, noSniff.value);
     for (const name in headers) res.writeHeader(name, headers[name]!);
     res.endWithoutBody();
   });
@@ -136,6 +142,7 @@ export function startStream(exchange: Exchange, status: number, contentType: str
   res.cork(() => {
     res.writeStatus(statusLines[status] ?? String(status));
     res.writeHeader('content-type', contentType);
+    res.writeHeader(noSniff.name, noSniff.value);
     if (exchange.headers)
       for (const name in exchange.headers) res.writeHeader(name, exchange.headers[name]!);
   });

@@ -125,14 +125,11 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
       ),
     );
   }
-  app.any('/*', (res, req) =>
-    sendProblem(
-      beginExchange(res),
-      problem('not_found', `No route for ${req.getMethod().toUpperCase()} ${req.getUrl()}.`),
-      {
-        close: true,
-      },
-    ),
+  // The request's path is never echoed: a reflected path is an injection vector.
+  app.any('/*', (res) =>
+    sendProblem(beginExchange(res), problem('not_found', 'No route for this method and path.'), {
+      close: true,
+    }),
   );
   return { app, lifecycle };
 }

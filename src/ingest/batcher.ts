@@ -317,9 +317,15 @@ export class Batcher {
           { events: s.request.eventCount, sqlstate: refusal.sqlstate, reason: refusal.message },
           '[ingest] batch insert FAILED',
         );
+        // The reason is logged above; Postgres's message names tables and constraints.
         settleOnce(
           s,
-          failed(problem('unstorable_event', `PostgreSQL refused the events: ${refusal.message}`)),
+          failed(
+            problem(
+              'unstorable_event',
+              `The database refused these events (SQLSTATE ${refusal.sqlstate}); resending them will not help.`,
+            ),
+          ),
         );
         return;
       }

@@ -11,6 +11,9 @@ export interface PoolOptions {
   readonly statementTimeoutMs: number;
   /** Client-side backstop; a client that hit it is wedged, and pool.query destroys it. */
   readonly queryTimeoutMs: number;
+  /** Writers: synchronous_commit = on whatever the server, database or role says, so a COMMIT
+   *  returns only once its WAL is flushed (on a synchronous standby too, if one is configured). */
+  readonly synchronousCommit?: boolean;
 }
 
 export function createPool(options: PoolOptions, log: Pick<Logger, 'warn'>): pg.Pool {
@@ -24,6 +27,9 @@ export function createPool(options: PoolOptions, log: Pick<Logger, 'warn'>): pg.
     idle_in_transaction_session_timeout: options.statementTimeoutMs * 2,
     keepAlive: true,
     idleTimeoutMillis: 30_000,
+    // On each new connection before its first use; a failure fails that checkout, so no statement
+    // runs on a session without it. Not a startup parameter: a DSN's `options` would replace it.
+    ...(options.synchronousCommit ? { verify: setSynchronousCommit } : {}),
   });
   // Without this an idle connection dropped by the server (restart, pg_terminate_backend) throws
   // an unhandled 'error' and kills the thread; with it, the pool discards the client and heals.
@@ -34,6 +40,10 @@ export function createPool(options: PoolOptions, log: Pick<Logger, 'warn'>): pg.
     );
   });
   return pool;
+}
+
+function setSynchronousCommit(client: pg.PoolClient, done: (err?: Error) => void): void {
+  client.query('SET synchronous_commit = on').then(() => done(), done);
 }
 
 /** Runs fn on one checked-out client. A checked-out client has no pool listener, so a connection

@@ -4,6 +4,7 @@
 // with client retries, and once with the 'ack-before-commit' fault, which must be caught.
 import { freePort } from '../../src/embedded/embedded-postgres.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { faultInjectionEnv } from '../helpers/fault-injection.js';
 import { judge, OutcomeLog, readStoredIds, startLoad, type LoadRun } from '../helpers/load.js';
 import { sleep, waitUntil } from '../helpers/wait-until.js';
 import { startChaosPostgres, type ChaosPostgres } from './lib/chaos-postgres.js';
@@ -63,7 +64,7 @@ async function runKills(
   const env: Record<string, string> = {
     API_KEYS: apiKey,
     INGEST_WORKERS: '2',
-    ...(mode.faults ? { FAULT_INJECTION: mode.faults } : {}),
+    ...(mode.faults ? faultInjectionEnv(mode.faults) : {}),
   };
   const spawn = async () => {
     const server = await spawnBuiltServer(db.dsn, env, { port });

@@ -6,6 +6,7 @@
 // (FAULT_INJECTION=unsorted-batches) and must then see deadlocks: proof the count can fail.
 import { randomInt, randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { faultInjectionEnv } from '../helpers/fault-injection.js';
 import { judge, OutcomeLog, readStoredIds, type RequestRecord } from '../helpers/load.js';
 import { startChaosPostgres, type ChaosPostgres } from './lib/chaos-postgres.js';
 import { sendAllUntilAcked } from './lib/retrying-client.js';
@@ -58,7 +59,7 @@ async function runTwinStreams(scenario: string, shape: StreamShape, faultInjecti
   const startedAt = Date.now();
   // A short deadlock_timeout only makes detection quicker; it cannot create or prevent deadlocks.
   db = await startChaosPostgres({ extraFlags: ['-c', 'deadlock_timeout=200ms'] });
-  const env: Record<string, string> = faultInjection ? { FAULT_INJECTION: faultInjection } : {};
+  const env = faultInjection ? faultInjectionEnv(faultInjection) : {};
   // One after the other: both run the migrations at start-up.
   for (let i = 0; i < 2; i++) servers.push(await spawnBuiltServer(db.dsn, env));
   const [serverA, serverB] = servers as [ChaosServer, ChaosServer];

@@ -21,6 +21,7 @@ import {
   startLoad,
   type RequestRecord,
 } from '../helpers/load.js';
+import { faultInjectionEnv } from '../helpers/fault-injection.js';
 import { sleep, waitUntil } from '../helpers/wait-until.js';
 import { startChaosPostgres, type ChaosPostgres } from './lib/chaos-postgres.js';
 import { rssMb, summarize, writeScenarioResults } from './lib/scenario-results.js';
@@ -39,7 +40,7 @@ let server: ChaosServer;
 beforeAll(async () => {
   db = await startChaosPostgres();
   server = await spawnBuiltServer(db.dsn, {
-    FAULT_INJECTION: 'worker-crash',
+    ...faultInjectionEnv('worker-crash'),
     INGEST_WORKERS: String(threads),
     PG_POOL_SIZE_PER_WORKER: String(poolPerThread),
   });

@@ -186,7 +186,7 @@ describe('400 refusals', () => {
       type: 'urn:pulse:problem:invalid_json',
       title: 'Request body is not valid JSON',
       status: 400,
-      detail: expect.stringMatching(/^The body is not valid JSON: /) as string,
+      detail: 'The body is not valid JSON.',
       code: 'invalid_json',
     });
   });
@@ -533,7 +533,7 @@ describe('public routes', () => {
         type: 'urn:pulse:problem:not_found',
         title: 'No such route',
         status: 404,
-        detail: 'No route for GET /nope.',
+        detail: 'No route for this method and path.',
         code: 'not_found',
       },
     });

@@ -318,7 +318,7 @@ describe('the built server', () => {
         spawned.port,
         jsonPost('/events', JSON.stringify(makeEvent({ event_name: forged, user_id: marker }))),
       ),
-      // Refused: the detail quotes the bad JSON and the field name, and both are logged.
+      // Refused: bad JSON, and a field name the detail quotes and the log line carries.
       rawRequest(spawned.port, jsonPost('/events', `{"event_name":"${forged.slice(1, 12)}`)),
       rawRequest(
         spawned.port,

@@ -1,8 +1,16 @@
 // loadConfig: env → one frozen config, or one ConfigError listing every bad variable.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configVariables, loadConfig } from '../../src/config.js';
+import {
+  ConfigError,
+  configVariables,
+  configWarnings,
+  faultInjectionSwitch,
+  loadConfig,
+} from '../../src/config.js';
 
 type Env = Record<string, string | undefined>;
+
+const testSwitch = { [faultInjectionSwitch.name]: faultInjectionSwitch.value };
 
 /** The problems a refused environment produces (fails the test if it was accepted). */
 function problemsOf(env: Env): readonly string[] {
@@ -91,6 +99,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ API_KEYS: ' k1 ,,k2, ' }).apiKeys).toEqual(['k1', 'k2']);
   });
 
+  it.each([',', ' , ,', ',,,'])(
+    'refuses API_KEYS=%j, which holds no key, instead of running open',
+    (raw) => {
+      expect(problemsOf({ API_KEYS: raw })).toEqual([
+        `API_KEYS=${JSON.stringify(raw)}: expected comma-separated keys, at least one`,
+      ]);
+    },
+  );
+
   it('reads INGEST_ACK and LOG_LEVEL case-insensitively', () => {
     expect(loadConfig({ INGEST_ACK: 'Queued', LOG_LEVEL: ' WARN ' })).toMatchObject({
       ingestAck: 'queued',
@@ -134,13 +151,12 @@ describe('loadConfig', () => {
     ]);
   });
 
-  it.each(
-    Object.values(configVariables)
-      .filter((v) => v.name !== 'API_KEYS') // any text is a list of keys
-      .map((v) => [v.name, v.accepts]),
-  )('refuses a blank %s with one message saying what it accepts', (name, accepts) => {
-    expect(problemsOf({ [name]: '   ' })).toEqual([`${name}="   ": expected ${accepts}`]);
-  });
+  it.each(Object.values(configVariables).map((v) => [v.name, v.accepts]))(
+    'refuses a blank %s with one message saying what it accepts',
+    (name, accepts) => {
+      expect(problemsOf({ [name]: '   ' })).toEqual([`${name}="   ": expected ${accepts}`]);
+    },
+  );
 
   it('lists several bad variables together in one error', () => {
     expect(problemsOf({ PORT: 'x', INGEST_ACK: 'maybe', MAX_BODY_BYTES: '1' })).toEqual([
@@ -215,22 +231,76 @@ describe('loadConfig', () => {
     expect(loadConfig({ POSTGRES_DSN: '', DATABASE_URL: ' ' }).postgresDsn).toBeNull();
   });
 
-  it('refuses FAULT_INJECTION when NODE_ENV=production', () => {
-    expect(problemsOf({ NODE_ENV: 'production', FAULT_INJECTION: 'ack-before-commit' })).toEqual([
-      'FAULT_INJECTION is set: test-only faults are refused when NODE_ENV=production',
-    ]);
+  it.each([undefined, 'test', 'development'])(
+    'refuses FAULT_INJECTION without the test-only switch (NODE_ENV=%s)',
+    (nodeEnv) => {
+      expect(problemsOf({ NODE_ENV: nodeEnv, FAULT_INJECTION: 'ack-before-commit' })).toEqual([
+        'FAULT_INJECTION is set: it breaks the service on purpose and only the test suites may use it; unset it',
+      ]);
+    },
+  );
+
+  it('refuses FAULT_INJECTION with a switch value other than the exact one', () => {
+    expect(
+      problemsOf({ FAULT_INJECTION: 'worker-crash', [faultInjectionSwitch.name]: 'true' }),
+    ).toHaveLength(1);
   });
 
-  it('reads FAULT_INJECTION outside production, and no fault is on without it', () => {
+  it('refuses FAULT_INJECTION when NODE_ENV=production, even with the test-only switch', () => {
     expect(
-      loadConfig({ NODE_ENV: 'test', FAULT_INJECTION: 'ack-before-commit, worker-crash' }).faults,
+      problemsOf({ ...testSwitch, NODE_ENV: 'production', FAULT_INJECTION: 'ack-before-commit' }),
+    ).toEqual(['FAULT_INJECTION is set: test-only faults are refused when NODE_ENV=production']);
+  });
+
+  it('reads FAULT_INJECTION with the test-only switch, and no fault is on without it', () => {
+    expect(
+      loadConfig({ ...testSwitch, FAULT_INJECTION: 'ack-before-commit, worker-crash' }).faults,
     ).toEqual(new Set(['ack-before-commit', 'worker-crash']));
-    expect(loadConfig({ NODE_ENV: 'production' }).faults).toEqual(new Set());
+    expect(loadConfig({ ...testSwitch }).faults).toEqual(new Set());
   });
 
   it('refuses an unknown fault', () => {
-    expect(problemsOf({ FAULT_INJECTION: 'ack-before-commit,drop-tables' })).toEqual([
-      'FAULT_INJECTION="ack-before-commit,drop-tables": expected a comma-separated list of ack-before-commit, unsorted-batches, worker-crash',
+    expect(problemsOf({ ...testSwitch, FAULT_INJECTION: 'ack-before-commit,drop-tables' })).toEqual(
+      [
+        'FAULT_INJECTION="ack-before-commit,drop-tables": expected a comma-separated list of ack-before-commit, unsorted-batches, worker-crash',
+      ],
+    );
+  });
+});
+
+describe('configWarnings', () => {
+  const longKey = 'k'.repeat(16);
+
+  it('has nothing to say about long keys', () => {
+    expect(configWarnings({ host: '0.0.0.0', apiKeys: [longKey, `${longKey}-2`] })).toEqual([]);
+  });
+
+  it('names API_KEYS, but never the key, when a key is shorter than 16 characters', () => {
+    const shortKey = 'short-key-15chr';
+    const warnings = configWarnings({ host: '0.0.0.0', apiKeys: [longKey, shortKey] });
+    expect(warnings).toEqual([
+      'API_KEYS: 1 of 2 keys are shorter than 16 characters; use long random keys',
     ]);
+    expect(warnings.join('\n')).not.toContain(shortKey);
+  });
+
+  it.each(['0.0.0.0', '::', '10.0.0.5', 'example.internal'])(
+    'warns that the API is open without keys on HOST=%s',
+    (host) => {
+      expect(configWarnings({ host, apiKeys: [] })).toEqual([
+        `API_KEYS is not set and HOST=${host} is not a loopback address: the API is open to anyone who can reach it`,
+      ]);
+    },
+  );
+
+  it.each(['127.0.0.1', '127.1.2.3', 'localhost', 'LOCALHOST', '::1', '[::1]', '::ffff:127.0.0.1'])(
+    'stays quiet without keys on the loopback HOST=%s',
+    (host) => {
+      expect(configWarnings({ host, apiKeys: [] })).toEqual([]);
+    },
+  );
+
+  it('warns about the defaults: no key, every interface', () => {
+    expect(configWarnings(loadConfig({}))).toHaveLength(1);
   });
 });

@@ -8,7 +8,12 @@ import { dirname, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { configVariableNames, configVariables, loadConfig } from '../../src/config.js';
+import {
+  configVariableNames,
+  configVariables,
+  faultInjectionSwitch,
+  loadConfig,
+} from '../../src/config.js';
 import { writeHeavySettings } from '../../src/embedded/embedded-postgres.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -324,6 +329,15 @@ describe('Dockerfile', () => {
     expect(sources.filter((s) => !existsSync(join(root, s)))).toEqual([]);
     expect(sources.filter(dockerIgnores)).toEqual([]);
   });
+});
+
+describe('test-only faults', () => {
+  it.each(['Dockerfile', 'docker-compose.yml', 'package.json'])(
+    '%s sets neither FAULT_INJECTION nor the switch that lets it through',
+    (path) => {
+      expect(read(path)).not.toMatch(new RegExp(`FAULT_INJECTION|${faultInjectionSwitch.name}`));
+    },
+  );
 });
 
 describe('.dockerignore', () => {

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { configVariableNames } from '../../src/config.js';
+import { configVariableNames, faultInjectionSwitch } from '../../src/config.js';
 import { problemCatalogue } from '../../src/errors.js';
 
 const docs = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
@@ -33,5 +33,21 @@ describe('the README configuration table', () => {
     const documented = new Set([...readme.matchAll(/^\|\s*`([A-Z_]+)`/gm)].map((m) => m[1]));
     documented.add('DATABASE_URL'); // shares the POSTGRES_DSN row
     expect(configVariableNames.filter((name) => !documented.has(name))).toEqual([]);
+  });
+});
+
+describe('the test-only fault switch', () => {
+  it('is named in no document a user reads', () => {
+    const documents = [
+      'README.md',
+      ...readdirSync(new URL('../../docs', import.meta.url)).map((name) => `docs/${name}`),
+    ];
+    expect(
+      documents.filter((path) =>
+        readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8').includes(
+          faultInjectionSwitch.name,
+        ),
+      ),
+    ).toEqual([]);
   });
 });

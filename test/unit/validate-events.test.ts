@@ -663,14 +663,11 @@ describe('parseJsonBody', () => {
     expect(result.ok ? 'accepted' : result.problem.code).toBe('invalid_encoding');
   });
 
-  it('refuses malformed JSON as invalid_json with the parser message', () => {
-    const result = parseJsonBody(Buffer.from('{"a":'));
+  it("refuses malformed JSON as invalid_json in its own words, never the parser's", () => {
+    const result = parseJsonBody(Buffer.from('{"secret-looking":'));
     expect(result).toEqual({
       ok: false,
-      problem: {
-        code: 'invalid_json',
-        detail: expect.stringMatching(/^The body is not valid JSON: /) as string,
-      },
+      problem: { code: 'invalid_json', detail: 'The body is not valid JSON.' },
     });
   });
 
