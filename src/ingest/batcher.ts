@@ -286,12 +286,13 @@ export class Batcher {
     const crashBudget = 2 * (maxCrashesPerRequest + Math.ceil(Math.log2(batch.length)));
     let crashes = 0;
     let backoffMs = retryBackoffMs.first;
-    // Groups still to write, the next one last. A group of several requests that crashes its
-    // writer comes back as its two halves, as the writer splits groups on data errors: only a
-    // request that crashes a writer on its own is given up.
+    // Groups still to write, in order. A group of several requests that crashes its writer comes
+    // back as its two halves, as the writer splits groups on data errors: only a request that
+    // crashes a writer on its own is given up. Breadth first: the half without the crash commits
+    // before the other is split further, so neighbours wait one crash per level, not the subtree.
     const todo: Submission[][] = [batch];
     try {
-      for (let group = todo.pop(); group; group = todo.pop()) {
+      for (let group = todo.shift(); group; group = todo.shift()) {
         // Durable requests answered 503 meanwhile are dropped: their clients retry with the same ids.
         const live = group.filter((s) => !(s.durable && s.settled));
         if (live.length === 0) continue;
@@ -314,7 +315,7 @@ export class Batcher {
         const halve = result === 'crashed' && live.length > 1;
         if (halve) {
           const middle = live.length >>> 1;
-          todo.push(live.slice(middle), live.slice(0, middle));
+          todo.push(live.slice(0, middle), live.slice(middle));
         } else todo.push(live);
         if (crashes >= crashBudget || Date.now() >= this.giveUpAt) {
           this.giveUp(
