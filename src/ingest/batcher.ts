@@ -60,6 +60,7 @@ export class Batcher {
   private pending: Submission[] = [];
   private pendingEvents = 0;
   private pendingBytes = 0;
+  private readingBytes = 0;
   private inFlightEvents = 0;
   private inFlightBytes = 0;
   private runningBatches = 0;
@@ -95,9 +96,22 @@ export class Batcher {
     return this.pendingEvents + this.inFlightEvents;
   }
 
-  /** Bytes of request text accepted but not yet committed (see ValidatedRequest). */
+  /** Bytes held for ingest: bodies being read, and request text accepted but not yet committed
+   *  (see ValidatedRequest). */
   get depthBytes(): number {
-    return this.pendingBytes + this.inFlightBytes;
+    return this.readingBytes + this.pendingBytes + this.inFlightBytes;
+  }
+
+  /** Holds queue room for a body while it is read (its Content-Length): otherwise every open
+   *  connection could hold a MAX_BODY_BYTES buffer beyond QUEUE_MAX_BYTES. Returns the release,
+   *  which may be called more than once. */
+  reserveBytes(bytes: number): () => void {
+    this.readingBytes += bytes;
+    let held = true;
+    return () => {
+      if (held) this.readingBytes -= bytes;
+      held = false;
+    };
   }
 
   /** The 503 for a request that does not fit, or undefined. The route asks before reading a body

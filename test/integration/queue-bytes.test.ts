@@ -146,6 +146,30 @@ describe('the ingest queue bounded in bytes', () => {
     expect(fits.code).toBe('invalid_json');
   });
 
+  it('holds room for a body while it is read, and gives it back once read', async () => {
+    const { server } = await startBlocked();
+    const accepted = await fillQueue(server.url);
+    const room = queueMaxBytes - accepted.length * bigBodyChars;
+    // Half of a body that takes all the room left: its Content-Length is held while it arrives.
+    const slow = await openRaw(Number(new URL(server.url).port));
+    const slowBody = 'y'.repeat(room);
+    const slowBytes = jsonPost('/events', slowBody);
+    slow.write(slowBytes.subarray(0, slowBytes.length - room / 2));
+    await waitUntil(
+      'the slow body to hold its room',
+      async () => (await gauge(server.url, 'pulse_queue_depth_bytes')) === queueMaxBytes,
+      { timeoutMs: 10_000 },
+    );
+    expect(await post(server.url, 'z')).toEqual({
+      status: 503,
+      code: 'queue_full',
+      retryAfter: '1',
+    });
+    slow.write(slowBytes.subarray(slowBytes.length - room / 2));
+    expect((await slow.next())?.status).toBe(400);
+    expect((await post(server.url, 'z')).code).toBe('invalid_json');
+  });
+
   it('counts a gzip body by the text it inflates to', async () => {
     const { server } = await startBlocked();
     const accepted = await fillQueue(server.url);

@@ -112,14 +112,17 @@ export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): 
       // main-thread time (bulk at 10× overload: 13k stored events/s instead of 66k). The body is
       // still consumed, unparsed: answering before it would close the connection, and the refused
       // client would pay a reconnect on top of its Retry-After (seconds of latency at c=500).
-      // A plain body's Content-Length bounds the text it becomes; a gzip one is counted once inflated.
-      const announcedBytes = head.contentEncoding === 'gzip' ? 0 : Number(head.contentLength);
-      const full = deps.batcher.queueFullProblem(1, announcedBytes);
+      // The body's Content-Length is held while it is read; what it becomes (a gzip body inflated)
+      // is counted again when it is queued.
+      const bodyBytes = Number(head.contentLength);
+      const full = deps.batcher.queueFullProblem(1, bodyBytes);
       if (full) {
         refuseAfterDiscardingBody(exchange, head, path, full, deps);
         return;
       }
-      ingest(exchange, head, path, shape, partial, deps).catch((err: unknown) => {
+      const releaseRoom = deps.batcher.reserveBytes(bodyBytes);
+      ingest(exchange, head, path, shape, partial, deps, releaseRoom).catch((err: unknown) => {
+        releaseRoom();
         deps.log.error(
           { err: (err as Error).message, stack: (err as Error).stack },
           'ingest handler failed',
@@ -183,9 +186,18 @@ async function ingest(
   shape: Shape,
   partial: boolean,
   deps: IngestRouteDeps,
+  releaseRoom: () => void,
 ): Promise<void> {
   const { config, batcher } = deps;
-  const read = await readBody(exchange, head, config);
+  const reading = readBody(exchange, head, config);
+  // An aborted body never settles its read: its room comes back on the abort instead.
+  const abortRead = exchange.onAbort;
+  exchange.onAbort = () => {
+    abortRead?.();
+    releaseRoom();
+  };
+  const read = await reading;
+  releaseRoom(); // from here to submit runs in one turn: no other request reads meanwhile
   if (!read.ok) return refuse(exchange, route, read.problem, deps, { close: read.close });
   if (exchange.aborted) return;
   const parsed = parseJsonBody(read.body);
