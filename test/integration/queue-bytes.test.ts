@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { makeEvent, type TestEvent } from '../helpers/events.js';
-import { readStoredIds, sendBulk } from '../helpers/load.js';
+import { readStoredIds, sendBulk, sendBulkText } from '../helpers/load.js';
 import { destroyRawConnections, jsonPost, openRaw, rawGet } from '../helpers/raw-http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { waitUntil } from '../helpers/wait-until.js';
@@ -222,5 +222,21 @@ describe('the ingest queue bounded in bytes', () => {
     const total = requests.reduce((n, r) => n + r.chars, 0);
     expect(charsByTxid.size).toBeGreaterThanOrEqual(Math.ceil(total / batchMaxBytes));
     expect([...charsByTxid.values()].filter((chars) => chars > batchMaxBytes)).toEqual([]);
+  });
+
+  it('refuses a partial bulk whose kept events re-serialise past BATCH_MAX_BYTES with 413', async () => {
+    const { server } = await startBlocked();
+    // JSON.stringify writes 1e-6 as 0.000001: the kept event's text grows past what was sent.
+    const kept = makeEvent({ event_name: 'grows' });
+    const numbers = Array.from({ length: 2000 }, () => '1e-6').join(',');
+    const body = `{"events":[${JSON.stringify({ ...kept, metadata: {} }).replace('"metadata":{}', `"metadata":{"n":[${numbers}]}`)},{"event_name":5}]}`;
+    expect(body.length).toBeLessThan(batchMaxBytes);
+    const record = await sendBulkText(
+      `${server.url}/events/bulk?partial=true`,
+      body,
+      [kept.event_id!],
+      { requestTimeoutMs: 10_000 },
+    );
+    expect([record.status, record.code]).toEqual([413, 'payload_too_large']);
   });
 });
