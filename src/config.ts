@@ -13,7 +13,9 @@ export interface Config {
   embeddedPostgresDataDir: string;
   embeddedPostgresSharedBuffersMb: number;
   queueMaxSize: number;
+  queueMaxBytes: number;
   batchMaxSize: number;
+  batchMaxBytes: number;
   batchMaxWaitMs: number;
   bulkMaxEvents: number;
   maxBodyBytes: number;
@@ -114,7 +116,22 @@ export const configVariables = {
     512,
   ),
   queueMaxSize: variable('QUEUE_MAX_SIZE', 'an integer 1–10000000', int(1, 10_000_000), 10_000),
+  // Request text from acceptance to commit (queued and in flight): one valid event can be ~1 MiB,
+  // so an event count alone would let gigabytes wait.
+  queueMaxBytes: variable(
+    'QUEUE_MAX_BYTES',
+    'an integer 64–17179869184',
+    int(64, 16 * 1024 * MiB),
+    64 * MiB,
+  ),
   batchMaxSize: variable('BATCH_MAX_SIZE', 'an integer 1–10000', int(1, 10_000), 500),
+  // A batch crosses to its writer as one string; 256 MiB keeps it at half V8's longest string.
+  batchMaxBytes: variable(
+    'BATCH_MAX_BYTES',
+    'an integer 64–268435456',
+    int(64, 256 * MiB),
+    16 * MiB,
+  ),
   batchMaxWaitMs: variable('BATCH_MAX_WAIT_MS', 'an integer 1–60000', int(1, 60_000), 50),
   bulkMaxEvents: variable('BULK_MAX_EVENTS', 'an integer 1–10000', int(1, 10_000), 100),
   maxBodyBytes: variable('MAX_BODY_BYTES', 'an integer 64–104857600', int(64, 100 * MiB), MiB),
@@ -311,6 +328,15 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     if (config.queueMaxSize < config.bulkMaxEvents)
       problems.push(
         `QUEUE_MAX_SIZE=${config.queueMaxSize}: must be at least BULK_MAX_EVENTS (${config.bulkMaxEvents})`,
+      );
+    // Nor may a batch or the queue be too small for the largest body a request may send.
+    if (config.batchMaxBytes < config.maxBodyBytes)
+      problems.push(
+        `BATCH_MAX_BYTES=${config.batchMaxBytes}: must be at least MAX_BODY_BYTES (${config.maxBodyBytes})`,
+      );
+    if (config.queueMaxBytes < config.batchMaxBytes)
+      problems.push(
+        `QUEUE_MAX_BYTES=${config.queueMaxBytes}: must be at least BATCH_MAX_BYTES (${config.batchMaxBytes})`,
       );
     // The server-side timeout must fire first: a client whose query_timeout fired is wedged.
     if (config.pgStatementTimeoutMs >= config.pgQueryTimeoutMs)

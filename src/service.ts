@@ -87,6 +87,7 @@ export async function startService(
   const cellBitmaps = new CellBitmapCache(config.metricsBitmapCacheMb * 1024 * 1024);
   const metrics: ServiceMetrics = new ServiceMetrics({
     queueDepth: () => batcher.depth,
+    queueDepthBytes: () => batcher.depthBytes,
     writerUtilization: () => writers.utilization(),
     rollupLagSeconds: () => refresher.lagSeconds,
     metricsCacheKeys: () => metricsCache.size,

@@ -26,7 +26,8 @@ export const usage = `npm run bench:ingest -- [options]
   --warmup S           seconds of unmeasured load before each scenario (1; 0 = none)
   --connections N      concurrent connections (50; overload uses 10x)
   --batch N            events per bulk request (100)
-  --scenarios a,b      local: single-durable,single-queued,bulk100-durable,overload
+  --scenarios a,b      local: single-durable,single-queued,bulk100-durable,overload,
+                       overload-large (512 KiB events)
                        --url: single,bulk,overload (default single,bulk)
   --json PATH          also write every result and the conditions as JSON
   --url URL            drive a running instance (no ceiling, stored events from its /metrics)

@@ -16,6 +16,8 @@ export interface UniqueEventsOptions {
   readonly eventName: string;
   /** Epoch seconds; one value for every event, so a /metrics window can select exactly them. */
   readonly timestamp: number;
+  /** Pad each event with metadata to about this many bytes of JSON (unset: no metadata). */
+  readonly eventBytes?: number;
 }
 
 /** Distinct user_ids cycled through: enough that unique_users means something, few enough to be
@@ -25,7 +27,12 @@ const userCount = 10_000;
 export function uniqueEvents(options: UniqueEventsOptions): UniqueEvents {
   const head = `{"event_id":${JSON.stringify(`${options.idPrefix}-`).slice(0, -1)}`;
   const middle = `","event_name":${JSON.stringify(options.eventName)},"user_id":"u`;
-  const tail = `","timestamp":${options.timestamp},"channel":"web"}`;
+  const plainTail = `","timestamp":${options.timestamp},"channel":"web"`;
+  const unpadded = `${head}0${middle}0${plainTail},"metadata":{"p0":""}}`.length;
+  const tail =
+    options.eventBytes === undefined
+      ? `${plainTail}}`
+      : `${plainTail},"metadata":${paddingMetadata(options.eventBytes - unpadded)}}`;
   let counter = 0;
   const next = () => {
     const n = counter++;
@@ -42,4 +49,18 @@ export function uniqueEvents(options: UniqueEventsOptions): UniqueEvents {
       return counter;
     },
   };
+}
+
+/** The event schema caps a metadata string at 65,536 characters: longer padding takes several. */
+const metadataStringMaxChars = 65_536;
+
+/** A metadata object of about `chars` characters of padding. */
+function paddingMetadata(chars: number): string {
+  const parts: string[] = [];
+  for (let left = Math.max(0, chars), i = 0; left > 0 || i === 0; i++) {
+    const take = Math.min(left, metadataStringMaxChars);
+    parts.push(`"p${i}":"${'x'.repeat(take)}"`);
+    left -= take;
+  }
+  return `{${parts.join(',')}}`;
 }

@@ -108,6 +108,7 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
     batcher: deps.batcher,
     probe: deps.probe,
     queueMaxSize: deps.config.queueMaxSize,
+    queueMaxBytes: deps.config.queueMaxBytes,
     ingestTimeoutMs: deps.config.ingestTimeoutMs,
     openApiYaml: renderOpenApiYaml(deps.config),
     isDraining,

@@ -2,7 +2,7 @@
 // one is free, and whatever arrives while every writer is busy becomes the next, larger batch.
 // BATCH_MAX_WAIT_MS is a ceiling, never a fixed wait: past it, waiting events are queued to Piscina
 // even though every writer is busy. A request's events always travel in one batch and so commit
-// in one transaction.
+// in one transaction. The queue and each batch are bounded in events and in bytes of request text.
 import type { Logger } from 'pino';
 import type { Fault } from '../config.js';
 import { problem, shuttingDownProblem, type Problem } from '../errors.js';
@@ -19,7 +19,9 @@ export type SubmitResult =
 
 export interface BatcherOptions {
   readonly queueMaxSize: number;
+  readonly queueMaxBytes: number;
   readonly batchMaxSize: number;
+  readonly batchMaxBytes: number;
   readonly batchMaxWaitMs: number;
   /** Durable requests not committed by then get 503 (their outcome is in doubt). */
   readonly ingestTimeoutMs: number;
@@ -28,7 +30,10 @@ export interface BatcherOptions {
   readonly faults?: ReadonlySet<Fault>;
 }
 
-/** One validated request: its body as JSON text (an event, or {"events":[…]}) and its size. */
+/** One validated request: its body as JSON text (an event, or {"events":[…]}) and its size.
+ *  Its bytes are counted as `json.length`: free to read, the unit of V8's longest string (what a
+ *  joined batch must stay under), and never more than the UTF-8 body it came from. A string with a
+ *  character past U+00FF is stored at two bytes per character, so memory is at most twice it. */
 export interface ValidatedRequest {
   readonly json: string;
   readonly eventCount: number;
@@ -40,10 +45,13 @@ interface Submission {
   readonly deadline: number;
   settled: boolean;
   readonly settle: (result: SubmitResult) => void;
+  /** Writer threads that died while this request was on them. */
+  crashes: number;
 }
 
-/** A batch that crashes its writer thread this many times is given up (poison, not a blip). */
-const maxCrashesPerBatch = 3;
+/** A request that was on this many crashed writer threads, the last one alone, is given up: it is
+ *  poison, not a blip. */
+const maxCrashesPerRequest = 3;
 const retryBackoffMs = { first: 50, max: 2000 };
 /** Waiting events that justify another concurrent batch (see canStartBatch): one bulk request. */
 const parallelBatchMinEvents = 100;
@@ -51,7 +59,10 @@ const parallelBatchMinEvents = 100;
 export class Batcher {
   private pending: Submission[] = [];
   private pendingEvents = 0;
+  private pendingBytes = 0;
+  private readingBytes = 0;
   private inFlightEvents = 0;
+  private inFlightBytes = 0;
   private runningBatches = 0;
   private readonly inFlight = new Set<Submission>();
   private flushScheduled = false;
@@ -85,9 +96,41 @@ export class Batcher {
     return this.pendingEvents + this.inFlightEvents;
   }
 
-  /** Nothing more fits: the route refuses before reading a body it would only throw away. */
-  get isFull(): boolean {
-    return this.depth >= this.options.queueMaxSize;
+  /** Bytes held for ingest: bodies being read, and request text accepted but not yet committed
+   *  (see ValidatedRequest). */
+  get depthBytes(): number {
+    return this.readingBytes + this.pendingBytes + this.inFlightBytes;
+  }
+
+  /** Holds queue room for a body while it is read (its Content-Length): otherwise every open
+   *  connection could hold a MAX_BODY_BYTES buffer beyond QUEUE_MAX_BYTES. Returns the release,
+   *  which may be called more than once. */
+  reserveBytes(bytes: number): () => void {
+    this.readingBytes += bytes;
+    let held = true;
+    return () => {
+      if (held) this.readingBytes -= bytes;
+      held = false;
+    };
+  }
+
+  /** The 503 for a request that does not fit, or undefined. The route asks before reading a body
+   *  (with its Content-Length), so a refused body is never parsed; submit asks again. */
+  queueFullProblem(events: number, bytes: number): Problem | undefined {
+    const { queueMaxSize, queueMaxBytes, retryAfterSeconds } = this.options;
+    if (this.depth + events > queueMaxSize)
+      return problem(
+        'queue_full',
+        `The ingestion queue holds ${this.depth} of ${queueMaxSize} events (QUEUE_MAX_SIZE).`,
+        { retryAfterSeconds },
+      );
+    if (this.depthBytes + bytes > queueMaxBytes)
+      return problem(
+        'queue_full',
+        `The ingestion queue holds ${this.depthBytes} of ${queueMaxBytes} bytes (QUEUE_MAX_BYTES); this request needs ${bytes}.`,
+        { retryAfterSeconds },
+      );
+    return undefined;
   }
 
   get isDatabaseAvailable(): boolean {
@@ -108,17 +151,17 @@ export class Batcher {
   submit(request: ValidatedRequest, ack: IngestAckMode): Promise<SubmitResult> | SubmitResult {
     const retryAfterSeconds = this.options.retryAfterSeconds;
     if (this.closing) return failed(shuttingDownProblem(retryAfterSeconds));
-    if (this.depth + request.eventCount > this.options.queueMaxSize) {
+    const bytes = request.json.length;
+    // Only a partial bulk's re-serialised text can outgrow its body (MAX_BODY_BYTES ≤ a batch).
+    if (bytes > this.options.batchMaxBytes)
       return failed(
         problem(
-          'queue_full',
-          `The ingestion queue holds ${this.depth} of ${this.options.queueMaxSize} events.`,
-          {
-            retryAfterSeconds,
-          },
+          'payload_too_large',
+          `The validated events are ${bytes} bytes; a batch holds ${this.options.batchMaxBytes} (BATCH_MAX_BYTES).`,
         ),
       );
-    }
+    const full = this.queueFullProblem(request.eventCount, bytes);
+    if (full) return failed(full);
     // A durable request would only wait out its deadline; say so now.
     if (ack === 'durable' && !this.databaseAvailable) {
       return failed(
@@ -132,8 +175,10 @@ export class Batcher {
         deadline: Date.now() + this.options.ingestTimeoutMs,
         settled: !durable,
         settle,
+        crashes: 0,
       });
       this.pendingEvents += request.eventCount;
+      this.pendingBytes += bytes;
       this.scheduleFlush();
     };
     if (ack === 'queued') {
@@ -210,18 +255,28 @@ export class Batcher {
   }
 
   private takeBatch(): Submission[] {
+    const { batchMaxSize, batchMaxBytes } = this.options;
     const batch: Submission[] = [];
     let size = 0;
+    let bytes = 0;
     let taken = 0;
     for (; taken < this.pending.length; taken++) {
       const next = this.pending[taken]!;
-      if (batch.length > 0 && size + next.request.eventCount > this.options.batchMaxSize) break;
+      const nextBytes = next.request.json.length;
+      if (
+        batch.length > 0 &&
+        (size + next.request.eventCount > batchMaxSize || bytes + nextBytes > batchMaxBytes)
+      )
+        break;
       this.pendingEvents -= next.request.eventCount;
+      this.pendingBytes -= nextBytes;
       // Already answered 503 (deadline passed while waiting): never sent, so never stored.
       if (next.durable && next.settled) continue;
       batch.push(next);
       size += next.request.eventCount;
+      bytes += nextBytes;
       this.inFlightEvents += next.request.eventCount;
+      this.inFlightBytes += nextBytes;
       if (next.durable) this.inFlight.add(next);
     }
     this.pending.splice(0, taken); // once per batch: shift() per item is quadratic on a full queue
@@ -230,75 +285,111 @@ export class Batcher {
 
   private async runBatch(batch: Submission[]): Promise<void> {
     this.runningBatches++;
-    let live = batch;
+    const held = new Set(batch);
+    const release = (group: readonly Submission[]) => {
+      for (const s of group) {
+        if (!held.delete(s)) continue;
+        this.inFlightEvents -= s.request.eventCount;
+        this.inFlightBytes -= s.request.json.length;
+        this.inFlight.delete(s);
+      }
+    };
+    // Enough to isolate two requests that crash every writer (a crash per halving on the way down,
+    // then their own); a crash that strikes whatever runs stops here instead of splitting down to
+    // single requests, so a batch costs O(log n) crashes, never O(n).
+    const crashBudget = 2 * (maxCrashesPerRequest + Math.ceil(Math.log2(batch.length)));
     let crashes = 0;
     let backoffMs = retryBackoffMs.first;
+    // Groups still to write, in order. A group of several requests that crashes its writer comes
+    // back as its two halves, as the writer splits groups on data errors: only a request that
+    // crashes a writer on its own is given up. Breadth first: the half without the crash commits
+    // before the other is split further, so neighbours wait one crash per level, not the subtree.
+    const todo: Submission[][] = [batch];
     try {
-      for (;;) {
-        let result: InsertBatchResult | 'crashed';
-        const startedMs = performance.now();
-        try {
-          result = await this.writers.run({
-            requests: `[${live.map((s) => s.request.json).join(',')}]`,
-          });
-        } catch (err) {
-          // The thread died (crash, exit, heap limit); Piscina replaces it. The outcome is in doubt.
-          this.log.error(
-            { events: countEvents(live), err: (err as Error).message },
-            '[ingest] batch insert FAILED',
-          );
-          result = 'crashed';
-        }
+      for (let group = todo.shift(); group; group = todo.shift()) {
+        // Durable requests answered 503 meanwhile are dropped: their clients retry with the same ids.
+        const live = group.filter((s) => !(s.durable && s.settled));
+        if (live.length === 0) continue;
+        const result = await this.write(live);
         if (result !== 'crashed' && result.kind === 'done') {
-          this.databaseAvailable = true;
-          this.failedWrite = undefined;
-          this.metrics.batchSeconds.observe((performance.now() - startedMs) / 1000);
-          this.metrics.batchSize.observe(result.outcomes.length);
-          if (result.conflictRetries > 0) {
-            this.metrics.databaseErrors.inc(
-              { class: 'conflict', sqlstate: '40P01' },
-              result.conflictRetries,
-            );
-          }
           this.settleDone(live, result);
-          return;
+          release(live);
+          backoffMs = retryBackoffMs.first;
+          continue;
         }
         if (result === 'crashed') {
           crashes++;
-          this.metrics.databaseErrors.inc({ class: 'writer_crash', sqlstate: 'none' });
-        } else {
-          this.databaseAvailable = false;
-          this.failedWrite = { atMs: Date.now(), sqlstate: result.sqlstate };
-          this.metrics.databaseErrors.inc({ class: 'unavailable', sqlstate: result.sqlstate });
-          this.log.warn(
-            { events: countEvents(live), sqlstate: result.sqlstate, reason: result.message },
-            '[ingest] batch insert FAILED',
-          );
+          for (const s of live) s.crashes++;
+          if (live.length === 1 && live[0]!.crashes >= maxCrashesPerRequest) {
+            this.giveUp(live, 'its writer thread crashed repeatedly');
+            release(live);
+            continue;
+          }
         }
-        // Durable requests answered 503 meanwhile are dropped: their clients retry with the same ids.
-        live = live.filter((s) => !(s.durable && s.settled));
-        if (live.length === 0) return;
-        if (crashes >= maxCrashesPerBatch || Date.now() >= this.giveUpAt) {
+        const halve = result === 'crashed' && live.length > 1;
+        if (halve) {
+          const middle = live.length >>> 1;
+          todo.push(live.slice(0, middle), live.slice(middle));
+        } else todo.push(live);
+        if (crashes >= crashBudget || Date.now() >= this.giveUpAt) {
           this.giveUp(
-            live,
-            crashes >= maxCrashesPerBatch
-              ? 'writer thread crashed repeatedly'
-              : 'shutdown deadline',
+            todo.flat(),
+            crashes >= crashBudget ? 'writer threads crashed repeatedly' : 'shutdown deadline',
           );
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, backoffMs));
-        backoffMs = Math.min(backoffMs * 2, retryBackoffMs.max);
+        // Halving is a new attempt, not a repeat: it waits the shortest backoff.
+        await new Promise((resolve) =>
+          setTimeout(resolve, halve ? retryBackoffMs.first : backoffMs),
+        );
+        if (!halve) backoffMs = Math.min(backoffMs * 2, retryBackoffMs.max);
       }
     } finally {
-      for (const s of batch) {
-        this.inFlightEvents -= s.request.eventCount;
-        this.inFlight.delete(s);
-      }
+      release([...held]);
       this.runningBatches--;
       if (this.pending.length > 0) this.flush(this.closing);
       else this.notifyIfIdle();
     }
+  }
+
+  /** One attempt at one group: its result, counted and logged, or 'crashed' (outcome in doubt). */
+  private async write(live: readonly Submission[]): Promise<InsertBatchResult | 'crashed'> {
+    const startedMs = performance.now();
+    let result: InsertBatchResult;
+    try {
+      result = await this.writers.run({
+        requests: `[${live.map((s) => s.request.json).join(',')}]`,
+      });
+    } catch (err) {
+      // The thread died (crash, exit, heap limit); Piscina replaces it. The outcome is in doubt.
+      this.log.error(
+        { requests: live.length, events: countEvents(live), err: (err as Error).message },
+        '[ingest] batch insert FAILED',
+      );
+      this.metrics.databaseErrors.inc({ class: 'writer_crash', sqlstate: 'none' });
+      return 'crashed';
+    }
+    if (result.kind === 'done') {
+      this.databaseAvailable = true;
+      this.failedWrite = undefined;
+      this.metrics.batchSeconds.observe((performance.now() - startedMs) / 1000);
+      this.metrics.batchSize.observe(result.outcomes.length);
+      if (result.conflictRetries > 0) {
+        this.metrics.databaseErrors.inc(
+          { class: 'conflict', sqlstate: '40P01' },
+          result.conflictRetries,
+        );
+      }
+      return result;
+    }
+    this.databaseAvailable = false;
+    this.failedWrite = { atMs: Date.now(), sqlstate: result.sqlstate };
+    this.metrics.databaseErrors.inc({ class: 'unavailable', sqlstate: result.sqlstate });
+    this.log.warn(
+      { events: countEvents(live), sqlstate: result.sqlstate, reason: result.message },
+      '[ingest] batch insert FAILED',
+    );
+    return result;
   }
 
   private settleDone(

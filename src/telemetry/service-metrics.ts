@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export interface ServiceMetricsSources {
   readonly queueDepth: () => number;
+  readonly queueDepthBytes: () => number;
   readonly writerUtilization: () => number;
   readonly rollupLagSeconds: () => number | undefined;
   readonly metricsCacheKeys: () => number;
@@ -97,6 +98,14 @@ export class ServiceMetrics {
       registers,
       collect() {
         this.set(sources.queueDepth());
+      },
+    });
+    new Gauge({
+      name: 'pulse_queue_depth_bytes',
+      help: 'Bytes of request text accepted and not yet committed (bounded by QUEUE_MAX_BYTES)',
+      registers,
+      collect() {
+        this.set(sources.queueDepthBytes());
       },
     });
     new Gauge({

@@ -52,7 +52,9 @@ beforeAll(async () => {
     writers,
     {
       queueMaxSize: 10_000,
+      queueMaxBytes: 64 * 1024 * 1024,
       batchMaxSize: 1000,
+      batchMaxBytes: 16 * 1024 * 1024,
       batchMaxWaitMs: 50,
       ingestTimeoutMs: 30_000,
       retryAfterSeconds: 1,
@@ -60,6 +62,7 @@ beforeAll(async () => {
     log,
     new ServiceMetrics({
       queueDepth: () => 0,
+      queueDepthBytes: () => 0,
       writerUtilization: () => 0,
       rollupLagSeconds: () => undefined,
       metricsCacheKeys: () => 0,

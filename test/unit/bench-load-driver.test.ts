@@ -72,3 +72,18 @@ describe('bench load driver', () => {
     expect(bodies.size).toBe(received.length);
   });
 });
+
+describe('bench unique events', () => {
+  it('pads each event with metadata to about the requested size, keeping it unique', () => {
+    const events = uniqueEvents({
+      idPrefix: 'pad',
+      eventName: 'purchase',
+      timestamp: 1,
+      eventBytes: 200_000,
+    });
+    const bodies = Array.from({ length: 20 }, () => events.nextSingleBody());
+    const parsed = bodies.map((b) => JSON.parse(b) as { event_id: string; metadata: object });
+    expect(new Set(parsed.map((e) => e.event_id)).size).toBe(20);
+    expect(bodies.map((b) => Math.abs(b.length - 200_000) < 100)).toEqual(bodies.map(() => true));
+  });
+});

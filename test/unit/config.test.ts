@@ -34,7 +34,9 @@ describe('loadConfig', () => {
       embeddedPostgresDataDir: './.data/postgres',
       embeddedPostgresSharedBuffersMb: 512,
       queueMaxSize: 10_000,
+      queueMaxBytes: 64 * 1024 * 1024,
       batchMaxSize: 500,
+      batchMaxBytes: 16 * 1024 * 1024,
       batchMaxWaitMs: 50,
       bulkMaxEvents: 100,
       maxBodyBytes: 1024 * 1024,
@@ -185,6 +187,29 @@ describe('loadConfig', () => {
   it('refuses QUEUE_MAX_SIZE below BULK_MAX_EVENTS', () => {
     expect(problemsOf({ QUEUE_MAX_SIZE: '99' })).toEqual([
       'QUEUE_MAX_SIZE=99: must be at least BULK_MAX_EVENTS (100)',
+    ]);
+  });
+
+  it('refuses BATCH_MAX_BYTES below MAX_BODY_BYTES', () => {
+    expect(problemsOf({ BATCH_MAX_BYTES: '1000', MAX_BODY_BYTES: '1001' })).toEqual([
+      'BATCH_MAX_BYTES=1000: must be at least MAX_BODY_BYTES (1001)',
+    ]);
+  });
+
+  it('refuses QUEUE_MAX_BYTES below BATCH_MAX_BYTES', () => {
+    expect(
+      problemsOf({ QUEUE_MAX_BYTES: '1999', BATCH_MAX_BYTES: '2000', MAX_BODY_BYTES: '2000' }),
+    ).toEqual(['QUEUE_MAX_BYTES=1999: must be at least BATCH_MAX_BYTES (2000)']);
+  });
+
+  it('accepts a queue, a batch and a body of the same byte size', () => {
+    const config = loadConfig({
+      QUEUE_MAX_BYTES: '2000',
+      BATCH_MAX_BYTES: '2000',
+      MAX_BODY_BYTES: '2000',
+    });
+    expect([config.queueMaxBytes, config.batchMaxBytes, config.maxBodyBytes]).toEqual([
+      2000, 2000, 2000,
     ]);
   });
 

@@ -10,13 +10,15 @@ export interface HealthRouteDeps {
   readonly batcher: Batcher;
   readonly probe: DatabaseProbe;
   readonly queueMaxSize: number;
+  readonly queueMaxBytes: number;
   /** How long a failed write keeps /readyz at 503 when nothing has committed since. */
   readonly ingestTimeoutMs: number;
   readonly openApiYaml: string;
   readonly isDraining: () => boolean;
 }
 
-/** Not ready from 90% of QUEUE_MAX_SIZE: a balancer should send traffic elsewhere before 503s start. */
+/** Not ready from 90% of QUEUE_MAX_SIZE or QUEUE_MAX_BYTES: a balancer should send traffic
+ *  elsewhere before 503s start. */
 const queueHighWaterFraction = 0.9;
 
 export function registerHealthRoutes(app: TemplatedApp, deps: HealthRouteDeps): void {
@@ -25,7 +27,6 @@ export function registerHealthRoutes(app: TemplatedApp, deps: HealthRouteDeps): 
   app.get('/readyz', (res) => {
     const exchange = beginExchange(res);
     const db = deps.probe.state;
-    const highWater = Math.floor(deps.queueMaxSize * queueHighWaterFraction);
     // Bounded by INGEST_TIMEOUT_MS (what a request would wait anyway): a balancer that stops
     // sending traffic must get the instance back even though no batch can prove recovery.
     const failedWrite = deps.batcher.recentWriteFailure(deps.ingestTimeoutMs);
@@ -35,10 +36,7 @@ export function registerHealthRoutes(app: TemplatedApp, deps: HealthRouteDeps): 
       database: db.reachable ? 'ok' : 'unreachable',
       migrations: db.migrated ? 'ok' : db.reachable ? 'not applied' : 'unknown',
       writes: failedWrite ? `failing: sqlstate ${failedWrite.sqlstate}` : 'ok',
-      queue:
-        deps.batcher.depth < highWater
-          ? 'ok'
-          : `saturated: ${deps.batcher.depth} of ${deps.queueMaxSize} events`,
+      queue: queueCheck(deps),
       // A balancer holding a kept-alive connection would otherwise keep sending to a server that
       // refuses everything: the listen socket is closed, but this connection is not.
       serving: deps.isDraining() ? 'shutting down' : 'ok',
@@ -56,4 +54,13 @@ export function registerHealthRoutes(app: TemplatedApp, deps: HealthRouteDeps): 
   app.get('/openapi.yaml', (res) =>
     send(beginExchange(res), 200, deps.openApiYaml, { contentType: 'application/yaml' }),
   );
+}
+
+function queueCheck(deps: HealthRouteDeps): string {
+  const { depth, depthBytes } = deps.batcher;
+  if (depth >= Math.floor(deps.queueMaxSize * queueHighWaterFraction))
+    return `saturated: ${depth} of ${deps.queueMaxSize} events`;
+  if (depthBytes >= Math.floor(deps.queueMaxBytes * queueHighWaterFraction))
+    return `saturated: ${depthBytes} of ${deps.queueMaxBytes} bytes`;
+  return 'ok';
 }

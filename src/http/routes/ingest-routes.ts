@@ -55,19 +55,13 @@ function refuseAfterDiscardingBody(
   exchange: Exchange,
   head: RequestHead,
   route: string,
+  p: Problem,
   deps: IngestRouteDeps,
 ): void {
   void readBody(exchange, head, deps.config, { discard: true }).then((read) => {
     if (exchange.aborted) return;
     if (!read.ok) return refuse(exchange, route, read.problem, deps, { close: read.close });
-    refuse(
-      exchange,
-      route,
-      problem('queue_full', `The ingestion queue is full (${deps.config.queueMaxSize} events).`, {
-        retryAfterSeconds: deps.config.retryAfterSeconds,
-      }),
-      deps,
-    );
+    refuse(exchange, route, p, deps);
   });
 }
 
@@ -119,11 +113,17 @@ export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): 
       // main-thread time (bulk at 10× overload: 13k stored events/s instead of 66k). The body is
       // still consumed, unparsed: answering before it would close the connection, and the refused
       // client would pay a reconnect on top of its Retry-After (seconds of latency at c=500).
-      if (deps.batcher.isFull) {
-        refuseAfterDiscardingBody(exchange, head, path, deps);
+      // The body's Content-Length is held while it is read; what it becomes (a gzip body inflated)
+      // is counted again when it is queued.
+      const bodyBytes = Number(head.contentLength);
+      const full = deps.batcher.queueFullProblem(1, bodyBytes);
+      if (full) {
+        refuseAfterDiscardingBody(exchange, head, path, full, deps);
         return;
       }
-      ingest(exchange, head, path, shape, partial, deps).catch((err: unknown) => {
+      const releaseRoom = deps.batcher.reserveBytes(bodyBytes);
+      ingest(exchange, head, path, shape, partial, deps, releaseRoom).catch((err: unknown) => {
+        releaseRoom();
         deps.log.error(
           { err: (err as Error).message, stack: (err as Error).stack },
           'ingest handler failed',
@@ -187,9 +187,18 @@ async function ingest(
   shape: Shape,
   partial: boolean,
   deps: IngestRouteDeps,
+  releaseRoom: () => void,
 ): Promise<void> {
   const { config, batcher } = deps;
-  const read = await readBody(exchange, head, config);
+  const reading = readBody(exchange, head, config);
+  // An aborted body never settles its read: its room comes back on the abort instead.
+  const abortRead = exchange.onAbort;
+  exchange.onAbort = () => {
+    abortRead?.();
+    releaseRoom();
+  };
+  const read = await reading;
+  releaseRoom(); // from here to submit runs in one turn: no other request reads meanwhile
   if (!read.ok) return refuse(exchange, route, read.problem, deps, { close: read.close });
   if (exchange.aborted) return;
   const parsed = parseJsonBody(read.body);
@@ -207,10 +216,12 @@ async function ingest(
         ? { rejected_count: 0 }
         : { rejected_count: validated.rejected.count, errors: validated.rejected.errors };
 
+  const acceptedCount = validated.events.length; // the parsed events need not outlive the await
+
   // The insert is never cancelled when the client goes away: it is idempotent, and aborting a
   // running Piscina task would kill the writer thread and its connections.
   const result = await batcher.submit(
-    { json: validated.json, eventCount: validated.events.length },
+    { json: validated.json, eventCount: acceptedCount },
     config.ingestAck,
   );
   if (result.kind === 'failed') return refuse(exchange, route, result.problem, deps);
@@ -218,7 +229,7 @@ async function ingest(
     return shape === 'single'
       ? sendJson(exchange, 202, { status: 'queued' })
       : sendJson(exchange, 202, {
-          accepted_count: validated.events.length,
+          accepted_count: acceptedCount,
           status: 'queued',
           ...rejected,
         });
@@ -230,7 +241,7 @@ async function ingest(
         duplicate: result.inserted === 0,
       })
     : sendJson(exchange, 202, {
-        accepted_count: validated.events.length,
+        accepted_count: acceptedCount,
         inserted: result.inserted,
         duplicates: result.duplicates,
         ...rejected,
