@@ -264,7 +264,7 @@ describe.each(['durable', 'queued'] as const)('a crashing request with INGEST_AC
     // One writer, one connection, and batches that wait for it (no max-wait flush): while a plug
     // request waits on a table lock, the trigger and its neighbours queue into one batch.
     const crashing = await spawnBuiltServer(db.dsn, {
-      FAULT_INJECTION: 'worker-crash',
+      ...faultInjectionEnv('worker-crash'),
       INGEST_ACK: ack,
       INGEST_WORKERS: '1',
       PG_POOL_SIZE_PER_WORKER: '1',
