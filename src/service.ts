@@ -36,7 +36,7 @@ export async function startService(
   config: Config,
   log: Logger = createLogger(config),
 ): Promise<Service> {
-  const uws = loadNativeUws(); // before anything else: refuse the slow fallback early
+  const { uws, build: uwsBuild } = loadNativeUws(); // before anything else: refuse the slow fallback early
   const embedded = await startConfiguredPostgres(config, log);
   const dsn = embedded?.dsn ?? config.postgresDsn ?? '';
   // 'pulse-<role>-<pid>': the 'pulse-' prefix is how the connection budget tells our connections
@@ -96,6 +96,7 @@ export async function startService(
     rollupLagSeconds: () => refresher.lagSeconds,
     metricsCacheKeys: () => metricsCache.size,
     writerThreads: () => writers.threadCount(),
+    uwsBuild,
   });
   const batcher: Batcher = new Batcher(writers, config, log, metrics);
   const probe = new DatabaseProbe(adminPool, await listMigrations(), log, (state) =>
@@ -129,6 +130,7 @@ export async function startService(
       ack: config.ingestAck,
       workers: config.ingestWorkers,
       embedded: Boolean(embedded),
+      uws: `${uwsBuild.packageName}@${uwsBuild.version}`,
     },
     'listening',
   );
