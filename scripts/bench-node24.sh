@@ -48,6 +48,13 @@ scripts/test-node24.sh -- env HOST=127.0.0.1 PORT="$node24_port" LOG_LEVEL=warn 
   POSTGRES_DSN="$dsn" node dist/src/main.js >"$out/node24.log" 2>&1 &
 pids+=($!)
 wait_ready "$node24_port" "${pids[1]}"
+# What each server runs on, from its own /internal/metrics: the Node version and the uWS build.
+for target in node20:"$node20_port" node24:"$node24_port"; do
+  curl -fs "http://127.0.0.1:${target#*:}/internal/metrics" |
+    grep -E '^pulse_(uws_build_info|process_nodejs_version_info)' |
+    sed "s/^/${target%%:*} /" >>"$out/servers.txt"
+done
+cat "$out/servers.txt"
 
 for ((round = 1; round <= rounds; round++)); do
   for target in node20:"$node20_port" node24:"$node24_port"; do
