@@ -12,6 +12,7 @@ import {
   destroyRawConnections,
   jsonPost,
   openRaw,
+  rawGet,
   rawPost,
   rawRequest,
 } from '../helpers/raw-http.js';
@@ -125,6 +126,10 @@ function probeApp(uws: Uws) {
     res.onAborted(() => undefined);
     setImmediate(() => res.cork(() => res.writeStatus('204 No Content').endWithoutBody()));
   });
+  app.get('/close', (res) => {
+    res.onAborted(() => undefined);
+    setImmediate(() => res.close());
+  });
   app.get('/stream', (res) => {
     res.onAborted(() => undefined);
     res.cork(() => {
@@ -207,6 +212,10 @@ describe.each(loadingHere.map((spec) => spec.module))('the build %s, bare', (mod
       stream.status,
       await stream.text(),
     ]).toEqual([204, '', null, 200, 'first,last']);
+  });
+
+  it('closes the connection without an answer on close()', async () => {
+    expect(await rawRequest(probePort, rawGet('/close'))).toBeNull();
   });
 
   it('calls onAborted when the client goes away mid-body', async () => {
