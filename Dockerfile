@@ -4,7 +4,7 @@
 # after a real compile) and that .dockerignore does not hide one of them.
 
 # Build stage: every dependency, the validator drift check, the compile.
-FROM node:20-bookworm-slim AS build
+FROM node:24-trixie-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -16,9 +16,10 @@ COPY src ./src
 # Schemas that src/http/openapi.ts imports into dist/src/validation/schemas/.
 RUN npm run check:validators && npm run build
 
-# Runtime stage: Node 20 on Debian 12 (glibc 2.36) because the uWebSockets.js binary needs both;
-# production dependencies only. embedded-postgres is one of them: unused when POSTGRES_DSN is set.
-FROM node:20-bookworm-slim AS runtime
+# Runtime stage: Node 24 on Debian 13 (glibc 2.41), where the newer uWebSockets.js build (20.57,
+# glibc >= 2.38) serves; production dependencies only. embedded-postgres is one of them: unused
+# when POSTGRES_DSN is set.
+FROM node:24-trixie-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

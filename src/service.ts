@@ -37,7 +37,7 @@ export async function startService(
   config: Config,
   log: Logger = createLogger(config),
 ): Promise<Service> {
-  const uws = loadNativeUws(); // before anything else: refuse the slow fallback early
+  const { uws, build: uwsBuild } = loadNativeUws(); // before anything else: refuse the slow fallback early
   for (const warning of configWarnings(config)) log.warn(warning);
   const embedded = await startConfiguredPostgres(config, log);
   const dsn = embedded?.dsn ?? config.postgresDsn ?? '';
@@ -92,6 +92,7 @@ export async function startService(
     rollupLagSeconds: () => refresher.lagSeconds,
     metricsCacheKeys: () => metricsCache.size,
     writerThreads: () => writers.threadCount(),
+    uwsBuild,
   });
   const batcher: Batcher = new Batcher(writers, config, log, metrics);
   const probe = new DatabaseProbe(adminPool, await listMigrations(), log, (state) =>
@@ -125,6 +126,7 @@ export async function startService(
       ack: config.ingestAck,
       workers: config.ingestWorkers,
       embedded: Boolean(embedded),
+      uws: `${uwsBuild.packageName}@${uwsBuild.version}`,
     },
     'listening',
   );

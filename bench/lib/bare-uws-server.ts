@@ -7,7 +7,7 @@
 import type { us_listen_socket } from 'uWebSockets.js';
 import { loadNativeUws } from '../../src/http/load-uws.js';
 
-const uws = loadNativeUws();
+const { uws } = loadNativeUws();
 const host = process.env.HOST ?? '127.0.0.1';
 const port = Number(process.env.PORT ?? '0');
 const body = process.env.BARE_UWS_BODY ?? '{"ok":true}';

@@ -10,6 +10,8 @@ export interface ServiceMetricsSources {
   readonly metricsCacheKeys: () => number;
   /** Live writer threads (absent where no pool exists, e.g. tests driving the batcher). */
   readonly writerThreads?: () => number;
+  /** The uWebSockets.js build serving HTTP (absent where no server runs). */
+  readonly uwsBuild?: { readonly packageName: string; readonly version: string };
 }
 
 export class ServiceMetrics {
@@ -135,6 +137,14 @@ export class ServiceMetrics {
           this.set(writerThreads());
         },
       });
+    }
+    if (sources.uwsBuild) {
+      new Gauge({
+        name: 'pulse_uws_build_info',
+        help: 'The uWebSockets.js build serving HTTP (always 1; the build is in the labels)',
+        labelNames: ['build', 'version'],
+        registers,
+      }).set({ build: sources.uwsBuild.packageName, version: sources.uwsBuild.version }, 1);
     }
     new Gauge({
       name: 'pulse_metrics_cache_keys',

@@ -2,7 +2,7 @@
 // trickling a byte every 500 ms) beside normal paced load. Expected: the normal requests' p99 rises
 // by less than 20%; slow bodies are cut at the app's absolute body deadline (BODY_TIMEOUT_MS,
 // 2 s here: uWS's idle timer restarts on every byte, so it alone would never fire); slow headers
-// are cut by uWS (~10 s); server memory stays bounded.
+// are cut by uWS (~10 s on 20.30, ~30 s on 20.57); server memory stays bounded.
 //
 // On two shared, noisy cores one baseline and one slow phase would compare the machine's mood, not
 // the server: the test alternates three baseline and three slow phases with the same paced load
@@ -21,12 +21,14 @@ import { spawnBuiltServer, type ChaosServer } from './lib/server-process.js';
 import { stopServer } from './lib/server-probes.js';
 import type { SlowCut } from './lib/slow-client-swarm.js';
 import { spawnSlowSwarm } from './lib/slow-swarm-process.js';
+import { perUwsBuild } from '../helpers/uws-build.js';
 
 const bodyTimeoutMs = 2000;
 const slowPerKind = 300;
 const cycles = 3;
 const baselinePhaseMs = 10_000;
-/** Long enough for the first slow headers (opened at the start) to reach uWS's ~10 s cut. */
+/** Long enough for the first slow headers (opened at the start) to reach uWS 20.30's ~10 s cut;
+ *  20.57 cuts at ~30 s (test/integration/uws-builds.test.ts), after the phase. */
 const slowPhaseMs = 14_000;
 const requestsPerSecond = 100;
 const eventsPerRequest = 20;
@@ -199,8 +201,11 @@ describe('600 slow clients beside normal load', () => {
     expect(bodyCuts.length).toBeGreaterThanOrEqual(cycles * slowPerKind);
     expect(bodyCutsOffDeadline.map((c) => c.aliveMs)).toEqual([]);
     expect(bodyCutsNot408.map((c) => c.status)).toEqual([]);
-    // Every first-wave slow header is cut inside its phase (uWS: ~10 s), none lives past 15 s.
-    expect(headerCuts.length).toBeGreaterThanOrEqual(cycles * slowPerKind);
+    // 20.30 cuts every first-wave slow header inside its phase (~10 s), 20.57 (~30 s) none; none
+    // lives past 15 s.
+    const cutInPhase =
+      headerCuts.length >= cycles * slowPerKind ? 'all' : headerCuts.length === 0 ? 'none' : 'some';
+    expect(cutInPhase).toBe(perUwsBuild({ '20.30': 'all', '20.57': 'none' }));
     expect(headerCutsLate.map((c) => c.aliveMs)).toEqual([]);
     // Recorded in every run (failures above), asserted only in `npm run test:chaos`: with the
     // slow-client work fixed, what is left is contention on the 2 shared cores (the swarm's own

@@ -13,6 +13,7 @@ import type {
 } from '../../src/workers/insert-batch-messages.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { perUwsBuild } from '../helpers/uws-build.js';
 import {
   destroyRawConnections,
   jsonPost,
@@ -724,38 +725,39 @@ const httpCases: FuzzCase[] = [
     code: 'length_required',
   },
   {
-    // uWS's parser drops the connection before any handler runs: nothing is read, nothing stored.
-    name: 'Content-Length: 99999999999 (closed by uWS before the handler)',
+    // 20.30's parser drops the connection before any handler runs; 20.57 lets the handler refuse it.
+    name: 'Content-Length: 99999999999 (closed by uWS 20.30, 413 on 20.57)',
     request: (m) =>
       rawPost(
         '/events',
         ['Content-Type: application/json', 'Content-Length: 99999999999'],
         JSON.stringify(event(m)),
       ),
-    status: null,
+    status: perUwsBuild({ '20.30': null, '20.57': 413 }),
+    code: perUwsBuild({ '20.30': undefined, '20.57': 'payload_too_large' }),
   },
   {
-    name: 'Content-Length: -1 (closed by uWS)',
+    name: 'Content-Length: -1 (closed by uWS 20.30, 400 from uWS 20.57)',
     request: (m) =>
       rawPost(
         '/events',
         ['Content-Type: application/json', 'Content-Length: -1'],
         JSON.stringify(event(m)),
       ),
-    status: null,
+    status: perUwsBuild({ '20.30': null, '20.57': 400 }),
   },
   {
-    name: 'Content-Length: 1e3 (closed by uWS)',
+    name: 'Content-Length: 1e3 (closed by uWS 20.30, 400 from uWS 20.57)',
     request: (m) =>
       rawPost(
         '/events',
         ['Content-Type: application/json', 'Content-Length: 1e3'],
         JSON.stringify(event(m)),
       ),
-    status: null,
+    status: perUwsBuild({ '20.30': null, '20.57': 400 }),
   },
   {
-    name: 'Content-Length: "n, n" (closed by uWS)',
+    name: 'Content-Length: "n, n" (closed by uWS 20.30, 400 from uWS 20.57)',
     request: (m) => {
       const body = JSON.stringify(event(m));
       return rawPost(
@@ -764,7 +766,7 @@ const httpCases: FuzzCase[] = [
         body,
       );
     },
-    status: null,
+    status: perUwsBuild({ '20.30': null, '20.57': 400 }),
   },
   {
     name: 'two Content-Length headers with different values',
@@ -780,7 +782,7 @@ const httpCases: FuzzCase[] = [
     code: 'bad_framing',
   },
   {
-    name: 'Transfer-Encoding: gzip with Content-Length (closed by uWS)',
+    name: 'Transfer-Encoding: gzip with Content-Length (closed by uWS 20.30, 400 from uWS 20.57)',
     request: (m) => {
       const body = JSON.stringify(event(m));
       return rawPost(
@@ -793,7 +795,7 @@ const httpCases: FuzzCase[] = [
         body,
       );
     },
-    status: null,
+    status: perUwsBuild({ '20.30': null, '20.57': 400 }),
   },
   {
     // The hidden POST arrives while the 411 is still pending, so uWS drops the connection: the
@@ -813,8 +815,8 @@ const httpCases: FuzzCase[] = [
   },
   {
     // uWS reads 10 bytes as the body, then the rest as a request pipelined behind a pending one:
-    // it closes the connection (see the pipelining test below); neither part is stored.
-    name: 'Content-Length shorter than the body (closed by uWS, nothing stored)',
+    // 20.30 closes the connection there; 20.57 lets pulse answer the 10 bytes. Nothing is stored.
+    name: 'Content-Length shorter than the body (closed by uWS 20.30, 400 on 20.57; nothing stored)',
     request: (m) => {
       const body = JSON.stringify(event(m));
       return rawPost(
@@ -823,7 +825,8 @@ const httpCases: FuzzCase[] = [
         body + jsonPost('/events', JSON.stringify(event(`${m}-2`))).toString('latin1'),
       );
     },
-    status: null,
+    status: perUwsBuild({ '20.30': null, '20.57': 400 }),
+    code: perUwsBuild({ '20.30': undefined, '20.57': 'invalid_json' }),
   },
   {
     name: 'a gzip bulk inflating past MAX_BODY_BYTES (3 MB of padding)',
@@ -851,25 +854,25 @@ const httpCases: FuzzCase[] = [
     code: 'unsupported_media_type',
   },
   {
-    // This uWS build has no 4 KB header cap: a large header on its own is accepted.
-    name: 'a 64 KB header is accepted',
+    // uWS 20.30 has no header cap below its buffer; 20.57 answers 431 itself.
+    name: 'a 64 KB header (accepted by uWS 20.30, 431 from uWS 20.57)',
     request: (m) => single(JSON.stringify(event(m)), [`X-Padding: ${'a'.repeat(64 * 1024)}`]),
-    status: 202,
+    status: perUwsBuild({ '20.30': 202, '20.57': 431 }),
     stored: oneRow,
   },
   {
-    name: 'a 1 MB header (closed by uWS, unanswered)',
+    name: 'a 1 MB header (closed by uWS 20.30, 431 from uWS 20.57)',
     request: (m) => single(JSON.stringify(event(m)), [`X-Padding: ${'a'.repeat(1024 * 1024)}`]),
-    status: null,
+    status: perUwsBuild({ '20.30': null, '20.57': 431 }),
   },
   {
-    name: '60 headers of 1 KB (closed by uWS, unanswered)',
+    name: '60 headers of 1 KB (closed by uWS 20.30, 431 from uWS 20.57)',
     request: (m) =>
       single(
         JSON.stringify(event(m)),
         Array.from({ length: 60 }, (_, i) => `X-H${i}: ${'b'.repeat(1000)}`),
       ),
-    status: null,
+    status: perUwsBuild({ '20.30': null, '20.57': 431 }),
   },
   {
     name: 'a path with ../ is not resolved',
@@ -878,7 +881,7 @@ const httpCases: FuzzCase[] = [
     code: 'not_found',
   },
   {
-    name: 'a NUL byte in the request line (closed by uWS)',
+    name: 'a NUL byte in the request line (closed by uWS 20.30, 505 from uWS 20.57)',
     request: (m) => {
       const request = single(JSON.stringify(event(m)));
       const firstLineEnd = request.indexOf('\r\n');
@@ -887,7 +890,7 @@ const httpCases: FuzzCase[] = [
         request.subarray(firstLineEnd),
       ]);
     },
-    status: null,
+    status: perUwsBuild({ '20.30': null, '20.57': 505 }),
   },
 ];
 
@@ -983,7 +986,7 @@ describe('after the corpus', () => {
 // Connection-level cases that need more than one request or an unanswered wait
 
 describe('connections', () => {
-  it('answers an HTTP/1.0 request not at all: uWS closes it at its idle timeout (known limitation)', async () => {
+  it('answers an HTTP/1.0 request with 505 on uWS 20.57, not at all on 20.30 (closed at its idle timeout)', async () => {
     const marker = newMarker();
     const body = JSON.stringify(event(marker));
     const [get, post] = await Promise.all([
@@ -993,7 +996,9 @@ describe('connections', () => {
         `POST /events HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
       ),
     ]);
-    expect([get, post]).toEqual([null, null]);
+    expect([get?.status ?? null, post?.status ?? null]).toEqual(
+      perUwsBuild({ '20.30': [null, null], '20.57': [505, 505] }),
+    );
     await expectAlive();
     expect(await rowsFor(marker)).toEqual([]);
   });

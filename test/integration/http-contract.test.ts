@@ -573,6 +573,8 @@ describe('public routes', () => {
   });
 });
 
+// What uWS itself does before a handler runs (HTTP/1.0, async pipelining, framing it refuses in
+// its parser, oversized headers) differs per build: test/integration/uws-builds.test.ts.
 describe('framing on a raw socket', () => {
   const body = () => JSON.stringify(makeEvent());
   const stored = '{"status":"stored","inserted":1,"duplicate":false}';
@@ -586,22 +588,6 @@ describe('framing on a raw socket', () => {
     ];
     const response = await refused(() => rawRequest(port(server), rawPost('/events', headers, b)));
     expect(rawProblem(response)).toEqual([400, 'bad_framing']);
-  });
-
-  it('closes the connection unanswered when Content-Length and Transfer-Encoding are both sent', async () => {
-    // uWS 20.30 drops such a request in its parser, before our handler could answer 400; closing
-    // is still safe against request smuggling.
-    const b = body();
-    const chunked = `${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`;
-    const headers = [
-      'Content-Type: application/json',
-      `Content-Length: ${chunked.length}`,
-      'Transfer-Encoding: chunked',
-    ];
-    const response = await refused(() =>
-      rawRequest(port(server), rawPost('/events', headers, chunked)),
-    );
-    expect(response).toBeNull();
   });
 
   it('refuses a chunked body without Content-Length as 411', async () => {
@@ -619,13 +605,6 @@ describe('framing on a raw socket', () => {
       rawRequest(port(server), rawPost('/events', ['Content-Type: application/json'])),
     );
     expect(rawProblem(response)).toEqual([411, 'length_required']);
-  });
-
-  it('closes the connection unanswered on a non-numeric Content-Length', async () => {
-    // Dropped by uWS's parser before our handler runs; our own bad_framing check is a backstop.
-    const headers = ['Content-Type: application/json', 'Content-Length: 12abc'];
-    const response = await refused(() => rawRequest(port(server), rawPost('/events', headers)));
-    expect(response).toBeNull();
   });
 
   it('refuses a body that stalls halfway with 408 body_timeout and closes the connection', async () => {
@@ -655,22 +634,6 @@ describe('framing on a raw socket', () => {
     expect([response?.status, response?.body]).toEqual([202, stored]);
   });
 
-  it('leaves an HTTP/1.0 request unanswered until the idle timeout closes it (uWS 20.30 limitation)', async () => {
-    // Known gap against the contract: this uWS build never answers HTTP/1.0 (nginx proxies with
-    // HTTP/1.0 unless proxy_http_version 1.1 is set). Pinned so an upgrade that fixes it shows up.
-    const b = body();
-    const request = [
-      'POST /events HTTP/1.0',
-      'Host: 127.0.0.1',
-      'Content-Type: application/json',
-      `Content-Length: ${b.length}`,
-      '',
-      b,
-    ].join('\r\n');
-    const response = await refused(() => rawRequest(port(server), request));
-    expect(response).toBeNull();
-  });
-
   it('answers a second request on the same connection after a 202', async () => {
     const connection = await openRaw(port(server));
     connection.write(jsonPost('/events', body()));
@@ -693,18 +656,5 @@ describe('framing on a raw socket', () => {
     const first = await connection.next();
     const second = await connection.next();
     expect([first?.status, second?.status]).toEqual([200, 404]);
-  });
-
-  it('closes the connection unanswered when a POST is pipelined behind another (uWS refuses async pipelining)', async () => {
-    // uWS closes a connection whose next request arrives while an async response is pending.
-    // Clients that pipeline POSTs get a reset, never a mixed-up answer.
-    const connection = await openRaw(port(server));
-    connection.write(
-      Buffer.concat([
-        jsonPost('/events', body()),
-        jsonPost('/events/bulk', `{"events":[${body()}]}`),
-      ]),
-    );
-    expect(await connection.next()).toBeNull();
   });
 });

@@ -73,7 +73,8 @@ describe('401', () => {
         ['Authorization: Bearer'],
         [`X-API-Key: ${keys[0]} trailing`],
         [`X-API-Key: ${keys[0]!.toUpperCase()}`],
-        [`Authorization: Bearer ${'k'.repeat(8192)}`],
+        // Long, but under uWS 20.57's 4 KB request head, which it answers 431 itself.
+        [`Authorization: Bearer ${'k'.repeat(3000)}`],
         ['X-API-Key: pk_unknown'],
       ].map((headers) => rawRequest(portOf(keyed), jsonPost('/events', b, headers))),
     );

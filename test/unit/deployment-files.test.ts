@@ -286,7 +286,7 @@ describe('the balancer (service lb, deploy/haproxy.cfg)', () => {
     expect(new Set(targets)).toEqual(new Set([`api:${apiEnv.PORT}`]));
   });
 
-  it('checks each replica with GET /readyz over HTTP/1.1 (uWS does not answer HTTP/1.0)', () => {
+  it('checks each replica with GET /readyz over HTTP/1.1 (uWS refuses HTTP/1.0)', () => {
     expect(directives).toContain('option httpchk');
     expect(directives.find((d) => d.startsWith('http-check send'))).toMatch(
       /meth GET uri \/readyz ver HTTP\/1\.1 hdr Host \S+/,
@@ -296,9 +296,9 @@ describe('the balancer (service lb, deploy/haproxy.cfg)', () => {
 });
 
 describe('Dockerfile', () => {
-  it('builds on node:20-bookworm-slim and runs on it', () => {
-    expect(inStage(buildStage, 'FROM')).toEqual([`node:20-bookworm-slim AS ${buildStage}`]);
-    expect(inStage(runtimeStage, 'FROM')).toEqual([`node:20-bookworm-slim AS ${runtimeStage}`]);
+  it('builds on node:24-trixie-slim and runs on it (glibc 2.41: the newer uWS build serves)', () => {
+    expect(inStage(buildStage, 'FROM')).toEqual([`node:24-trixie-slim AS ${buildStage}`]);
+    expect(inStage(runtimeStage, 'FROM')).toEqual([`node:24-trixie-slim AS ${runtimeStage}`]);
   });
 
   it('checks the generated validators and compiles in the build stage', () => {
