@@ -60,7 +60,7 @@ export async function startService(
     if (budget.needed > budget.available) {
       throw new Error(
         `this configuration opens ${budget.needed} Postgres connections (CLUSTER_PROCESSES × (INGEST_WORKERS × ` +
-          `PG_POOL_SIZE_PER_WORKER + METRICS_POOL_SIZE + 2)) but the server accepts ${budget.available}; ` +
+          `PG_POOL_SIZE_PER_WORKER + METRICS_POOL_SIZE + EXPORT_POOL_SIZE + 2)) but the server accepts ${budget.available}; ` +
           'lower those settings, raise max_connections, or put PgBouncer in front (docs/scaling.md)',
       );
     }
@@ -104,6 +104,8 @@ export async function startService(
   await probe.probe();
   probe.start(probeIntervalMs);
   const readPool = createPool(poolOptions('reader', config.metricsPoolSize), log);
+  // Exports hold a connection for as long as their reader takes: apart, they cannot starve /metrics.
+  const exportPool = createPool(poolOptions('export', config.exportPoolSize), log);
   const refresher: RollupRefresher = new RollupRefresher(
     adminPool,
     config.rollupRefreshMs,
@@ -117,6 +119,7 @@ export async function startService(
     batcher,
     probe,
     readPool,
+    exportPool,
     metricsCache,
     cellBitmaps,
     metrics,
@@ -156,6 +159,7 @@ export async function startService(
     metricsCache.close();
     await writers.close();
     await readPool.end();
+    await exportPool.end();
     await adminPool.end();
     await embedded?.stop();
     // A kept-alive connection may still send one request while the pools close; its refusal goes

@@ -248,15 +248,16 @@ export function buildOpenApiDocument(
           responses: {
             '200': {
               description:
-                'One JSON object per line: the ingested fields plus received_at (epoch ms).',
+                'One JSON object per line: the ingested fields plus received_at (epoch ms). A body cut off without its final chunk is incomplete: the reader was too slow (EXPORT_STALL_TIMEOUT_MS, EXPORT_MIN_BYTES_PER_SEC) or the export ran past EXPORT_MAX_DURATION_MS; page by time.',
               content: {
                 'application/x-ndjson': { schema: { $ref: '#/components/schemas/ExportedEvent' } },
               },
             },
             '400': problemResponse(['invalid_query']),
             '401': problemResponse(['unauthorized']),
+            '429': { ...problemResponse(['too_many_exports']), headers: retryAfterHeader },
             '503': {
-              ...problemResponse(['database_unavailable', 'shutting_down']),
+              ...problemResponse(['database_unavailable', 'exports_busy', 'shutting_down']),
               headers: retryAfterHeader,
             },
           },
