@@ -218,8 +218,7 @@ export const configVariables = {
     int(1000, 86_400_000),
     600_000,
   ),
-  // At 64 KiB/s over 60 s a reader may fall 3.75 MiB behind: more than a socket's send buffer
-  // (up to 4 MiB on Linux), which only reports progress after a third of it drains.
+  // 64 KiB/s over 60 s: a reader may fall 3.75 MiB behind, more than a socket reports at once.
   exportMinBytesPerSec: variable(
     'EXPORT_MIN_BYTES_PER_SEC',
     'an integer 0–1073741824 (0 = off)',
@@ -323,6 +322,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     if (config.pgStatementTimeoutMs >= config.pgQueryTimeoutMs)
       problems.push(
         `PG_STATEMENT_TIMEOUT_MS=${config.pgStatementTimeoutMs}: must be below PG_QUERY_TIMEOUT_MS (${config.pgQueryTimeoutMs})`,
+      );
+    // A socket reports room only once a third of its send buffer (up to 4 MiB on Linux) drained:
+    // a reader above the floor can fall that far behind between two reports.
+    const allowanceBytes = (config.exportMinBytesPerSec * config.exportThroughputWindowMs) / 1000;
+    if (config.exportMinBytesPerSec > 0 && allowanceBytes < 2 * MiB)
+      problems.push(
+        `EXPORT_THROUGHPUT_WINDOW_MS=${config.exportThroughputWindowMs}: × EXPORT_MIN_BYTES_PER_SEC (${config.exportMinBytesPerSec}) must allow at least 2 MiB`,
       );
   }
   if (problems.length > 0) throw new ConfigError(problems);

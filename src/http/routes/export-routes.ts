@@ -92,11 +92,13 @@ export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): 
         deps.log.info({ limit: 'EXPORT_MAX_DURATION_MS' }, 'export cut');
         finishStream(exchange, { abort: true });
       }, config.exportMaxDurationMs);
+      let complete = false;
       try {
         startStream(exchange, 200, 'application/x-ndjson');
         for (;;) {
           const chunk = await stream.read(config.exportBatchRows);
-          if (chunk === '' || exchange.aborted) break;
+          complete = chunk === '';
+          if (complete || exchange.aborted) break;
           const allowedWaitMs = Math.min(config.exportStallTimeoutMs, floor.allowedWaitMs());
           const waitStartedMs = performance.now();
           if (!(await writeStream(exchange, chunk, allowedWaitMs))) {
@@ -114,16 +116,17 @@ export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): 
           }
           floor.took(Buffer.byteLength(chunk), performance.now() - waitStartedMs);
         }
-        finishStream(exchange);
       } catch (err) {
-        // Headers are gone already: all we can do is cut the stream so the client sees it incomplete.
         deps.log.warn({ err: (err as Error).message }, 'export failed mid-stream');
-        finishStream(exchange, { abort: true });
       } finally {
         clearTimeout(cutAtMaxDuration);
         await stream.close();
         slot.release();
       }
+      // Ended only once the connection and slot are back, so a client that exports again at once
+      // finds them free. Cut otherwise: the headers are gone, so the client can tell the body is
+      // incomplete only from the connection closing without the final chunk.
+      finishStream(exchange, { abort: !complete });
     })();
   });
 }
