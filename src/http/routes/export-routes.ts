@@ -29,7 +29,7 @@ const exportParameters = ['event_name', 'channel', 'from', 'to'];
 
 /** Reads may take as long as the export waits for its reader; the idle timeout adds 5 s for a busy
  *  event loop, so Postgres ends the session only when this process has stopped serving it. */
-export function exportTimeouts(config: Config): ExportTimeouts {
+function exportTimeouts(config: Config): ExportTimeouts {
   return {
     readMs: config.exportStallTimeoutMs,
     readBackstopMs:
@@ -46,7 +46,7 @@ export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): 
     const exchange = beginExchange(res);
     const head = readHead(req);
     if (deps.isDraining()) {
-      sendProblem(exchange, shuttingDownProblem(config.retryAfterSeconds), { close: true });
+      sendProblem(exchange, shuttingDownProblem(deps.config.retryAfterSeconds), { close: true });
       return;
     }
     const auth = deps.authorize(head);
@@ -57,7 +57,7 @@ export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): 
     const parsed = parseMetricsQuery(
       head.query,
       Math.floor(Date.now() / 1000),
-      config.metricsMaxWindowDays,
+      deps.config.metricsMaxWindowDays,
       exportParameters,
     );
     if (!parsed.ok) {
