@@ -36,8 +36,13 @@ export interface Config {
   metricsMaxWindowDays: number;
   metricsBitmapCacheMb: number;
   metricsPoolSize: number;
+  exportPoolSize: number;
+  exportMaxPerClient: number;
   exportBatchRows: number;
   exportStallTimeoutMs: number;
+  exportMaxDurationMs: number;
+  exportMinBytesPerSec: number;
+  exportThroughputWindowMs: number;
   ingestWorkers: number;
   clusterProcesses: number;
   ingestAck: IngestAck;
@@ -235,12 +240,34 @@ export const configVariables = {
     64,
   ),
   metricsPoolSize: variable('METRICS_POOL_SIZE', 'an integer 1–100', int(1, 100), 4),
+  exportPoolSize: variable('EXPORT_POOL_SIZE', 'an integer 1–100', int(1, 100), 2),
+  exportMaxPerClient: variable('EXPORT_MAX_PER_CLIENT', 'an integer 1–100', int(1, 100), 2),
   exportBatchRows: variable('EXPORT_BATCH_ROWS', 'an integer 1–100000', int(1, 100_000), 1000),
   exportStallTimeoutMs: variable(
     'EXPORT_STALL_TIMEOUT_MS',
     'an integer 100–3600000',
     int(100, 3_600_000),
     30_000,
+  ),
+  // Long enough for a few GB at LAN speed; past it a client pages by time instead.
+  exportMaxDurationMs: variable(
+    'EXPORT_MAX_DURATION_MS',
+    'an integer 1000–86400000',
+    int(1000, 86_400_000),
+    600_000,
+  ),
+  // 64 KiB/s over 60 s: a reader may fall 3.75 MiB behind, more than a socket reports at once.
+  exportMinBytesPerSec: variable(
+    'EXPORT_MIN_BYTES_PER_SEC',
+    'an integer 0–1073741824 (0 = off)',
+    int(0, 1024 * MiB),
+    64 * 1024,
+  ),
+  exportThroughputWindowMs: variable(
+    'EXPORT_THROUGHPUT_WINDOW_MS',
+    'an integer 1000–3600000',
+    int(1000, 3_600_000),
+    60_000,
   ),
   ingestWorkers: variable('INGEST_WORKERS', 'an integer 1–64', int(1, 64), 2),
   clusterProcesses: variable('CLUSTER_PROCESSES', 'an integer 1–64', int(1, 64), 1),
@@ -343,6 +370,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       problems.push(
         `PG_STATEMENT_TIMEOUT_MS=${config.pgStatementTimeoutMs}: must be below PG_QUERY_TIMEOUT_MS (${config.pgQueryTimeoutMs})`,
       );
+    // A socket reports room only once a third of its send buffer (up to 4 MiB on Linux) drained:
+    // a reader above the floor can fall that far behind between two reports.
+    const allowanceBytes = (config.exportMinBytesPerSec * config.exportThroughputWindowMs) / 1000;
+    if (config.exportMinBytesPerSec > 0 && allowanceBytes < 2 * MiB)
+      problems.push(
+        `EXPORT_THROUGHPUT_WINDOW_MS=${config.exportThroughputWindowMs}: × EXPORT_MIN_BYTES_PER_SEC (${config.exportMinBytesPerSec}) must allow at least 2 MiB`,
+      );
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
@@ -404,8 +438,13 @@ function isLoopback(host: string): boolean {
   );
 }
 
-/** Postgres connections one server process opens: writer pools, the reader pool, and two admin
- *  connections (migrations, readiness probe, rollup refresh). */
+/** Postgres connections one server process opens: writer pools, the /metrics and export pools,
+ *  and two admin connections (migrations, readiness probe, rollup refresh). */
 export function connectionsPerProcess(config: Config): number {
-  return config.ingestWorkers * config.pgPoolSizePerWorker + config.metricsPoolSize + 2;
+  return (
+    config.ingestWorkers * config.pgPoolSizePerWorker +
+    config.metricsPoolSize +
+    config.exportPoolSize +
+    2
+  );
 }

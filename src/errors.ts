@@ -17,12 +17,14 @@ export const problemCatalogue = {
   unstorable_event: { status: 422, title: 'The database refused the events' },
   rate_limited: { status: 429, title: 'Too many requests' },
   too_many_auth_failures: { status: 429, title: 'Too many failed API key attempts' },
+  too_many_exports: { status: 429, title: 'Too many exports at once' },
   internal: { status: 500, title: 'Internal server error' },
   queue_full: { status: 503, title: 'Ingestion queue is full' },
   database_unavailable: { status: 503, title: 'Database is unavailable' },
   ingest_timeout: { status: 503, title: 'Events were not confirmed in time' },
   shutting_down: { status: 503, title: 'Server is shutting down' },
   not_ready: { status: 503, title: 'Service is not ready' },
+  exports_busy: { status: 503, title: 'Every export connection is in use' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ProblemCode = keyof typeof problemCatalogue;

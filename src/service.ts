@@ -55,7 +55,7 @@ export async function startService(
     if (budget.needed > budget.available) {
       throw new Error(
         `this configuration opens ${budget.needed} Postgres connections (CLUSTER_PROCESSES × (INGEST_WORKERS × ` +
-          `PG_POOL_SIZE_PER_WORKER + METRICS_POOL_SIZE + 2)) but the server accepts ${budget.available}; ` +
+          `PG_POOL_SIZE_PER_WORKER + METRICS_POOL_SIZE + EXPORT_POOL_SIZE + 2)) but the server accepts ${budget.available}; ` +
           'lower those settings, raise max_connections, or put PgBouncer in front (docs/scaling.md)',
       );
     }
@@ -101,6 +101,8 @@ export async function startService(
   await probe.probe();
   probe.start(probeIntervalMs);
   const readPool = createPool(poolOptions('reader', config.metricsPoolSize), log);
+  // Exports hold a connection for as long as their reader takes: apart, they cannot starve /metrics.
+  const exportPool = createPool(poolOptions('export', config.exportPoolSize), log);
   const refresher: RollupRefresher = new RollupRefresher(
     adminPool,
     config.rollupRefreshMs,
@@ -114,6 +116,7 @@ export async function startService(
     batcher,
     probe,
     readPool,
+    exportPool,
     metricsCache,
     cellBitmaps,
     metrics,
@@ -154,6 +157,7 @@ export async function startService(
     metricsCache.close();
     await writers.close();
     await readPool.end();
+    await exportPool.end();
     await adminPool.end();
     await embedded?.stop();
     // A kept-alive connection may still send one request while the pools close; its refusal goes
@@ -179,7 +183,7 @@ export async function startService(
   };
 }
 
-export type PoolRole = 'admin' | 'writer' | 'reader';
+export type PoolRole = 'admin' | 'writer' | 'reader' | 'export';
 
 /** The options of each of the service's pools. 'pulse-<role>-<pid>': the 'pulse-' prefix is how
  *  the connection budget tells our connections from others', and the pid tells which process

@@ -25,8 +25,10 @@ export interface HttpServerDeps {
   readonly config: Config;
   readonly batcher: Batcher;
   readonly probe: DatabaseProbe;
-  /** Reads: /metrics and /events/export. */
+  /** Reads for /metrics. */
   readonly readPool: pg.Pool;
+  /** /events/export only (EXPORT_POOL_SIZE). */
+  readonly exportPool: pg.Pool;
   readonly metricsCache: MetricsCache;
   readonly cellBitmaps: CellBitmapCache;
   readonly metrics: ServiceMetrics;
@@ -95,7 +97,7 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
   registerTelemetryRoutes(app, { metrics: deps.metrics, authorize, log: deps.log });
   registerExportRoutes(app, {
     config: deps.config,
-    pool: deps.readPool,
+    pool: deps.exportPool,
     rateLimiter: new RateLimiter(
       deps.config.rateLimitExportsPerMin,
       deps.config.rateLimitMaxClients,

@@ -258,7 +258,7 @@ export function buildOpenApiDocument(
           responses: {
             '200': {
               description:
-                'One JSON object per line: the ingested fields plus received_at (epoch ms). RateLimit-* headers when limiting is on.',
+                'One JSON object per line: the ingested fields plus received_at (epoch ms). A body cut off without its final chunk is incomplete: the reader was too slow (EXPORT_STALL_TIMEOUT_MS, EXPORT_MIN_BYTES_PER_SEC) or the export ran past EXPORT_MAX_DURATION_MS; page by time.',
               headers: rateLimitHeaders,
               content: {
                 'application/x-ndjson': { schema: { $ref: '#/components/schemas/ExportedEvent' } },
@@ -266,9 +266,12 @@ export function buildOpenApiDocument(
             },
             '400': problemResponse(['invalid_query']),
             '401': problemResponse(['unauthorized']),
-            '429': rateLimited429,
+            '429': {
+              ...problemResponse(['rate_limited', 'too_many_auth_failures', 'too_many_exports']),
+              headers: { ...retryAfterHeader, ...rateLimitHeaders },
+            },
             '503': {
-              ...problemResponse(['database_unavailable', 'shutting_down']),
+              ...problemResponse(['database_unavailable', 'exports_busy', 'shutting_down']),
               headers: retryAfterHeader,
             },
           },

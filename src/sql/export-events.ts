@@ -1,13 +1,13 @@
 // Raw export: stored events in occurred_at order, one JSON text per row built by Postgres, read
 // through a cursor so memory stays flat whatever the window holds.
 import type pg from 'pg';
-import Cursor from 'pg-cursor';
 import type { MetricsWindow } from './read-metrics.js';
 
 // Absent optional fields are left out, as they were sent; nulls inside metadata are data and stay.
 const optional = (field: string) =>
   `|| CASE WHEN ${field} IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('${field}', ${field}) END`;
-const exportSql = `
+const declareSql = `
+DECLARE export_events NO SCROLL CURSOR FOR
 SELECT (jsonb_build_object(
   'event_name', event_name, 'user_id', user_id, 'timestamp', extract(epoch FROM occurred_at)::int8,
   'received_at', (extract(epoch FROM received_at) * 1000)::int8)
@@ -23,63 +23,74 @@ export interface EventExport {
   close(): Promise<void>;
 }
 
-export async function openEventExport(pool: pg.Pool, window: MetricsWindow): Promise<EventExport> {
+export interface ExportTimeouts {
+  /** Server-side limit on one read (statement_timeout of each FETCH). */
+  readonly readMs: number;
+  /** Client-side backstop on one read; above readMs, so the server's fires first. */
+  readonly readBackstopMs: number;
+  /** idle_in_transaction_session_timeout: the longest gap between two reads. */
+  readonly idleMs: number;
+}
+
+// A SQL cursor rather than a protocol-level one (pg-cursor): each FETCH is a statement of its own,
+// so statement_timeout bounds one read and, between reads, the session is idle in transaction, where
+// idle_in_transaction_session_timeout frees it even if this process stops serving the export. A
+// protocol-level portal is never idle (no Sync until it closes) and its statement timer runs from
+// the first read to the last.
+export async function openEventExport(
+  pool: pg.Pool,
+  window: MetricsWindow,
+  timeouts: ExportTimeouts,
+): Promise<EventExport> {
   const client = await pool.connect();
   let failure: Error | undefined;
   // A checked-out client has no pool listener: without this, a connection that dies mid-export
-  // (pg_terminate_backend, a restart) is an unhandled 'error' event that kills the process.
+  // (pg_terminate_backend, a restart, the idle timeout) is an unhandled 'error' that kills the process.
   const onConnectionError = (err: Error) => {
     failure ??= err;
   };
   client.on('error', onConnectionError);
+  // pg reads a per-query query_timeout that its types do not declare; the pool's default is sized
+  // for /metrics, below the read timeout here.
+  const run = (text: string, values?: unknown[]) =>
+    client.query<{ line: string }>({
+      text,
+      values,
+      query_timeout: timeouts.readBackstopMs,
+    } as pg.QueryConfig);
   try {
-    // The statement timeout keeps running while the cursor waits for a slow reader, so an export
-    // of millions of rows would be cut at PG_STATEMENT_TIMEOUT_MS; the HTTP layer's stall
-    // deadline (EXPORT_STALL_TIMEOUT_MS) bounds a reader that stops instead.
-    await client.query(
-      'BEGIN READ ONLY; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0',
+    await run('BEGIN READ ONLY');
+    await run(
+      `SELECT set_config('statement_timeout', $1, true),
+              set_config('idle_in_transaction_session_timeout', $2, true)`,
+      [String(timeouts.readMs), String(timeouts.idleMs)],
     );
+    await run(declareSql, [window.from, window.to + 1, window.eventName, window.channel]);
   } catch (err) {
     client.removeListener('error', onConnectionError);
-    client.release(err as Error);
+    client.release(failure ?? (err as Error));
     throw err;
   }
-  const cursor = new Cursor<{ line: string }>(exportSql, [
-    window.from,
-    window.to + 1,
-    window.eventName,
-    window.channel,
-  ]);
-  // pg's client-side query_timeout runs from the first read to the cursor's end, so it would cut
-  // every export longer than PG_QUERY_TIMEOUT_MS; pg reads a per-query override from the query
-  // object. The longest setTimeout Node accepts stands for "none" (the stall deadline governs).
-  Object.assign(cursor, { query_timeout: 2_147_483_647 });
-  client.query(cursor);
   let closed = false;
   return {
     read: async (rows) => {
       try {
-        const batch = await cursor.read(rows);
+        // FETCH takes no parameters; rows is an integer from the config.
+        const { rows: batch } = await run(`FETCH FORWARD ${Math.trunc(rows)} FROM export_events`);
         let text = '';
         for (const row of batch) text += `${row.line}\n`;
         return text;
       } catch (err) {
-        failure = err as Error;
+        failure ??= err as Error;
         throw err;
       }
     },
     close: async () => {
       if (closed) return;
       closed = true;
-      // After an error pg-cursor's close() sends Close without Sync and waits for a ReadyForQuery
-      // that never comes, holding the connection forever: destroy the connection instead.
-      if (failure !== undefined) {
-        client.release(failure);
-        return;
-      }
-      await cursor.close().catch((err: Error) => (failure ??= err));
-      if (failure === undefined)
-        await client.query('COMMIT').catch((err: Error) => (failure ??= err));
+      // COMMIT closes the cursor. A client that failed in any way is destroyed, not reused (after
+      // a client-side timeout it is wedged).
+      if (failure === undefined) await run('COMMIT').catch((err: Error) => (failure ??= err));
       client.removeListener('error', onConnectionError);
       client.release(failure);
     },

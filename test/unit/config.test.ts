@@ -225,6 +225,19 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('refuses a throughput floor whose window allows less than 2 MiB', () => {
+    expect(
+      problemsOf({ EXPORT_MIN_BYTES_PER_SEC: '16384', EXPORT_THROUGHPUT_WINDOW_MS: '60000' }),
+    ).toEqual([
+      'EXPORT_THROUGHPUT_WINDOW_MS=60000: × EXPORT_MIN_BYTES_PER_SEC (16384) must allow at least 2 MiB',
+    ]);
+    expect(
+      loadConfig({ EXPORT_MIN_BYTES_PER_SEC: '0', EXPORT_THROUGHPUT_WINDOW_MS: '1000' }),
+    ).toMatchObject({
+      exportMinBytesPerSec: 0,
+    });
+  });
+
   it('lists every cross-variable problem together', () => {
     expect(
       problemsOf({ BATCH_MAX_SIZE: '10', QUEUE_MAX_SIZE: '10', PG_STATEMENT_TIMEOUT_MS: '9000' }),
