@@ -67,6 +67,12 @@ const rateLimitHeaders = {
   },
 };
 
+/** Every route that reads headers or the query string: MAX_HEADER_BYTES bounds each of them. */
+const headSizeResponses = {
+  '414': problemResponse(['uri_too_long']),
+  '431': problemResponse(['header_too_large']),
+};
+
 const retryAfterHeader = {
   'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer' } },
 };
@@ -91,6 +97,7 @@ function ingestResponses(success: string, extra400: ProblemCode[] = []): Json {
     '413': problemResponse(['payload_too_large']),
     '415': problemResponse(['unsupported_media_type']),
     '422': problemResponse(['unstorable_event']),
+    ...headSizeResponses,
     '500': problemResponse(['internal']),
     '503': {
       ...problemResponse(['queue_full', 'database_unavailable', 'ingest_timeout', 'shutting_down']),
@@ -129,6 +136,7 @@ function preflightOperation(): Json {
         },
       },
       '405': problemResponse(['method_not_allowed']),
+      ...headSizeResponses,
     },
   };
 }
@@ -216,6 +224,7 @@ export function buildOpenApiDocument(
             '304': { description: 'Not modified (If-None-Match matched the ETag).' },
             '400': problemResponse(['invalid_query']),
             '401': problemResponse(['unauthorized']),
+            ...headSizeResponses,
             '429': {
               ...problemResponse(['rate_limited']),
               headers: { ...retryAfterHeader, ...rateLimitHeaders },
@@ -255,6 +264,7 @@ export function buildOpenApiDocument(
             },
             '400': problemResponse(['invalid_query']),
             '401': problemResponse(['unauthorized']),
+            ...headSizeResponses,
             '503': {
               ...problemResponse(['database_unavailable', 'shutting_down']),
               headers: retryAfterHeader,
@@ -309,6 +319,7 @@ export function buildOpenApiDocument(
               content: { 'text/plain': { schema: { type: 'string' } } },
             },
             '401': problemResponse(['unauthorized']),
+            ...headSizeResponses,
             '500': problemResponse(['internal']),
           },
         },

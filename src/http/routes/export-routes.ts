@@ -24,7 +24,11 @@ const exportParameters = ['event_name', 'channel', 'from', 'to'];
 export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): void {
   app.get('/events/export', (res, req) => {
     const exchange = beginExchange(res);
-    const head = readHead(req);
+    const head = readHead(req, deps.config.maxHeaderBytes);
+    if (head.tooLarge) {
+      sendProblem(exchange, head.tooLarge);
+      return;
+    }
     if (deps.isDraining()) {
       sendProblem(exchange, shuttingDownProblem(deps.config.retryAfterSeconds), { close: true });
       return;

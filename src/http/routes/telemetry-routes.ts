@@ -9,11 +9,21 @@ import { readHead } from '../read-body.js';
 
 export function registerTelemetryRoutes(
   app: TemplatedApp,
-  deps: { readonly metrics: ServiceMetrics; readonly authorize: ApiKeyCheck; readonly log: Logger },
+  deps: {
+    readonly metrics: ServiceMetrics;
+    readonly authorize: ApiKeyCheck;
+    readonly log: Logger;
+    readonly maxHeaderBytes: number;
+  },
 ): void {
   app.get('/internal/metrics', (res, req) => {
     const exchange = beginExchange(res);
-    if (!deps.authorize(readHead(req)).ok) {
+    const head = readHead(req, deps.maxHeaderBytes);
+    if (head.tooLarge) {
+      sendProblem(exchange, head.tooLarge);
+      return;
+    }
+    if (!deps.authorize(head).ok) {
       sendProblem(exchange, unauthorizedProblem);
       return;
     }
