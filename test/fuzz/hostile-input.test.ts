@@ -871,6 +871,58 @@ const httpCases: FuzzCase[] = [
       ),
     status: null,
   },
+  contentTypeCase(
+    'a Content-Type of 10 KB (over MAX_HEADER_BYTES)',
+    `application/json${';'.repeat(10 * 1024)}`,
+    431,
+    'header_too_large',
+  ),
+  ...['Content-Encoding', 'X-API-Key', 'Authorization', 'Origin'].map((header): FuzzCase => ({
+    name: `a ${header} header of 10 KB (over MAX_HEADER_BYTES)`,
+    request: (m) => single(JSON.stringify(event(m)), [`${header}: ${'a'.repeat(10 * 1024)}`]),
+    status: 431,
+    code: 'header_too_large',
+  })),
+  {
+    // uWS refuses a length it cannot hold before any handler runs.
+    name: 'a Content-Length of 10 KB of digits (closed by uWS)',
+    request: (m) =>
+      rawPost(
+        '/events',
+        ['Content-Type: application/json', `Content-Length: ${'1'.repeat(10 * 1024)}`],
+        JSON.stringify(event(m)),
+      ),
+    status: null,
+  },
+  {
+    name: 'a query string of 10 KB on a bulk (over MAX_HEADER_BYTES)',
+    request: (m) =>
+      jsonPost(`/events/bulk?${'&'.repeat(10 * 1024)}`, `{"events":[${JSON.stringify(event(m))}]}`),
+    status: 414,
+    code: 'uri_too_long',
+  },
+  {
+    name: 'an If-None-Match of 10 KB on /metrics (over MAX_HEADER_BYTES)',
+    request: () => rawGet('/metrics', [`If-None-Match: a${' '.repeat(10 * 1024)}b`]),
+    status: 431,
+    code: 'header_too_large',
+  },
+  {
+    name: 'an If-None-Match of 8 KB of spaces on /metrics (parsed in one pass)',
+    request: () => rawGet('/metrics', [`If-None-Match: a${' '.repeat(8000)}b`]),
+    status: 200,
+  },
+  { name: '200 KB of [', request: () => single('['.repeat(200 * 1024)), ...invalidJson },
+  {
+    name: '200 KB of {"a": nesting',
+    request: () => single('{"a":'.repeat(40 * 1024)),
+    ...invalidJson,
+  },
+  {
+    name: '200 KB of lone surrogates in metadata (checked before ajv)',
+    request: (m) => single(spliced(m, `"metadata":{"a":[${'"\\ud800",'.repeat(22_000)}"a"]}`)),
+    ...invalidField,
+  },
   {
     name: 'a path with ../ is not resolved',
     request: (m) => jsonPost('/events/../events', JSON.stringify(event(m))),
