@@ -73,7 +73,8 @@ describe('401', () => {
         ['Authorization: Bearer'],
         [`X-API-Key: ${keys[0]} trailing`],
         [`X-API-Key: ${keys[0]!.toUpperCase()}`],
-        [`Authorization: Bearer ${'k'.repeat(8192)}`],
+        // Long, but under MAX_HEADER_BYTES: past it the answer is 431 whatever the key.
+        [`Authorization: Bearer ${'k'.repeat(8000)}`],
         ['X-API-Key: pk_unknown'],
       ].map((headers) => rawRequest(portOf(keyed), jsonPost('/events', b, headers))),
     );
