@@ -33,11 +33,12 @@ const storable = new RegExp(eventSchema.$defs.storableString.pattern, 'u');
 const unstorableMessage = 'must not contain U+0000 or unpaired UTF-16 surrogates';
 /** The schema's metadata key limit, in characters (code points). */
 const maxKeyCharacters = eventSchema.$defs.jsonObject.propertyNames.maxLength;
-/** A key or path segment longer than this many UTF-16 units breaks the schema whatever it holds. */
+/** A key longer than this many UTF-16 units breaks the schema whatever it holds (a code point
+ *  takes at most two). */
 const maxKeyUnits = 2 * maxKeyCharacters;
 /** A body can break a rule in every value it holds, under paths as long as all the keys above it:
  *  one answer looks at this many errors and cuts each path at maxPathLength, so it stays near the
- *  size of the request (a 200 KB body once answered 30 MB). */
+ *  size of the request instead of errors × path length. */
 const maxReportedErrors = 1000;
 const maxPathLength = 512;
 
