@@ -19,6 +19,7 @@ export interface Config {
   batchMaxWaitMs: number;
   bulkMaxEvents: number;
   maxBodyBytes: number;
+  maxHeaderBytes: number;
   bodyTimeoutMs: number;
   apiKeys: readonly string[];
   /** Origins allowed to call the ingest routes from a browser; empty → no CORS headers at all. */
@@ -140,6 +141,9 @@ export const configVariables = {
   batchMaxWaitMs: variable('BATCH_MAX_WAIT_MS', 'an integer 1–60000', int(1, 60_000), 50),
   bulkMaxEvents: variable('BULK_MAX_EVENTS', 'an integer 1–10000', int(1, 10_000), 100),
   maxBodyBytes: variable('MAX_BODY_BYTES', 'an integer 64–104857600', int(64, 100 * MiB), MiB),
+  // Each header pulse reads, and the query string; the biggest real ones (a JWT bearer, a long
+  // If-None-Match list) fit in 8 KB with room to spare.
+  maxHeaderBytes: variable('MAX_HEADER_BYTES', 'an integer 256–65536', int(256, 65_536), 8192),
   bodyTimeoutMs: variable('BODY_TIMEOUT_MS', 'an integer 100–600000', int(100, 600_000), 10_000),
   // A value that holds no key must not mean "no auth": that would fail open on a typo.
   apiKeys: variable(

@@ -53,9 +53,11 @@ const statusLines: Record<number, string> = {
   408: '408 Request Timeout',
   411: '411 Length Required',
   413: '413 Content Too Large',
+  414: '414 URI Too Long',
   415: '415 Unsupported Media Type',
   422: '422 Unprocessable Content',
   429: '429 Too Many Requests',
+  431: '431 Request Header Fields Too Large',
   500: '500 Internal Server Error',
   503: '503 Service Unavailable',
 };

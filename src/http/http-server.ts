@@ -94,7 +94,12 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
     metrics: deps.metrics,
     isDraining,
   });
-  registerTelemetryRoutes(app, { metrics: deps.metrics, authorize, log: deps.log });
+  registerTelemetryRoutes(app, {
+    metrics: deps.metrics,
+    authorize,
+    log: deps.log,
+    maxHeaderBytes: deps.config.maxHeaderBytes,
+  });
   registerExportRoutes(app, {
     config: deps.config,
     pool: deps.exportPool,

@@ -67,6 +67,12 @@ const rateLimitHeaders = {
   },
 };
 
+/** Every route that reads headers or the query string: MAX_HEADER_BYTES bounds each of them. */
+const headSizeResponses = {
+  '414': problemResponse(['uri_too_long']),
+  '431': problemResponse(['header_too_large']),
+};
+
 const retryAfterHeader = {
   'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer' } },
 };
@@ -103,6 +109,7 @@ function ingestResponses(success: string, extra400: ProblemCode[] = []): Json {
     '413': problemResponse(['payload_too_large']),
     '415': problemResponse(['unsupported_media_type']),
     '422': problemResponse(['unstorable_event']),
+    ...headSizeResponses,
     '429': authFailures429,
     '500': problemResponse(['internal']),
     '503': {
@@ -142,6 +149,7 @@ function preflightOperation(): Json {
         },
       },
       '405': problemResponse(['method_not_allowed']),
+      ...headSizeResponses,
     },
   };
 }
@@ -229,6 +237,7 @@ export function buildOpenApiDocument(
             '304': { description: 'Not modified (If-None-Match matched the ETag).' },
             '400': problemResponse(['invalid_query']),
             '401': problemResponse(['unauthorized']),
+            ...headSizeResponses,
             '429': rateLimited429,
             '503': {
               ...problemResponse(['database_unavailable', 'shutting_down']),
@@ -266,6 +275,7 @@ export function buildOpenApiDocument(
             },
             '400': problemResponse(['invalid_query']),
             '401': problemResponse(['unauthorized']),
+            ...headSizeResponses,
             '429': {
               ...problemResponse(['rate_limited', 'too_many_auth_failures', 'too_many_exports']),
               headers: { ...retryAfterHeader, ...rateLimitHeaders },
@@ -324,6 +334,7 @@ export function buildOpenApiDocument(
               content: { 'text/plain': { schema: { type: 'string' } } },
             },
             '401': problemResponse(['unauthorized']),
+            ...headSizeResponses,
             '429': authFailures429,
             '500': problemResponse(['internal']),
           },

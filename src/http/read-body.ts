@@ -20,27 +20,56 @@ export interface RequestHead {
   readonly authorization: string;
   readonly ifNoneMatch: string;
   readonly origin: string;
+  /** 431 when a header read here is over MAX_HEADER_BYTES, 414 when the query string is: every
+   *  route answers it before reading anything else, so no parser ever sees an unbounded value. */
+  readonly tooLarge: Problem | null;
 }
 
-export function readHead(req: HttpRequest): RequestHead {
+export function readHead(req: HttpRequest, maxHeaderBytes: number): RequestHead {
   let contentLengthCount = 0;
   req.forEach((name) => {
     if (name === 'content-length') contentLengthCount++;
   });
-  return {
+  let oversizedHeader: string | undefined;
+  const header = (name: string): string => {
+    const value = req.getHeader(name);
+    if (oversizedHeader === undefined && !fitsIn(value, maxHeaderBytes)) oversizedHeader = name;
+    return value;
+  };
+  const query = req.getQuery() ?? '';
+  const head = {
     method: req.getMethod(),
     url: req.getUrl(),
-    query: req.getQuery() ?? '',
-    contentType: req.getHeader('content-type'),
-    contentLength: req.getHeader('content-length'),
+    query,
+    contentType: header('content-type'),
+    contentLength: header('content-length'),
     contentLengthCount,
-    transferEncoding: req.getHeader('transfer-encoding'),
-    contentEncoding: req.getHeader('content-encoding').trim().toLowerCase(),
-    apiKey: req.getHeader('x-api-key'),
-    authorization: req.getHeader('authorization'),
-    ifNoneMatch: req.getHeader('if-none-match'),
-    origin: req.getHeader('origin'),
+    transferEncoding: header('transfer-encoding'),
+    contentEncoding: header('content-encoding').trim().toLowerCase(),
+    apiKey: header('x-api-key'),
+    authorization: header('authorization'),
+    ifNoneMatch: header('if-none-match'),
+    origin: header('origin'),
   };
+  // The header is named, never quoted: its value may be a credential.
+  const tooLarge =
+    oversizedHeader !== undefined
+      ? problem(
+          'header_too_large',
+          `The ${oversizedHeader} header is longer than ${maxHeaderBytes} bytes (MAX_HEADER_BYTES).`,
+        )
+      : fitsIn(query, maxHeaderBytes)
+        ? null
+        : problem(
+            'uri_too_long',
+            `The query string is longer than ${maxHeaderBytes} bytes (MAX_HEADER_BYTES).`,
+          );
+  return { ...head, tooLarge };
+}
+
+/** UTF-8 takes at most 3 bytes per UTF-16 unit, so a value of ordinary length is never counted. */
+function fitsIn(value: string, maxBytes: number): boolean {
+  return value.length * 3 <= maxBytes || Buffer.byteLength(value) <= maxBytes;
 }
 
 export interface BodyLimits {
@@ -199,10 +228,11 @@ export function readBody(
               ),
               close: false,
             });
+          // zlib's own message stays out of the answer: it is not part of the API.
           else
             resolve({
               ok: false,
-              problem: problem('invalid_encoding', `The gzip body is corrupt: ${err.message}`),
+              problem: problem('invalid_encoding', 'The gzip body is corrupt.'),
               close: false,
             });
         },

@@ -98,6 +98,9 @@ function problemCode(response: RawResponse | null): unknown {
   return (JSON.parse(response.body) as { code?: unknown }).code;
 }
 
+/** pulse names an over-long header it reads; uWS 20.57 refuses any head over 4 KB first. */
+const headerTooLarge = perUwsBuild({ '20.30': 'header_too_large', '20.57': undefined });
+
 interface FuzzCase {
   readonly name: string;
   readonly request: (marker: string) => Buffer | string;
@@ -873,6 +876,60 @@ const httpCases: FuzzCase[] = [
         Array.from({ length: 60 }, (_, i) => `X-H${i}: ${'b'.repeat(1000)}`),
       ),
     status: perUwsBuild({ '20.30': null, '20.57': 431 }),
+  },
+  // Over 4 KB, uWS 20.57 refuses the whole request head itself (431, plain text) before pulse's
+  // MAX_HEADER_BYTES can name the header.
+  contentTypeCase(
+    'a Content-Type of 10 KB (over MAX_HEADER_BYTES)',
+    `application/json${';'.repeat(10 * 1024)}`,
+    431,
+    headerTooLarge,
+  ),
+  ...['Content-Encoding', 'X-API-Key', 'Authorization', 'Origin'].map((header): FuzzCase => ({
+    name: `a ${header} header of 10 KB (over MAX_HEADER_BYTES)`,
+    request: (m) => single(JSON.stringify(event(m)), [`${header}: ${'a'.repeat(10 * 1024)}`]),
+    status: 431,
+    code: headerTooLarge,
+  })),
+  {
+    // uWS refuses a length it cannot hold before any handler runs.
+    name: 'a Content-Length of 10 KB of digits (closed by uWS)',
+    request: (m) =>
+      rawPost(
+        '/events',
+        ['Content-Type: application/json', `Content-Length: ${'1'.repeat(10 * 1024)}`],
+        JSON.stringify(event(m)),
+      ),
+    status: perUwsBuild({ '20.30': null, '20.57': 431 }),
+  },
+  {
+    name: 'a query string of 10 KB on a bulk (over MAX_HEADER_BYTES)',
+    request: (m) =>
+      jsonPost(`/events/bulk?${'&'.repeat(10 * 1024)}`, `{"events":[${JSON.stringify(event(m))}]}`),
+    status: perUwsBuild({ '20.30': 414, '20.57': 431 }),
+    code: perUwsBuild({ '20.30': 'uri_too_long', '20.57': undefined }),
+  },
+  {
+    name: 'an If-None-Match of 10 KB on /metrics (over MAX_HEADER_BYTES)',
+    request: () => rawGet('/metrics', [`If-None-Match: a${' '.repeat(10 * 1024)}b`]),
+    status: 431,
+    code: headerTooLarge,
+  },
+  {
+    name: 'an If-None-Match of 8 KB of spaces on /metrics (parsed in one pass)',
+    request: () => rawGet('/metrics', [`If-None-Match: a${' '.repeat(8000)}b`]),
+    status: perUwsBuild({ '20.30': 200, '20.57': 431 }),
+  },
+  { name: '200 KB of [', request: () => single('['.repeat(200 * 1024)), ...invalidJson },
+  {
+    name: '200 KB of {"a": nesting',
+    request: () => single('{"a":'.repeat(40 * 1024)),
+    ...invalidJson,
+  },
+  {
+    name: '200 KB of lone surrogates in metadata (checked before ajv)',
+    request: (m) => single(spliced(m, `"metadata":{"a":[${'"\\ud800",'.repeat(22_000)}"a"]}`)),
+    ...invalidField,
   },
   {
     name: 'a path with ../ is not resolved',

@@ -78,6 +78,7 @@ function withKey(apiKey: string): RequestHead {
     authorization: '',
     ifNoneMatch: '',
     origin: '',
+    tooLarge: null,
   };
 }
 

@@ -47,7 +47,11 @@ export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): 
   const timeouts = exportTimeouts(config);
   app.get('/events/export', (res, req) => {
     const exchange = beginExchange(res);
-    const head = readHead(req);
+    const head = readHead(req, deps.config.maxHeaderBytes);
+    if (head.tooLarge) {
+      sendProblem(exchange, head.tooLarge);
+      return;
+    }
     if (deps.isDraining()) {
       sendProblem(exchange, shuttingDownProblem(deps.config.retryAfterSeconds), { close: true });
       return;

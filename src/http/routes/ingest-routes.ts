@@ -75,7 +75,12 @@ export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): 
     if (cors.enabled) {
       app.options(path, (res, req) => {
         const exchange = beginExchange(res);
-        const headers = cors.preflightHeaders(req.getHeader('origin'));
+        const head = readHead(req, deps.config.maxHeaderBytes);
+        if (head.tooLarge) {
+          sendProblem(exchange, head.tooLarge, { headers: { vary: 'Origin' } });
+          return;
+        }
+        const headers = cors.preflightHeaders(head.origin);
         if (headers) sendEmpty(exchange, 204, headers);
         else
           sendProblem(exchange, problem('method_not_allowed', `${path} answers POST only.`), {
@@ -86,8 +91,12 @@ export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): 
     }
     app.post(path, (res, req) => {
       const exchange = beginExchange(res);
-      const head = readHead(req);
+      const head = readHead(req, deps.config.maxHeaderBytes);
       exchange.headers = cors.responseHeaders(head.origin);
+      if (head.tooLarge) {
+        refuseBeforeBody(exchange, path, head.tooLarge, deps);
+        return;
+      }
       if (deps.isDraining()) {
         refuseBeforeBody(exchange, path, shuttingDownProblem(deps.config.retryAfterSeconds), deps);
         return;

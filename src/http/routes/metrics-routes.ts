@@ -12,6 +12,7 @@ import type { Authorize } from '../api-key-auth.js';
 import { beginExchange, send, sendProblem } from '../exchange.js';
 import { limitRate, type RateLimiter } from '../rate-limiter.js';
 import { clientIdentity } from '../client-identity.js';
+import { ifNoneMatchIncludes } from '../if-none-match.js';
 import { readHead } from '../read-body.js';
 
 export interface MetricsRouteDeps {
@@ -33,7 +34,11 @@ export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps)
   const cacheControl = `max-age=${Math.floor(config.metricsCacheTtlMs / 1000)}`;
   app.get('/metrics', (res, req) => {
     const exchange = beginExchange(res);
-    const head = readHead(req);
+    const head = readHead(req, config.maxHeaderBytes);
+    if (head.tooLarge) {
+      sendProblem(exchange, head.tooLarge);
+      return;
+    }
     // The read pool closes during shutdown: say why, rather than "database unavailable".
     if (deps.isDraining()) {
       sendProblem(exchange, shuttingDownProblem(config.retryAfterSeconds), { close: true });
@@ -72,7 +77,7 @@ export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps)
       .then(({ answer, cached }) => {
         deps.metrics.metricsCache.inc({ result: cached ? 'hit' : 'miss' });
         const answerHeaders = { ...headers, etag: answer.etag, 'cache-control': cacheControl };
-        if (head.ifNoneMatch !== '' && head.ifNoneMatch.split(/\s*,\s*/).includes(answer.etag)) {
+        if (ifNoneMatchIncludes(head.ifNoneMatch, answer.etag)) {
           send(exchange, 304, '', { headers: answerHeaders });
           return;
         }

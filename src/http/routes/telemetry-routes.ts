@@ -9,11 +9,21 @@ import { readHead } from '../read-body.js';
 
 export function registerTelemetryRoutes(
   app: TemplatedApp,
-  deps: { readonly metrics: ServiceMetrics; readonly authorize: Authorize; readonly log: Logger },
+  deps: {
+    readonly metrics: ServiceMetrics;
+    readonly authorize: Authorize;
+    readonly log: Logger;
+    readonly maxHeaderBytes: number;
+  },
 ): void {
   app.get('/internal/metrics', (res, req) => {
     const exchange = beginExchange(res);
-    const auth = deps.authorize(res, readHead(req));
+    const head = readHead(req, deps.maxHeaderBytes);
+    if (head.tooLarge) {
+      sendProblem(exchange, head.tooLarge);
+      return;
+    }
+    const auth = deps.authorize(res, head);
     if (!auth.ok) {
       sendProblem(exchange, auth.problem);
       return;
