@@ -31,7 +31,7 @@ if [ ! -e "$root/.complete" ]; then
   command -v debootstrap >/dev/null ||
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null)
   rm -rf "$root"
-  debootstrap --variant=minbase trixie "$root" http://deb.debian.org/debian >"$cache/debootstrap.log"
+  debootstrap --variant=minbase trixie "$root" >"$cache/debootstrap.log"
   touch "$root/.complete"
 fi
 if [ ! -x "$root/usr/local/bin/node" ]; then
