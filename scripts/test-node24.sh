@@ -23,6 +23,7 @@ suite=(
   test/integration/metrics-http.test.ts
   test/integration/telemetry.test.ts
   test/fuzz/hostile-input.test.ts
+  test/fuzz/linear-parsing.test.ts
 )
 
 root="$cache/root"
