@@ -357,9 +357,7 @@ export class Batcher {
     const startedMs = performance.now();
     let result: InsertBatchResult;
     try {
-      result = await this.writers.run({
-        requests: `[${live.map((s) => s.request.json).join(',')}]`,
-      });
+      result = await this.writers.run({ requests: live.map((s) => s.request.json) });
     } catch (err) {
       // The thread died (crash, exit, heap limit); Piscina replaces it. The outcome is in doubt.
       this.log.error(

@@ -43,7 +43,8 @@ export default async function insertBatch(task: InsertBatchTask): Promise<Insert
   );
   const events: IncomingEvent[] = [];
   const groupStarts: number[] = [];
-  for (const body of JSON.parse(task.requests) as RequestBody[]) {
+  for (const text of task.requests) {
+    const body = JSON.parse(text) as RequestBody;
     groupStarts.push(events.length);
     if ('events' in body) for (const event of body.events) events.push(event);
     else events.push(body);

@@ -44,7 +44,7 @@ beforeAll(async () => {
     utilization: () => pool.utilization(),
     close: () => pool.close(),
     run: (task: InsertBatchTask) => {
-      batchGroupCounts.push((JSON.parse(task.requests) as unknown[]).length);
+      batchGroupCounts.push(task.requests.length);
       return pool.run(task);
     },
   };
