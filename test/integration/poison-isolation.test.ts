@@ -36,6 +36,7 @@ beforeAll(async () => {
       logLevel: 'silent',
     },
     log,
+    16 * 1024 * 1024,
   );
   // Observes what crosses into the thread; the thread, pg and Postgres are the real ones.
   writers = {
