@@ -131,12 +131,14 @@ export const configVariables = {
     64 * MiB,
   ),
   batchMaxSize: variable('BATCH_MAX_SIZE', 'an integer 1–10000', int(1, 10_000), 500),
-  // A batch crosses to its writer as one string; 256 MiB keeps it at half V8's longest string.
+  // A writer thread holds about five copies of each batch it writes (text, parsed events, the
+  // statement's parameters), several batches at once, and dead copies wait for a major GC: RSS
+  // grows with this. 4 MiB still carries BATCH_MAX_SIZE events of a few KiB each.
   batchMaxBytes: variable(
     'BATCH_MAX_BYTES',
     'an integer 64–268435456',
     int(64, 256 * MiB),
-    16 * MiB,
+    4 * MiB,
   ),
   batchMaxWaitMs: variable('BATCH_MAX_WAIT_MS', 'an integer 1–60000', int(1, 60_000), 50),
   bulkMaxEvents: variable('BULK_MAX_EVENTS', 'an integer 1–10000', int(1, 10_000), 100),

@@ -78,6 +78,7 @@ export async function startService(
       faults: [...config.faults],
     },
     log,
+    config.batchMaxBytes,
   );
   const metricsCache = new MetricsCache({
     ttlMs: config.metricsCacheTtlMs,

@@ -30,12 +30,13 @@ export interface BatcherOptions {
   readonly faults?: ReadonlySet<Fault>;
 }
 
-/** One validated request: its body as JSON text (an event, or {"events":[…]}) and its size.
- *  Its bytes are counted as `json.length`: free to read, the unit of V8's longest string (what a
- *  joined batch must stay under), and never more than the UTF-8 body it came from. A string with a
- *  character past U+00FF is stored at two bytes per character, so memory is at most twice it. */
+/** One validated request: its body as JSON (an event, or {"events":[…]}), and its size. A large
+ *  body stays the UTF-8 bytes it arrived as, outside the JS heap; the rest are text. Its bytes are
+ *  counted as `json.length`: free to read, and never more than the UTF-8 body it came from. A
+ *  string with a character past U+00FF is stored at two bytes per character, so memory is at most
+ *  twice it. */
 export interface ValidatedRequest {
-  readonly json: string;
+  readonly json: string | Uint8Array;
   readonly eventCount: number;
 }
 
@@ -357,9 +358,7 @@ export class Batcher {
     const startedMs = performance.now();
     let result: InsertBatchResult;
     try {
-      result = await this.writers.run({
-        requests: `[${live.map((s) => s.request.json).join(',')}]`,
-      });
+      result = await this.writers.run({ requests: live.map((s) => s.request.json) });
     } catch (err) {
       // The thread died (crash, exit, heap limit); Piscina replaces it. The outcome is in doubt.
       this.log.error(

@@ -17,13 +17,15 @@ export const workerCrashEventPrefix = '__fault_worker_crash:';
 export const workerCrashModes = ['timer-throw', 'unhandled-rejection', 'exit', 'heap'] as const;
 export type WorkerCrashMode = (typeof workerCrashModes)[number];
 
-/** A batch crosses to the writer as ONE string: element i of the JSON array is request i's
- *  validated body (an event object, or {"events":[…]}), which the writer parses again. A string is
- *  copied once; an array of event objects is a structured clone, which took a third of the main
- *  thread's busy time in the single-event benchmark. Each request is a group, committed or
- *  rejected as a whole, and its events are contiguous in the outcomes. */
+/** A batch crosses to the writer as its requests' JSON: element i is request i's validated body
+ *  (an event object, or {"events":[…]}) as text, or a large one as its UTF-8 bytes, which the
+ *  writer parses again. Each is copied once, straight into the message; an array of event objects
+ *  is a structured clone, which took a third of the main thread's busy time in the single-event
+ *  benchmark, and joining the texts into one string made two more copies of every batch on the
+ *  main thread. Each request is a group, committed or rejected as a whole, and its events are
+ *  contiguous in the outcomes. */
 export interface InsertBatchTask {
-  readonly requests: string;
+  readonly requests: readonly (string | Uint8Array)[];
 }
 
 export const EventOutcome = { duplicate: 0, inserted: 1, rejected: 2 } as const;

@@ -27,6 +27,7 @@ const faults = new Set(options.faults ?? []);
  *  surface instead of retrying them, to prove that test can see the deadlocks sorting prevents. */
 const unsortedBatches = faults.has('unsorted-batches');
 let pool: pg.Pool | undefined;
+const utf8 = new TextDecoder();
 
 /** What the batcher sends per request: a validated body, single or bulk. */
 type RequestBody = IncomingEvent | { readonly events: IncomingEvent[] };
@@ -43,7 +44,8 @@ export default async function insertBatch(task: InsertBatchTask): Promise<Insert
   );
   const events: IncomingEvent[] = [];
   const groupStarts: number[] = [];
-  for (const body of JSON.parse(task.requests) as RequestBody[]) {
+  for (const json of task.requests) {
+    const body = JSON.parse(typeof json === 'string' ? json : utf8.decode(json)) as RequestBody;
     groupStarts.push(events.length);
     if ('events' in body) for (const event of body.events) events.push(event);
     else events.push(body);

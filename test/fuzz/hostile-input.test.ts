@@ -998,12 +998,15 @@ describe('after the corpus', () => {
 
   it('leaves Object.prototype unpolluted in a writer thread that stored __proto__ metadata', async () => {
     // The server's writer threads take no probes, so this runs the same writer module in a Piscina
-    // thread of its own, loaded the way the server loads it, on the batch text the batcher sends.
+    // thread of its own, loaded the way the server loads it, on the request texts the batcher sends.
     const marker = newMarker();
-    const requests = `[${spliced(
-      marker,
-      '"metadata":{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}}}',
-    )},{"events":[${spliced(`${marker}-b`, '"metadata":{"a":[{"__proto__":{"polluted":1}}]}')}]}]`;
+    const requests = [
+      spliced(
+        marker,
+        '"metadata":{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":1}}}',
+      ),
+      `{"events":[${spliced(`${marker}-b`, '"metadata":{"a":[{"__proto__":{"polluted":1}}]}')}]}`,
+    ];
     const writer = new Piscina<InsertBatchTask, PollutionReport>({
       filename: new URL('./writer-thread-probe.ts', import.meta.url).href,
       execArgv: ['--import', 'tsx'],

@@ -26,4 +26,22 @@ describe('durable ingestion', () => {
     ]);
     expect(rows).toEqual([{ event_name: 'purchase', user_id: 'u1' }]);
   });
+
+  it('stores a large event, queued as its UTF-8 bytes, with multi-byte metadata intact', async () => {
+    // Five strings of 60,000 characters, 2–4 UTF-8 bytes each: a body of about 700 KB.
+    const metadata = Object.fromEntries(
+      ['é', 'ж', '中', '€', '😀'].map((c, i) => [
+        `k${i}`,
+        c.repeat(c.length === 2 ? 30_000 : 60_000),
+      ]),
+    );
+    const event = makeEvent({ metadata });
+    expect(Buffer.byteLength(JSON.stringify(event))).toBeGreaterThan(600_000);
+    const res = await postJson(`${server.url}/events`, event);
+    expect(res.status).toBe(202);
+    const rows = await db.query('SELECT metadata FROM events WHERE event_id = $1', [
+      event.event_id,
+    ]);
+    expect(rows).toEqual([{ metadata }]);
+  });
 });
