@@ -133,12 +133,13 @@ export const configVariables = {
   batchMaxSize: variable('BATCH_MAX_SIZE', 'an integer 1–10000', int(1, 10_000), 500),
   // A writer thread holds about five copies of each batch it writes (text, parsed events, the
   // statement's parameters), several batches at once, and dead copies wait for a major GC: RSS
-  // grows with this. 4 MiB still carries BATCH_MAX_SIZE events of a few KiB each.
+  // grows with this. 2 MiB kept a 10× overload of 512 KiB events under 300 MB + QUEUE_MAX_BYTES of
+  // RSS (4 MiB did not) at the same stored rate, and still carries BATCH_MAX_SIZE events of 4 KiB.
   batchMaxBytes: variable(
     'BATCH_MAX_BYTES',
     'an integer 64–268435456',
     int(64, 256 * MiB),
-    4 * MiB,
+    2 * MiB,
   ),
   batchMaxWaitMs: variable('BATCH_MAX_WAIT_MS', 'an integer 1–60000', int(1, 60_000), 50),
   bulkMaxEvents: variable('BULK_MAX_EVENTS', 'an integer 1–10000', int(1, 10_000), 100),

@@ -36,7 +36,7 @@ describe('loadConfig', () => {
       queueMaxSize: 10_000,
       queueMaxBytes: 64 * 1024 * 1024,
       batchMaxSize: 500,
-      batchMaxBytes: 4 * 1024 * 1024,
+      batchMaxBytes: 2 * 1024 * 1024,
       batchMaxWaitMs: 50,
       bulkMaxEvents: 100,
       maxBodyBytes: 1024 * 1024,
