@@ -354,24 +354,16 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   } as Config;
 
   if (problems.length === 0) {
+    const atLeast = (name: string, value: number, otherName: string, other: number) => {
+      if (value < other)
+        problems.push(`${name}=${value}: must be at least ${otherName} (${other})`);
+    };
     // One request's events commit in one transaction, so a batch must be able to hold a whole bulk.
-    if (config.batchMaxSize < config.bulkMaxEvents)
-      problems.push(
-        `BATCH_MAX_SIZE=${config.batchMaxSize}: must be at least BULK_MAX_EVENTS (${config.bulkMaxEvents})`,
-      );
-    if (config.queueMaxSize < config.bulkMaxEvents)
-      problems.push(
-        `QUEUE_MAX_SIZE=${config.queueMaxSize}: must be at least BULK_MAX_EVENTS (${config.bulkMaxEvents})`,
-      );
+    atLeast('BATCH_MAX_SIZE', config.batchMaxSize, 'BULK_MAX_EVENTS', config.bulkMaxEvents);
+    atLeast('QUEUE_MAX_SIZE', config.queueMaxSize, 'BULK_MAX_EVENTS', config.bulkMaxEvents);
     // Nor may a batch or the queue be too small for the largest body a request may send.
-    if (config.batchMaxBytes < config.maxBodyBytes)
-      problems.push(
-        `BATCH_MAX_BYTES=${config.batchMaxBytes}: must be at least MAX_BODY_BYTES (${config.maxBodyBytes})`,
-      );
-    if (config.queueMaxBytes < config.batchMaxBytes)
-      problems.push(
-        `QUEUE_MAX_BYTES=${config.queueMaxBytes}: must be at least BATCH_MAX_BYTES (${config.batchMaxBytes})`,
-      );
+    atLeast('BATCH_MAX_BYTES', config.batchMaxBytes, 'MAX_BODY_BYTES', config.maxBodyBytes);
+    atLeast('QUEUE_MAX_BYTES', config.queueMaxBytes, 'BATCH_MAX_BYTES', config.batchMaxBytes);
     // The server-side timeout must fire first: a client whose query_timeout fired is wedged.
     if (config.pgStatementTimeoutMs >= config.pgQueryTimeoutMs)
       problems.push(
