@@ -13,7 +13,7 @@ import { readConnectionBudget } from './sql/connection-budget.js';
 import { createPool, type PoolOptions } from './sql/create-pool.js';
 import { DatabaseProbe } from './sql/database-probe.js';
 import { durabilityWarnings, readDurabilitySettings } from './sql/durability-settings.js';
-import { ServiceMetrics } from './telemetry/service-metrics.js';
+import { Telemetry } from './telemetry/telemetry.js';
 import { listMigrations, migrate } from './sql/migrate.js';
 
 export interface Service {
@@ -86,7 +86,7 @@ export async function startService(
   });
   // Sources are read at scrape time, after everything they name is created below.
   const cellBitmaps = new CellBitmapCache(config.metricsBitmapCacheMb * 1024 * 1024);
-  const metrics: ServiceMetrics = new ServiceMetrics({
+  const telemetry: Telemetry = new Telemetry({
     queueDepth: () => batcher.depth,
     queueDepthBytes: () => batcher.depthBytes,
     writerUtilization: () => writers.utilization(),
@@ -95,7 +95,7 @@ export async function startService(
     writerThreads: () => writers.threadCount(),
     uwsBuild,
   });
-  const batcher: Batcher = new Batcher(writers, config, log, metrics);
+  const batcher: Batcher = new Batcher(writers, config, log, telemetry);
   const probe = new DatabaseProbe(adminPool, await listMigrations(), log, (state) =>
     batcher.setDatabaseAvailable(state.reachable && state.migrated),
   );
@@ -109,7 +109,7 @@ export async function startService(
     config.rollupRefreshMs,
     config.rollupRefreshTimeoutMs,
     log,
-    metrics,
+    telemetry,
   );
   refresher.start();
   const app = createApp(uws, {
@@ -120,7 +120,7 @@ export async function startService(
     exportPool,
     metricsCache,
     cellBitmaps,
-    metrics,
+    telemetry,
     log,
   });
   const server = await listen(uws, app, config.host, config.port);

@@ -7,7 +7,7 @@ import { problem } from '../errors.js';
 import type { Batcher } from '../ingest/batcher.js';
 import type { MetricsCache } from '../metrics/metrics-cache.js';
 import type { DatabaseProbe } from '../sql/database-probe.js';
-import type { ServiceMetrics } from '../telemetry/service-metrics.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import { createApiKeyCheck, createAuthorize } from './api-key-auth.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
 import { beginExchange, closeOpenExchanges, countOpenExchanges, sendProblem } from './exchange.js';
@@ -31,7 +31,7 @@ export interface HttpServerDeps {
   readonly exportPool: pg.Pool;
   readonly metricsCache: MetricsCache;
   readonly cellBitmaps: CellBitmapCache;
-  readonly metrics: ServiceMetrics;
+  readonly telemetry: Telemetry;
   readonly log: Logger;
 }
 
@@ -78,7 +78,7 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
     authorize,
     log: deps.log,
     isDraining,
-    metrics: deps.metrics,
+    telemetry: deps.telemetry,
   });
   registerMetricsRoutes(app, {
     config: deps.config,
@@ -91,11 +91,11 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
     ),
     authorize,
     log: deps.log,
-    metrics: deps.metrics,
+    telemetry: deps.telemetry,
     isDraining,
   });
   registerTelemetryRoutes(app, {
-    metrics: deps.metrics,
+    telemetry: deps.telemetry,
     authorize,
     log: deps.log,
     maxHeaderBytes: deps.config.maxHeaderBytes,

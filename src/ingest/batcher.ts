@@ -4,13 +4,11 @@
 // even though every writer is busy. A request's events always travel in one batch and so commit
 // in one transaction. The queue and each batch are bounded in events and in bytes of request text.
 import type { Logger } from 'pino';
-import type { Fault } from '../config.js';
+import type { Fault, IngestAck } from '../config.js';
 import { problem, shuttingDownProblem, type Problem } from '../errors.js';
-import type { ServiceMetrics } from '../telemetry/service-metrics.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import { EventOutcome, type InsertBatchResult } from '../workers/insert-batch-messages.js';
 import type { WriterPool } from './writer-pool.js';
-
-export type IngestAckMode = 'durable' | 'queued';
 
 export type SubmitResult =
   | { readonly kind: 'stored'; readonly inserted: number; readonly duplicates: number }
@@ -82,7 +80,7 @@ export class Batcher {
     private readonly writers: WriterPool,
     private readonly options: BatcherOptions,
     private readonly log: Logger,
-    private readonly metrics: ServiceMetrics,
+    private readonly telemetry: Telemetry,
   ) {
     // One sweep for all requests instead of a timer per request on the hot path.
     this.deadlineSweep = setInterval(
@@ -134,10 +132,6 @@ export class Batcher {
     return undefined;
   }
 
-  get isDatabaseAvailable(): boolean {
-    return this.databaseAvailable;
-  }
-
   /** A write failure younger than `withinMs` with no commit since, for /readyz. */
   recentWriteFailure(withinMs: number): { readonly sqlstate: string } | undefined {
     const failure = this.failedWrite;
@@ -149,7 +143,7 @@ export class Batcher {
     this.databaseAvailable = available;
   }
 
-  submit(request: ValidatedRequest, ack: IngestAckMode): Promise<SubmitResult> | SubmitResult {
+  submit(request: ValidatedRequest, ack: IngestAck): Promise<SubmitResult> | SubmitResult {
     const retryAfterSeconds = this.options.retryAfterSeconds;
     if (this.closing) return failed(shuttingDownProblem(retryAfterSeconds));
     const bytes = request.json.length;
@@ -365,16 +359,16 @@ export class Batcher {
         { requests: live.length, events: countEvents(live), err: (err as Error).message },
         '[ingest] batch insert FAILED',
       );
-      this.metrics.databaseErrors.inc({ class: 'writer_crash', sqlstate: 'none' });
+      this.telemetry.databaseErrors.inc({ class: 'writer_crash', sqlstate: 'none' });
       return 'crashed';
     }
     if (result.kind === 'done') {
       this.databaseAvailable = true;
       this.failedWrite = undefined;
-      this.metrics.batchSeconds.observe((performance.now() - startedMs) / 1000);
-      this.metrics.batchSize.observe(result.outcomes.length);
+      this.telemetry.batchSeconds.observe((performance.now() - startedMs) / 1000);
+      this.telemetry.batchSize.observe(result.outcomes.length);
       if (result.conflictRetries > 0) {
-        this.metrics.databaseErrors.inc(
+        this.telemetry.databaseErrors.inc(
           { class: 'conflict', sqlstate: '40P01' },
           result.conflictRetries,
         );
@@ -383,7 +377,7 @@ export class Batcher {
     }
     this.databaseAvailable = false;
     this.failedWrite = { atMs: Date.now(), sqlstate: result.sqlstate };
-    this.metrics.databaseErrors.inc({ class: 'unavailable', sqlstate: result.sqlstate });
+    this.telemetry.databaseErrors.inc({ class: 'unavailable', sqlstate: result.sqlstate });
     this.log.warn(
       { events: countEvents(live), sqlstate: result.sqlstate, reason: result.message },
       '[ingest] batch insert FAILED',
@@ -402,7 +396,7 @@ export class Batcher {
       offset += s.request.eventCount;
       const refusal = rejected.get(group);
       if (refusal) {
-        this.metrics.databaseErrors.inc({ class: 'data', sqlstate: refusal.sqlstate });
+        this.telemetry.databaseErrors.inc({ class: 'data', sqlstate: refusal.sqlstate });
         this.log.error(
           { events: s.request.eventCount, sqlstate: refusal.sqlstate, reason: refusal.message },
           '[ingest] batch insert FAILED',
@@ -422,8 +416,8 @@ export class Batcher {
       let inserted = 0;
       for (let i = start; i < offset; i++)
         if (result.outcomes[i] === EventOutcome.inserted) inserted++;
-      this.metrics.eventsInserted.inc(inserted);
-      this.metrics.eventsDuplicate.inc(s.request.eventCount - inserted);
+      this.telemetry.eventsInserted.inc(inserted);
+      this.telemetry.eventsDuplicate.inc(s.request.eventCount - inserted);
       settleOnce(s, { kind: 'stored', inserted, duplicates: s.request.eventCount - inserted });
     });
   }

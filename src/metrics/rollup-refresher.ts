@@ -3,7 +3,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { refreshRollup } from '../sql/refresh-rollup.js';
-import type { ServiceMetrics } from '../telemetry/service-metrics.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 
 export class RollupRefresher {
   private timer: NodeJS.Timeout | undefined;
@@ -18,7 +18,7 @@ export class RollupRefresher {
     /** Per refresh, beyond the pool's request timeouts: a catch-up over many rows takes long. */
     private readonly timeoutMs: number,
     private readonly log: Logger,
-    private readonly metrics: ServiceMetrics,
+    private readonly telemetry: Telemetry,
   ) {}
 
   /** Seconds since the rollup last absorbed rows, by any process; undefined before the first round. */
@@ -36,7 +36,7 @@ export class RollupRefresher {
     try {
       const result = await refreshRollup(this.pool, this.timeoutMs);
       this.refreshedAtMs = result.refreshedAtMs;
-      if (result.ran) this.metrics.rollupRefreshSeconds.observe((Date.now() - started) / 1000);
+      if (result.ran) this.telemetry.rollupRefreshSeconds.observe((Date.now() - started) / 1000);
       // Warned once per distinct reason: a lock timeout behind a VACUUM is routine, but a lasting
       // failure (the index owned by another role) slowly makes every uncached /metrics slower.
       if (result.ran && result.summarizeError !== this.summarizeError) {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Batcher, type SubmitResult } from '../../src/ingest/batcher.js';
 import { createWriterPool, type WriterPool } from '../../src/ingest/writer-pool.js';
 import type { IncomingEvent } from '../../src/validation/validate-events.js';
-import { ServiceMetrics } from '../../src/telemetry/service-metrics.js';
+import { Telemetry } from '../../src/telemetry/telemetry.js';
 import type { InsertBatchTask } from '../../src/workers/insert-batch-messages.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { readStoredIds } from '../helpers/load.js';
@@ -61,7 +61,7 @@ beforeAll(async () => {
       retryAfterSeconds: 1,
     },
     log,
-    new ServiceMetrics({
+    new Telemetry({
       queueDepth: () => 0,
       queueDepthBytes: () => 0,
       writerUtilization: () => 0,

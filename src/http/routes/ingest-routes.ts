@@ -14,7 +14,7 @@ import {
 import type { Authorize } from '../api-key-auth.js';
 import { createCorsPolicy } from '../cors.js';
 import { beginExchange, sendEmpty, sendJson, sendProblem, type Exchange } from '../exchange.js';
-import type { ServiceMetrics } from '../../telemetry/service-metrics.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import { checkBodyHead, readBody, readHead, type RequestHead } from '../read-body.js';
 
 export interface IngestRouteDeps {
@@ -23,7 +23,7 @@ export interface IngestRouteDeps {
   readonly authorize: Authorize;
   readonly log: Logger;
   readonly isDraining: () => boolean;
-  readonly metrics: ServiceMetrics;
+  readonly telemetry: Telemetry;
 }
 
 type Shape = 'single' | 'bulk';
@@ -36,7 +36,7 @@ function refuse(
   deps: IngestRouteDeps,
   options: { close?: boolean } = {},
 ): void {
-  deps.metrics.requestsRejected.inc({ route, code: p.code });
+  deps.telemetry.requestsRejected.inc({ route, code: p.code });
   // The detail may quote the client's bytes (a JSON syntax error, a field name): pino escapes
   // them, so a forged newline cannot start a log line of its own.
   deps.log.debug({ route, code: p.code, detail: p.detail }, 'request refused');
@@ -231,9 +231,9 @@ async function ingest(
   if (!parsed.ok) return refuse(exchange, route, parsed.problem, deps);
   const validated = validatedRequest(parsed, shape, partial, config, Math.floor(Date.now() / 1000));
   if (!validated.ok) return refuse(exchange, route, validated.problem, deps);
-  deps.metrics.eventsReceived.inc({ route }, validated.events.length);
+  deps.telemetry.eventsReceived.inc({ route }, validated.events.length);
   if (validated.rejected?.count)
-    deps.metrics.eventsRejected.inc({ route }, validated.rejected.count);
+    deps.telemetry.eventsRejected.inc({ route }, validated.rejected.count);
   // Partial mode says what it left out, with the field paths a 400 would have named.
   const rejected =
     validated.rejected === undefined

@@ -7,7 +7,7 @@ import { problem, shuttingDownProblem } from '../../errors.js';
 import type { MetricsCache } from '../../metrics/metrics-cache.js';
 import { answerMetrics, metricsCacheKey, parseMetricsQuery } from '../../metrics/metrics-query.js';
 import { readMetrics, type CellBitmapStore } from '../../sql/read-metrics.js';
-import type { ServiceMetrics } from '../../telemetry/service-metrics.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import type { Authorize } from '../api-key-auth.js';
 import { beginExchange, send, sendProblem } from '../exchange.js';
 import { limitRate, type RateLimiter } from '../rate-limiter.js';
@@ -23,7 +23,7 @@ export interface MetricsRouteDeps {
   readonly rateLimiter: RateLimiter;
   readonly authorize: Authorize;
   readonly log: Logger;
-  readonly metrics: ServiceMetrics;
+  readonly telemetry: Telemetry;
   readonly isDraining: () => boolean;
 }
 
@@ -54,7 +54,7 @@ export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps)
       const limited = limitRate(deps.rateLimiter, clientIdentity(res, auth.keyId), metricsLimit);
       headers = limited.headers;
       if (limited.refusal) {
-        deps.metrics.rateLimited.inc();
+        deps.telemetry.rateLimited.inc();
         sendProblem(exchange, limited.refusal, { headers });
         return;
       }
@@ -75,7 +75,7 @@ export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps)
         return { data: answerMetrics(query, material), asOfMs: material.asOfMs };
       })
       .then(({ answer, cached }) => {
-        deps.metrics.metricsCache.inc({ result: cached ? 'hit' : 'miss' });
+        deps.telemetry.metricsCache.inc({ result: cached ? 'hit' : 'miss' });
         const answerHeaders = { ...headers, etag: answer.etag, 'cache-control': cacheControl };
         if (ifNoneMatchIncludes(head.ifNoneMatch, answer.etag)) {
           send(exchange, 304, '', { headers: answerHeaders });

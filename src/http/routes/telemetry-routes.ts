@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { TemplatedApp } from 'uWebSockets.js';
 import { problem } from '../../errors.js';
-import type { ServiceMetrics } from '../../telemetry/service-metrics.js';
+import type { Telemetry } from '../../telemetry/telemetry.js';
 import type { Authorize } from '../api-key-auth.js';
 import { beginExchange, send, sendProblem } from '../exchange.js';
 import { readHead } from '../read-body.js';
@@ -10,7 +10,7 @@ import { readHead } from '../read-body.js';
 export function registerTelemetryRoutes(
   app: TemplatedApp,
   deps: {
-    readonly metrics: ServiceMetrics;
+    readonly telemetry: Telemetry;
     readonly authorize: Authorize;
     readonly log: Logger;
     readonly maxHeaderBytes: number;
@@ -28,9 +28,11 @@ export function registerTelemetryRoutes(
       sendProblem(exchange, auth.problem);
       return;
     }
-    deps.metrics.registry
+    deps.telemetry.registry
       .metrics()
-      .then((text) => send(exchange, 200, text, { contentType: deps.metrics.registry.contentType }))
+      .then((text) =>
+        send(exchange, 200, text, { contentType: deps.telemetry.registry.contentType }),
+      )
       .catch((err: unknown) => {
         deps.log.error({ err: (err as Error).message }, 'metrics exposition failed');
         sendProblem(exchange, problem('internal', 'The metrics could not be collected.'));

@@ -2,7 +2,7 @@
 // (plain data), so every counter lives here in the main thread and one exposition covers them all.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export interface ServiceMetricsSources {
+export interface TelemetrySources {
   readonly queueDepth: () => number;
   readonly queueDepthBytes: () => number;
   readonly writerUtilization: () => number;
@@ -14,7 +14,7 @@ export interface ServiceMetricsSources {
   readonly uwsBuild?: { readonly packageName: string; readonly version: string };
 }
 
-export class ServiceMetrics {
+export class Telemetry {
   readonly registry = new Registry();
   readonly eventsReceived: Counter<'route'>;
   readonly eventsInserted: Counter;
@@ -28,7 +28,7 @@ export class ServiceMetrics {
   readonly metricsCache: Counter<'result'>;
   readonly rateLimited: Counter;
 
-  constructor(sources: ServiceMetricsSources) {
+  constructor(sources: TelemetrySources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'pulse_process_' });
     this.eventsReceived = new Counter({
