@@ -1,11 +1,12 @@
-// Decoded user sets of rollup cells (bitmaps or user lists, user-bitmap.ts), kept between requests.
+// Decoded user sets of rollup cells (bitmaps or user lists, sql/user-set-format.ts), kept between
+// requests.
 // A 90-day answer needs ~90 cells of up to 12.5 KB each at 100k users; fetching and decoding them
 // on every uncached request cost most of its time on the main thread, yet a past day's cell changes
 // only when late events arrive for it. Each entry carries the row version it was read at (the
 // cell's xmin), and the reader fetches user sets only for cells whose version moved, all within its
 // one snapshot — so a cached set is never served for a cell that changed.
 import type { CellBitmapStore } from '../sql/read-metrics.js';
-import type { UserSet } from './user-bitmap.js';
+import type { UserSet } from '../sql/user-set-format.js';
 
 interface Entry {
   readonly version: string;

@@ -4,9 +4,16 @@
 // in one REPEATABLE READ transaction is what makes rollup + tail exact: a refresh that commits
 // meanwhile is invisible to the cells and to rollup_state alike.
 import type pg from 'pg';
-import { decodeUserSet, type UserSet } from '../metrics/user-bitmap.js';
 import { withClient } from './create-pool.js';
-import type { RollupSpan } from './rollup-spans.js';
+import {
+  hoursPerDay,
+  rollupGrainFor,
+  rollupSpans,
+  secondsPerDay,
+  secondsPerHour,
+  type RollupSpan,
+} from './rollup-spans.js';
+import { decodeUserSet, type UserSet } from './user-set-format.js';
 
 export interface MetricsWindow {
   readonly from: number;
@@ -31,15 +38,11 @@ export interface MetricsMaterial {
   }[];
 }
 
-/** User sets already decoded, by cell and row version (src/metrics/cell-bitmap-cache.ts). */
+/** User sets already decoded, by cell and row version: the caller keeps them between requests. */
 export interface CellBitmapStore {
   get(key: string, version: string): UserSet | undefined;
   set(key: string, version: string, users: UserSet): void;
 }
-
-const secondsPerDay = 86_400;
-const secondsPerHour = 3600;
-const hoursPerDay = 24;
 
 // One round trip opens the snapshot. Every statement after it has an index path that reads only
 // what it needs, but the planner's estimate for "txid newer than the snapshot" comes from
@@ -54,19 +57,19 @@ SELECT snapshot::text AS snapshot, (extract(epoch FROM now()) * 1000)::int8 AS a
 // Day cells in one range, hour cells in two (they sit at both ends of a window).
 const readCellVersionsSql = `
 SELECT 'day' AS span, day AS start, event_count::int AS event_count, xmin::text AS version
-FROM rollup_cells
+FROM ${rollupSpans.day.table}
 WHERE grain = $1 AND event_name = $2 AND channel = $3 AND day BETWEEN $4 AND $5
 UNION ALL
 SELECT 'hour', hour, event_count::int, xmin::text
-FROM rollup_hour_cells
+FROM ${rollupSpans.hour.table}
 WHERE grain = $1 AND event_name = $2 AND channel = $3
   AND (hour BETWEEN $6 AND $7 OR hour BETWEEN $8 AND $9)`;
 
 const readCellUsersSql = `
-SELECT 'day' AS span, day AS start, users FROM rollup_cells
+SELECT 'day' AS span, day AS start, users FROM ${rollupSpans.day.table}
 WHERE grain = $1 AND event_name = $2 AND channel = $3 AND day = ANY($4::int[])
 UNION ALL
-SELECT 'hour', hour, users FROM rollup_hour_cells
+SELECT 'hour', hour, users FROM ${rollupSpans.hour.table}
 WHERE grain = $1 AND event_name = $2 AND channel = $3 AND hour = ANY($5::int[])`;
 
 const filters = `($3::text IS NULL OR e.event_name = $3) AND ($4::text IS NULL OR e.channel = $4)`;
@@ -99,11 +102,6 @@ FROM raw ${withUserInts ? 'LEFT JOIN user_ids u USING (user_id)' : ''}
 GROUP BY 1, 2, 3`;
 const readRawWithUserIntsSql = readRawSql(true);
 const readRawByUserIdSql = readRawSql(false);
-
-/** Which rollup_cells grain serves a filter combination (see migrations/0002_daily_rollup.sql). */
-function grainFor(window: MetricsWindow): number {
-  return (window.eventName !== null ? 1 : 0) + (window.channel !== null ? 2 : 0);
-}
 
 export async function readMetrics(
   pool: pg.Pool,
@@ -190,7 +188,8 @@ async function readCells(
   hourRanges: readonly [Range, Range],
   bitmaps: CellBitmapStore,
 ): Promise<{ span: RollupSpan; start: number; eventCount: number; users: UserSet }[]> {
-  const cell = [grainFor(window), window.eventName ?? '', window.channel ?? ''] as const;
+  const grain = rollupGrainFor(window.eventName !== null, window.channel !== null);
+  const cell = [grain.code, window.eventName ?? '', window.channel ?? ''] as const;
   const { rows: versions } = await client.query<{
     span: RollupSpan;
     start: number;

@@ -2,9 +2,15 @@
 // previous refresh's snapshot (see migrations/0002_daily_rollup.sql), so its cost follows what
 // changed, never the size of the table.
 import type pg from 'pg';
-import { bitmapWith, decodeUserSet, encodeUserSet, orUserSetInto } from '../metrics/user-bitmap.js';
 import { withClient } from './create-pool.js';
-import { rollupSpans, type RollupSpan } from './rollup-spans.js';
+import {
+  hoursPerDay,
+  rollupGrains,
+  rollupSpans,
+  secondsPerHour,
+  type RollupSpan,
+} from './rollup-spans.js';
+import { bitmapWith, decodeUserSet, encodeUserSet, orUserSetInto } from './user-set-format.js';
 
 /** Rows visible in the current (REPEATABLE READ) snapshot but not in $1, the previous one. */
 const newRows = `events.txid >= pg_snapshot_xmin($1::pg_snapshot)::text::bigint
@@ -22,7 +28,7 @@ ON CONFLICT (user_id) DO NOTHING`;
 
 // Grouped by hour: the hour groups feed the hour cells, and their sums the day cells.
 const aggregateNewRowsSql = `
-SELECT floor(extract(epoch FROM events.occurred_at) / 3600)::int AS hour,
+SELECT floor(extract(epoch FROM events.occurred_at) / ${secondsPerHour})::int AS hour,
        events.event_name, events.channel, count(*)::int AS event_count,
        array_agg(DISTINCT user_ids.user_int) AS user_ints
 FROM events JOIN user_ids USING (user_id)
@@ -135,7 +141,7 @@ export function refreshRollup(pool: pg.Pool, timeoutMs?: number): Promise<Refres
         users: number[],
       ) => {
         for (const [span, start] of [
-          ['day', Math.floor(hour / 24)],
+          ['day', Math.floor(hour / hoursPerDay)],
           ['hour', hour],
         ] as const) {
           const key = cellKey(span, grain, start, eventName, channel);
@@ -158,11 +164,11 @@ export function refreshRollup(pool: pg.Pool, timeoutMs?: number): Promise<Refres
         }
       };
       for (const g of groups) {
-        touch(0, g.hour, '', '', g.event_count, g.user_ints);
-        touch(1, g.hour, g.event_name, '', g.event_count, g.user_ints);
-        if (g.channel !== null) {
-          touch(2, g.hour, '', g.channel, g.event_count, g.user_ints);
-          touch(3, g.hour, g.event_name, g.channel, g.event_count, g.user_ints);
+        for (const grain of rollupGrains) {
+          const channel = grain.byChannel ? g.channel : '';
+          if (channel === null) continue; // no channel filter matches these events
+          const eventName = grain.byEventName ? g.event_name : '';
+          touch(grain.code, g.hour, eventName, channel, g.event_count, g.user_ints);
         }
       }
       const written = { day: 0, hour: 0 };

@@ -1,8 +1,37 @@
-// The rollup's two kinds of cells (migrations 0002 and 0003): day cells by day for whole days,
-// hour cells by hour for the whole hours of partial days. Same grains and columns otherwise.
+// The rollup's shape, read by the refresher that writes it and the reader that answers from it.
+// Spans (migrations 0002 and 0003): day cells by day for whole days, hour cells by hour for the
+// whole hours of partial days. Grains: which filters a cell is keyed by, so any query reads exactly
+// one cell per span; events without a channel are in no channel grain, as no channel filter
+// matches them.
+export const secondsPerHour = 3600;
+export const hoursPerDay = 24;
+export const secondsPerDay = secondsPerHour * hoursPerDay;
+
 export const rollupSpans = {
-  day: { table: 'rollup_cells', unit: 'day' },
-  hour: { table: 'rollup_hour_cells', unit: 'hour' },
+  day: { table: 'rollup_cells', unit: 'day', seconds: secondsPerDay },
+  hour: { table: 'rollup_hour_cells', unit: 'hour', seconds: secondsPerHour },
 } as const;
 
 export type RollupSpan = keyof typeof rollupSpans;
+
+export interface RollupGrain {
+  /** The rollup tables' grain column. */
+  readonly code: number;
+  /** Keyed by event_name; otherwise the cell's event_name is ''. */
+  readonly byEventName: boolean;
+  /** Keyed by channel; otherwise the cell's channel is ''. */
+  readonly byChannel: boolean;
+}
+
+/** In code order: the refresher writes a row's cells in this order. */
+export const rollupGrains: readonly RollupGrain[] = [
+  { code: 0, byEventName: false, byChannel: false },
+  { code: 1, byEventName: true, byChannel: false },
+  { code: 2, byEventName: false, byChannel: true },
+  { code: 3, byEventName: true, byChannel: true },
+];
+
+/** The grain whose cells serve exactly this filter combination. */
+export function rollupGrainFor(byEventName: boolean, byChannel: boolean): RollupGrain {
+  return rollupGrains.find((g) => g.byEventName === byEventName && g.byChannel === byChannel)!;
+}

@@ -16,7 +16,7 @@ import {
   trimmed,
   userSetHas,
   userSetSize,
-} from '../../src/metrics/user-bitmap.js';
+} from '../../src/sql/user-set-format.js';
 import { refreshRollup } from '../../src/sql/refresh-rollup.js';
 import { withDatabase } from '../helpers/global-setup.js';
 

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeUserSet, orUserSetInto } from '../../src/metrics/user-bitmap.js';
+import { decodeUserSet, orUserSetInto } from '../../src/sql/user-set-format.js';
 import { createPool } from '../../src/sql/create-pool.js';
 import { refreshRollup, rollupLockId } from '../../src/sql/refresh-rollup.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';

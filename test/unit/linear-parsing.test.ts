@@ -7,7 +7,7 @@ import { createApiKeyCheck } from '../../src/http/api-key-auth.js';
 import { createCorsPolicy } from '../../src/http/cors.js';
 import { ifNoneMatchIncludes } from '../../src/http/if-none-match.js';
 import { checkBodyHead, readHead, type RequestHead } from '../../src/http/read-body.js';
-import { parseMetricsQuery } from '../../src/metrics/metrics-query.js';
+import { parseMetricsQuery } from '../../src/metrics/answer-metrics.js';
 import {
   parseJsonBody,
   validateBulk,

@@ -1,12 +1,9 @@
 // Pure pieces of GET /metrics: query parsing and its cache key, the user bitmaps, the rate limiter.
 import { describe, expect, it } from 'vitest';
 import { RateLimiter } from '../../src/http/rate-limiter.js';
-import {
-  answerMetrics,
-  metricsCacheKey,
-  parseMetricsQuery,
-  type MetricsQuery,
-} from '../../src/metrics/metrics-query.js';
+import { metricsCacheKey, parseMetricsQuery } from '../../src/metrics/answer-metrics.js';
+import { countMetrics } from '../../src/metrics/count-metrics.js';
+import { parseTimeWindow, type WindowQuery } from '../../src/metrics/time-window.js';
 import {
   bitmapWith,
   decodeUserSet,
@@ -18,13 +15,13 @@ import {
   trimmed,
   userSetHas,
   userSetSize,
-} from '../../src/metrics/user-bitmap.js';
+} from '../../src/sql/user-set-format.js';
 
 const now = 1_700_000_000;
 const day = 86_400;
 const maxDays = 3660;
 
-function parsed(query: string, maxWindowDays = maxDays): MetricsQuery {
+function parsed(query: string, maxWindowDays = maxDays): WindowQuery {
   const result = parseMetricsQuery(query, now, maxWindowDays);
   if (!result.ok) throw new Error(`expected ${query} to parse: ${JSON.stringify(result.problem)}`);
   return result.query;
@@ -153,7 +150,7 @@ describe('parseMetricsQuery', () => {
   });
 
   it('only accepts the parameters it is given as allowed (export has no group_by)', () => {
-    const result = parseMetricsQuery('group_by=day', now, maxDays, ['from', 'to']);
+    const result = parseTimeWindow('group_by=day', now, maxDays, ['from', 'to']);
     expect(result.ok ? [] : Object.keys(result.problem.errors ?? {})).toEqual(['group_by']);
   });
 });
@@ -187,8 +184,8 @@ describe('metricsCacheKey', () => {
   });
 });
 
-describe('answerMetrics', () => {
-  const q = (groupByDay: boolean): MetricsQuery => ({
+describe('countMetrics', () => {
+  const q = (groupByDay: boolean): WindowQuery => ({
     from: 0,
     to: 10 * day,
     eventName: null,
@@ -220,7 +217,7 @@ describe('answerMetrics', () => {
         { day: 3, userId: 'u-nine', userInt: 9, eventCount: 1 },
       ],
     };
-    expect(answerMetrics(q(true), material)).toEqual({
+    expect(countMetrics(q(true), material)).toEqual({
       totals: { count: 18, unique_users: 8 },
       buckets: [
         { bucket_start: 1 * day, count: 3, unique_users: 1 },
@@ -231,12 +228,10 @@ describe('answerMetrics', () => {
   });
 
   it('leaves buckets out without group_by and answers zeros for nothing', () => {
-    expect(answerMetrics(q(false), { asOfMs: 0, cells: [], hourCells: [], rawGroups: [] })).toEqual(
-      {
-        totals: { count: 0, unique_users: 0 },
-      },
-    );
-    expect(answerMetrics(q(true), { asOfMs: 0, cells: [], hourCells: [], rawGroups: [] })).toEqual({
+    expect(countMetrics(q(false), { asOfMs: 0, cells: [], hourCells: [], rawGroups: [] })).toEqual({
+      totals: { count: 0, unique_users: 0 },
+    });
+    expect(countMetrics(q(true), { asOfMs: 0, cells: [], hourCells: [], rawGroups: [] })).toEqual({
       totals: { count: 0, unique_users: 0 },
       buckets: [],
     });

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { Config } from '../../config.js';
 import { problem, shuttingDownProblem, type Problem } from '../../errors.js';
-import { parseMetricsQuery } from '../../metrics/metrics-query.js';
+import { parseTimeWindow } from '../../metrics/time-window.js';
 import { openEventExport, type ExportTimeouts } from '../../sql/export-events.js';
 import type { Authorize } from '../api-key-auth.js';
 import { clientIdentity } from '../client-identity.js';
@@ -69,7 +69,7 @@ export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): 
         return;
       }
     }
-    const parsed = parseMetricsQuery(
+    const parsed = parseTimeWindow(
       head.query,
       Math.floor(Date.now() / 1000),
       deps.config.metricsMaxWindowDays,

@@ -1,12 +1,13 @@
 // GET /metrics: rate limit → parse → cache (single flight) → rollup + raw tail → ETag/304.
-import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { Config } from '../../config.js';
 import { problem, shuttingDownProblem } from '../../errors.js';
-import type { MetricsCache } from '../../metrics/metrics-cache.js';
-import { answerMetrics, metricsCacheKey, parseMetricsQuery } from '../../metrics/metrics-query.js';
-import { readMetrics, type CellBitmapStore } from '../../sql/read-metrics.js';
+import {
+  answerMetrics,
+  parseMetricsQuery,
+  type MetricsSources,
+} from '../../metrics/answer-metrics.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import type { Authorize } from '../api-key-auth.js';
 import { beginExchange, send, sendProblem } from '../exchange.js';
@@ -15,11 +16,8 @@ import { clientIdentity } from '../client-identity.js';
 import { ifNoneMatchIncludes } from '../if-none-match.js';
 import { readHead } from '../read-body.js';
 
-export interface MetricsRouteDeps {
+export interface MetricsRouteDeps extends MetricsSources {
   readonly config: Config;
-  readonly pool: pg.Pool;
-  readonly cache: MetricsCache;
-  readonly cellBitmaps: CellBitmapStore;
   readonly rateLimiter: RateLimiter;
   readonly authorize: Authorize;
   readonly log: Logger;
@@ -69,11 +67,7 @@ export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps)
       return;
     }
     const query = parsed.query;
-    deps.cache
-      .get(metricsCacheKey(query), async () => {
-        const material = await readMetrics(deps.pool, query, deps.cellBitmaps);
-        return { data: answerMetrics(query, material), asOfMs: material.asOfMs };
-      })
+    answerMetrics(deps, query)
       .then(({ answer, cached }) => {
         deps.telemetry.metricsCache.inc({ result: cached ? 'hit' : 'miss' });
         const answerHeaders = { ...headers, etag: answer.etag, 'cache-control': cacheControl };

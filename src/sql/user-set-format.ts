@@ -1,3 +1,5 @@
+// The stored form of a rollup cell's users (the users column of rollup_cells and
+// rollup_hour_cells), and the bit operations that build and read it.
 // Sets of users as bitmaps over user_ids.user_int: bit i (byte i >> 3, bit i & 7) ⇔ user i.
 // Why bitmaps: unique users must be exact over any day range, and daily distinct counts do not add
 // up. A union of one bitmap per day is an OR plus a popcount: at 100k users a day's bitmap is

@@ -1,0 +1,41 @@
+// GET /metrics behind one call: the route parses the query here, then asks for its answer, which
+// comes from the answer cache (one database read per key at a time) or from one snapshot of the
+// rollup and the raw tail, counted and rendered once.
+import type pg from 'pg';
+import { readMetrics, type CellBitmapStore } from '../sql/read-metrics.js';
+import { countMetrics } from './count-metrics.js';
+import type { CachedAnswer, MetricsCache } from './metrics-cache.js';
+import { parseTimeWindow, type WindowQuery } from './time-window.js';
+
+/** What an answer is made from: the read pool and the two caches. */
+export interface MetricsSources {
+  readonly pool: pg.Pool;
+  readonly cache: MetricsCache;
+  readonly cellBitmaps: CellBitmapStore;
+}
+
+const metricsParameters = ['event_name', 'channel', 'from', 'to', 'group_by'];
+
+export function parseMetricsQuery(
+  rawQuery: string,
+  nowSeconds: number,
+  maxWindowDays: number,
+): ReturnType<typeof parseTimeWindow> {
+  return parseTimeWindow(rawQuery, nowSeconds, maxWindowDays, metricsParameters);
+}
+
+/** The cache key: the same window and filters give the same key whatever the parameter order. */
+export function metricsCacheKey(q: WindowQuery): string {
+  return JSON.stringify([q.from, q.to, q.eventName, q.channel, q.groupByDay]);
+}
+
+/** { answer, cached }: cached is true when no query ran for this call. */
+export function answerMetrics(
+  sources: MetricsSources,
+  query: WindowQuery,
+): Promise<{ answer: CachedAnswer; cached: boolean }> {
+  return sources.cache.get(metricsCacheKey(query), async () => {
+    const material = await readMetrics(sources.pool, query, sources.cellBitmaps);
+    return { data: countMetrics(query, material), asOfMs: material.asOfMs };
+  });
+}
