@@ -3,16 +3,16 @@
 // whole hours of partial days. Grains: which filters a cell is keyed by, so any query reads exactly
 // one cell per span; events without a channel are in no channel grain, as no channel filter
 // matches them.
-export const secondsPerHour = 3600;
-export const hoursPerDay = 24;
-export const secondsPerDay = secondsPerHour * hoursPerDay;
-
 export const rollupSpans = {
-  day: { table: 'rollup_cells', unit: 'day', seconds: secondsPerDay },
-  hour: { table: 'rollup_hour_cells', unit: 'hour', seconds: secondsPerHour },
+  day: { table: 'rollup_cells', unit: 'day', seconds: 86_400 },
+  hour: { table: 'rollup_hour_cells', unit: 'hour', seconds: 3600 },
 } as const;
 
 export type RollupSpan = keyof typeof rollupSpans;
+
+export const secondsPerDay = rollupSpans.day.seconds;
+export const secondsPerHour = rollupSpans.hour.seconds;
+export const hoursPerDay = secondsPerDay / secondsPerHour;
 
 export interface RollupGrain {
   /** The rollup tables' grain column. */
