@@ -46,11 +46,9 @@ export function driveLoad(options: LoadOptions): Promise<LoadResult> {
       // Never sent: every request's bytes come from getRequestBuffer below.
       requests: [{ method: 'POST', path: options.path, body: '{}' }],
       setupClient: (client) => {
-        // A fresh body per request through `setupRequest` makes autocannon rebuild the request
-        // with its generic builder: ~11 µs of load-generator CPU per request here (a bare uWS
-        // server answered 36k req/s for a whole core of autocannon; 63k with this), taken from
-        // the server it shares the 2 cores with. autocannon 8 (pinned) reads each request's bytes
-        // through the client's getRequestBuffer, called once per request it writes.
+        // A fresh body through `setupRequest` makes autocannon rebuild every request with its
+        // generic builder (~11 µs of CPU each, taken from the server on the same cores). autocannon
+        // 8 (pinned) reads each request's bytes through getRequestBuffer, once per request.
         const writable = client as unknown as { getRequestBuffer?: () => Buffer };
         if (typeof writable.getRequestBuffer !== 'function')
           throw new Error('autocannon no longer has Client.getRequestBuffer: see drive-load.ts');

@@ -1,22 +1,8 @@
 // The built server (dist/, what `npm start` runs) as a child process, so a scenario can kill -9 it,
 // SIGTERM it, or start two of them against one database.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { awaitListening } from '../../helpers/server.js';
+import { launchServer, type ServerProcess } from '../../helpers/server-process.js';
 
-const projectRoot = fileURLToPath(new URL('../../..', import.meta.url));
-const builtMain = `${projectRoot}dist/src/main.js`;
-
-export interface ChaosServer {
-  readonly url: string;
-  readonly port: number;
-  readonly child: ChildProcess;
-  /** Every line the process printed (stdout and stderr), for log assertions. */
-  readonly lines: string[];
-  /** Resolves with the exit code, or the signal's name. */
-  readonly exited: Promise<number | string>;
-}
+export type ChaosServer = ServerProcess;
 
 export interface SpawnOptions {
   /** Listen on this port (a restart keeps its clients' URL); 0 → any free port. */
@@ -29,36 +15,17 @@ export interface SpawnOptions {
 }
 
 /** Resolves once the server logs that it is listening. */
-export async function spawnBuiltServer(
+export function spawnBuiltServer(
   dsn: string,
   env: Record<string, string> = {},
   options: SpawnOptions = {},
 ): Promise<ChaosServer> {
-  if (!existsSync(builtMain))
-    throw new Error(`${builtMain} is missing: run \`npm run build\` first (npm test does)`);
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), builtMain], {
-    cwd: projectRoot,
-    env: {
-      PATH: process.env.PATH,
-      HOST: '127.0.0.1',
-      PORT: String(options.port ?? 0),
-      LOG_LEVEL: 'info',
-      POSTGRES_DSN: dsn,
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    uid: options.uid,
-    gid: options.gid,
-  });
-  const { port, lines, exited } = await awaitListening(child);
-  return { url: `http://127.0.0.1:${port}`, port, child, lines, exited };
+  return launchServer({ entry: 'built', dsn, env, ...options });
 }
 
 /** kill -9 and wait for the exit. */
-export async function killHard(server: ChaosServer): Promise<void> {
-  if (server.child.exitCode === null && server.child.signalCode === null)
-    server.child.kill('SIGKILL');
-  await server.exited;
+export function killHard(server: ChaosServer): Promise<void> {
+  return server.kill();
 }
 
 /** GET /readyz's status, or 0 when nothing answered (the process is down or restarting). */

@@ -1,0 +1,58 @@
+// Where the CPU went during a load, from /proc: the server's threads one by one, Postgres's
+// process tree, this process (the load generator) and the whole machine.
+import {
+  cpuGrowth,
+  readMachineCpu,
+  readProcessTreeCpu,
+  readThreadCpu,
+  type ThreadCpu,
+} from '../lib/proc-stats.js';
+import type { CpuCores } from './results.js';
+
+export interface CpuSample {
+  readonly serverThreads: ThreadCpu[];
+  readonly postgres: Map<number, number>;
+  readonly loadGenerator: NodeJS.CpuUsage;
+  readonly machine: { busySeconds: number };
+}
+
+export function sampleCpu(serverPid: number, postmasterPid: number): CpuSample {
+  return {
+    serverThreads: readThreadCpu(serverPid),
+    postgres: readProcessTreeCpu(postmasterPid),
+    loadGenerator: process.cpuUsage(),
+    machine: readMachineCpu(),
+  };
+}
+
+export function cpuCores(
+  before: CpuSample,
+  after: CpuSample,
+  serverPid: number,
+  seconds: number,
+): CpuCores {
+  const start = new Map(before.serverThreads.map((t) => [t.tid, t.cpuSeconds]));
+  let serverMain = 0;
+  const serverOtherByName: Record<string, number> = {};
+  const serverOtherThreads: number[] = [];
+  for (const thread of after.serverThreads) {
+    const used = (thread.cpuSeconds - (start.get(thread.tid) ?? 0)) / seconds;
+    if (thread.tid === serverPid) serverMain = used;
+    else {
+      serverOtherByName[thread.name] = (serverOtherByName[thread.name] ?? 0) + used;
+      serverOtherThreads.push(used);
+    }
+  }
+  serverOtherThreads.sort((a, b) => b - a);
+  const other = Object.values(serverOtherByName).reduce((a, b) => a + b, 0);
+  const generator = process.cpuUsage(before.loadGenerator);
+  return {
+    serverMain,
+    serverOtherByName,
+    serverOtherThreads: serverOtherThreads.slice(0, 8),
+    serverTotal: serverMain + other,
+    postgres: cpuGrowth(before.postgres, after.postgres) / seconds,
+    loadGenerator: (generator.user + generator.system) / 1e6 / seconds,
+    machineBusy: (after.machine.busySeconds - before.machine.busySeconds) / seconds,
+  };
+}

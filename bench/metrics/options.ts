@@ -1,0 +1,60 @@
+// Command-line options of the metrics bench.
+import { integer, parseBenchOptions, text } from '../lib/bench-options.js';
+
+export interface MetricsOptions {
+  readonly events: number;
+  readonly runs: number;
+  readonly durationSeconds: number;
+  readonly warmupSeconds: number;
+  /** Connections for the uncached scenarios (the c=1 line aside). */
+  readonly connections: number;
+  /** Connections for the cached scenarios and the bare-uWS ceiling. */
+  readonly cachedConnections: number;
+  /** Raw-scan executions per query per run. */
+  readonly rawRepeats: number;
+  /** New events inserted before the timed incremental refresh, per run. */
+  readonly refreshEvents: number;
+  readonly jsonPath: string | undefined;
+}
+
+const usage = `npm run bench:metrics -- [options]
+  --events N              synthetic events over 90 days (10000000; use 1000000 while developing)
+  --runs N                repeat the measurements N times, report medians (3)
+  --duration S            seconds of load per scenario (5)
+  --warmup S              seconds of unmeasured load before each scenario (1; 0 = none)
+  --connections N         connections for uncached scenarios (10)
+  --cached-connections N  connections for cached scenarios and the bare-uWS ceiling (50)
+  --raw-repeats N         executions of each raw-scan query per run (3)
+  --refresh-events N      new events before the timed incremental refresh (10000)
+  --json PATH             also write every result and the conditions as JSON`;
+
+const table = {
+  events: integer(10_000_000, 1000, 1_000_000_000),
+  runs: integer(3, 1, 100),
+  duration: integer(5, 1, 3600),
+  warmup: integer(1, 0, 600),
+  connections: integer(10, 1, 10_000),
+  'cached-connections': integer(50, 1, 10_000),
+  'raw-repeats': integer(3, 1, 100),
+  // Bulk requests carry 100 events (BULK_MAX_EVENTS); whole requests keep the count exact.
+  'refresh-events': integer(10_000, 100, 1_000_000),
+  json: text,
+};
+
+export function parseMetricsOptions(argv: readonly string[]): MetricsOptions {
+  return parseBenchOptions(argv, table, usage, (values, problems) => {
+    if (values['refresh-events'] % 100 !== 0)
+      problems.push(`--refresh-events ${values['refresh-events']}: expected a multiple of 100`);
+    return {
+      events: values.events,
+      runs: values.runs,
+      durationSeconds: values.duration,
+      warmupSeconds: values.warmup,
+      connections: values.connections,
+      cachedConnections: values['cached-connections'],
+      rawRepeats: values['raw-repeats'],
+      refreshEvents: values['refresh-events'],
+      jsonPath: values.json,
+    };
+  });
+}

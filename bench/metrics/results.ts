@@ -1,0 +1,61 @@
+// What the metrics bench records: per run (loads, raw scans, correctness, the timed refresh), the
+// first full refresh, and the report's rows.
+import type { LoadResult } from '../lib/drive-load.js';
+import type { RawTotals } from '../lib/raw-metrics-scan.js';
+import type { RawQueryId } from './raw-queries.js';
+
+export interface ScenarioRun {
+  readonly scenario: string;
+  readonly connections: number;
+  readonly load: LoadResult;
+}
+
+export interface RawRun {
+  readonly query: RawQueryId;
+  readonly samplesMs: number[];
+}
+
+export interface Correctness {
+  readonly metricsTotals: { count: number; unique_users: number };
+  readonly rawTotals: RawTotals;
+  readonly totalsEqual: boolean;
+  readonly bucketsCompared: number;
+  readonly bucketMismatches: number;
+}
+
+export interface RefreshRun {
+  readonly newEvents: number;
+  readonly insertSeconds: number;
+  readonly refreshMs: number;
+  readonly rowsAbsorbed: number;
+  /** Day cells + hour cells. */
+  readonly cellsWritten: number;
+}
+
+export interface RunResult {
+  readonly run: number;
+  readonly scenarios: ScenarioRun[];
+  readonly raw: RawRun[];
+  readonly correctness: Correctness;
+  readonly refresh: RefreshRun;
+}
+
+export interface InitialRefresh {
+  readonly seconds: number;
+  readonly rounds: { ms: number; rows: number; cells: number }[];
+  readonly rollupCells: number;
+  readonly rollupHourCells: number;
+  readonly rollupBytes: number;
+  readonly rollupEvents: number;
+  readonly tableEvents: number;
+}
+
+export interface Row {
+  readonly id: string;
+  readonly label: string;
+  readonly connections: number | null;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly requestsPerSecond: number | null;
+  readonly notes: string;
+}
