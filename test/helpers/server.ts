@@ -4,8 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config.js';
-import { buildOpenApiDocument } from '../../src/http/openapi.js';
 import { startService, type Service } from '../../src/service.js';
 import { watchResponses, type OpenApiDocument } from './contract.js';
 
@@ -32,7 +32,8 @@ export async function startTestServer(
   const url = `http://127.0.0.1:${service.port}`;
   // Every fetch to this server is checked against the document it serves (test/helpers/contract.ts);
   // stop() throws if any response broke it.
-  const unwatch = watchResponses(url, buildOpenApiDocument(config) as unknown as OpenApiDocument);
+  const document = parseYaml(await (await fetch(`${url}/openapi.yaml`)).text()) as OpenApiDocument;
+  const unwatch = watchResponses(url, document);
   return {
     url,
     service,
