@@ -1,6 +1,6 @@
-// The OpenAPI 3.1 document: each route brings its own operation (src/http/routes/), this module
-// the parts they share. The schemas come from the same JSON Schema files the validators are
-// generated from, so the contract and the validation cannot drift apart.
+// The OpenAPI 3.1 document: each route brings its operation and answer schemas (src/http/routes/),
+// this module the parts they share. The event schemas come from the same JSON Schema files the
+// validators are generated from, so the contract and the validation cannot drift apart.
 import { stringify } from 'yaml';
 import type { Config } from '../config.js';
 import { problemCatalogue, type ProblemCode } from '../errors.js';
@@ -29,7 +29,7 @@ function toComponent(schema: unknown): unknown {
   return out;
 }
 
-const fieldErrorsSchema = {
+export const fieldErrorsSchema = {
   type: 'object',
   description: 'Field path (`user_id`, `events[3].timestamp`) → messages.',
   additionalProperties: { type: 'array', items: { type: 'string' } },
@@ -106,7 +106,7 @@ export const rateLimited429 = {
 };
 
 /** An export line: the event as ingested plus the server's ingestion time. */
-function exportedEvent(): Json {
+export function exportedEvent(): Json {
   const event = toComponent(eventSchema) as Json & { properties: Json; required: string[] };
   return {
     ...event,
@@ -129,6 +129,11 @@ function pathsOf(routes: readonly Route[]): Json {
     paths[path] = { ...paths[path], [method]: { ...secured, ...operation } };
   }
   return paths;
+}
+
+/** The response schemas of every route, in route order. */
+function schemasOf(routes: readonly Route[]): Json {
+  return Object.assign({}, ...routes.map((route) => route.schemas)) as Json;
 }
 
 export function buildOpenApiDocument(
@@ -154,87 +159,7 @@ export function buildOpenApiDocument(
         Event: toComponent(eventSchema),
         BulkRequest: bulk,
         ...(toComponent(eventSchema.$defs) as Json),
-        SingleIngestResult: {
-          type: 'object',
-          required: ['status'],
-          properties: {
-            status: {
-              type: 'string',
-              enum: ['stored', 'queued'],
-              description: '`queued` with INGEST_ACK=queued.',
-            },
-            inserted: { type: 'integer', enum: [0, 1] },
-            duplicate: { type: 'boolean' },
-          },
-        },
-        BulkIngestResult: {
-          type: 'object',
-          required: ['accepted_count'],
-          properties: {
-            accepted_count: { type: 'integer' },
-            inserted: { type: 'integer', description: 'Absent with INGEST_ACK=queued.' },
-            duplicates: { type: 'integer', description: 'Absent with INGEST_ACK=queued.' },
-            status: {
-              type: 'string',
-              enum: ['queued'],
-              description: 'Present with INGEST_ACK=queued.',
-            },
-            rejected_count: {
-              type: 'integer',
-              description: 'Only with partial=true: invalid events left out (not stored).',
-            },
-            errors: {
-              ...fieldErrorsSchema,
-              description:
-                'Only with partial=true and rejected_count > 0: why each left-out event was refused, by field path (`events[3].timestamp`).',
-            },
-          },
-        },
-        MetricsAnswer: {
-          type: 'object',
-          required: ['totals', 'as_of', 'cached'],
-          properties: {
-            totals: { $ref: '#/components/schemas/Counts' },
-            buckets: {
-              type: 'array',
-              description: 'Only with group_by=day: one per UTC day that has events, ascending.',
-              items: {
-                allOf: [
-                  { $ref: '#/components/schemas/Counts' },
-                  {
-                    type: 'object',
-                    required: ['bucket_start'],
-                    properties: { bucket_start: { type: 'integer' } },
-                  },
-                ],
-              },
-            },
-            as_of: {
-              type: 'integer',
-              description: 'Epoch ms of the database snapshot the numbers reflect.',
-            },
-            cached: { type: 'boolean', description: 'True when served from the in-process cache.' },
-          },
-        },
-        Counts: {
-          type: 'object',
-          required: ['count', 'unique_users'],
-          properties: { count: { type: 'integer' }, unique_users: { type: 'integer' } },
-        },
-        ExportedEvent: exportedEvent(),
-        Status: {
-          type: 'object',
-          required: ['status'],
-          properties: { status: { type: 'string' } },
-        },
-        Readiness: {
-          type: 'object',
-          required: ['status', 'checks'],
-          properties: {
-            status: { type: 'string' },
-            checks: { type: 'object', additionalProperties: { type: 'string' } },
-          },
-        },
+        ...schemasOf(routes),
         Problem: problemSchema,
       },
     },

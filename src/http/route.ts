@@ -33,4 +33,6 @@ export interface Route {
   readonly handler: RouteHandler;
   /** Its entry in /openapi.yaml; `security` is added from auth. */
   readonly operation: OpenApiOperation;
+  /** The response schemas its operation refers to, by their name in components/schemas. */
+  readonly schemas?: Readonly<Record<string, unknown>>;
 }

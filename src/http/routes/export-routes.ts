@@ -16,6 +16,7 @@ import { limitRate, type RateLimiter } from '../rate-limiter.js';
 import {
   bodyOf,
   eventFilterParameters,
+  exportedEvent,
   headSizeResponses,
   problemResponse,
   queryParameter,
@@ -143,6 +144,7 @@ export function exportRoutes(deps: ExportRouteDeps): Route[] {
       readsHead: true,
       handler,
       operation: exportOperation,
+      schemas: { ExportedEvent: exportedEvent() },
     },
   ];
 }

@@ -39,6 +39,13 @@ export function healthRoutes(deps: HealthRouteDeps): Route[] {
         summary: 'The process is alive',
         responses: { '200': { description: 'Alive', ...bodyOf('application/json', 'Status') } },
       },
+      schemas: {
+        Status: {
+          type: 'object',
+          required: ['status'],
+          properties: { status: { type: 'string' } },
+        },
+      },
     },
     {
       ...route,
@@ -50,6 +57,16 @@ export function healthRoutes(deps: HealthRouteDeps): Route[] {
         responses: {
           '200': { description: 'Ready', ...bodyOf('application/json', 'Readiness') },
           '503': problemResponse(['not_ready']),
+        },
+      },
+      schemas: {
+        Readiness: {
+          type: 'object',
+          required: ['status', 'checks'],
+          properties: {
+            status: { type: 'string' },
+            checks: { type: 'object', additionalProperties: { type: 'string' } },
+          },
         },
       },
     },

@@ -1,24 +1,16 @@
 // POST /events and POST /events/bulk: read → validate → hand to the batcher → answer.
 import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
-import { problem, type Problem, type ProblemCode } from '../../errors.js';
+import { problem, type Problem } from '../../errors.js';
 import type { Batcher } from '../../ingest/batcher.js';
 import { parseJsonBody } from '../../validation/validate-events.js';
 import { createCorsPolicy } from '../cors.js';
 import { sendJson, sendProblem, type Exchange } from '../exchange.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
-import {
-  authFailures429,
-  bodyOf,
-  headSizeResponses,
-  problemResponse,
-  queryParameter,
-  retryAfterHeader,
-  type Json,
-} from '../openapi.js';
 import { checkBodyHead, readBody } from '../read-body.js';
 import type { RequestHead } from '../request-head.js';
 import type { Route } from '../route.js';
+import { bulkDocumentation, eventsDocumentation } from './ingest-documentation.js';
 import { queuedJson, validatedRequest, type Shape } from './ingest-payload.js';
 
 export interface IngestRouteDeps {
@@ -83,7 +75,7 @@ export function ingestRoutes(deps: IngestRouteDeps): Route[] {
     responseHeaders,
     refuse: (exchange, p) => refuseBeforeBody(exchange, path, p, deps),
     handler: (exchange, head) => acceptIngest(exchange, head, path, shape, deps),
-    operation: shape === 'single' ? eventsOperation(deps.config) : bulkOperation(deps.config),
+    ...(shape === 'single' ? eventsDocumentation(deps.config) : bulkDocumentation(deps.config)),
   }));
 }
 
@@ -206,65 +198,4 @@ async function ingest(
         duplicates: result.duplicates,
         ...rejected,
       });
-}
-
-function ingestResponses(success: string, extra400: ProblemCode[] = []): Json {
-  return {
-    '202': {
-      description:
-        'Accepted. With INGEST_ACK=durable the events are committed; the body says which were new.',
-      ...bodyOf('application/json', success),
-    },
-    '400': problemResponse([
-      'invalid_json',
-      'invalid_encoding',
-      'validation_failed',
-      'bad_framing',
-      ...extra400,
-    ]),
-    '401': problemResponse(['unauthorized']),
-    '408': problemResponse(['body_timeout']),
-    '411': problemResponse(['length_required']),
-    '413': problemResponse(['payload_too_large']),
-    '415': problemResponse(['unsupported_media_type']),
-    '422': problemResponse(['unstorable_event']),
-    ...headSizeResponses,
-    '429': authFailures429,
-    '500': problemResponse(['internal']),
-    '503': {
-      ...problemResponse(['queue_full', 'database_unavailable', 'ingest_timeout', 'shutting_down']),
-      headers: retryAfterHeader,
-    },
-  };
-}
-
-function requestBody(config: Config, schemaName: string): Json {
-  return {
-    required: true,
-    description: `application/json, optionally Content-Encoding: gzip; at most ${config.maxBodyBytes} bytes (MAX_BODY_BYTES) after inflating.`,
-    ...bodyOf('application/json', schemaName),
-  };
-}
-
-function eventsOperation(config: Config): Json {
-  return {
-    summary: 'Ingest one event',
-    requestBody: requestBody(config, 'Event'),
-    responses: ingestResponses('SingleIngestResult'),
-  };
-}
-
-function bulkOperation(config: Config): Json {
-  return {
-    summary: `Ingest 1 to BULK_MAX_EVENTS (${config.bulkMaxEvents}) events, all or nothing unless partial=true`,
-    parameters: [
-      queryParameter(
-        'partial',
-        'true: store the valid events and list the invalid ones in the 202 (rejected_count, errors); 400 only when the envelope is wrong or no event is valid. Default false: one invalid event refuses the request (400), as the seed did.',
-        { type: 'boolean', default: false },
-      ),
-    ],
-    requestBody: requestBody(config, 'BulkRequest'),
-    responses: ingestResponses('BulkIngestResult', ['invalid_query']),
-  };
 }

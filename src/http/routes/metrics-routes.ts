@@ -99,6 +99,7 @@ export function metricsRoutes(deps: MetricsRouteDeps): Route[] {
       readsHead: true,
       handler,
       operation: metricsOperation,
+      schemas: metricsSchemas,
     },
   ];
 }
@@ -133,5 +134,39 @@ const metricsOperation = {
       ...problemResponse(['database_unavailable', 'shutting_down']),
       headers: retryAfterHeader,
     },
+  },
+};
+
+const metricsSchemas = {
+  MetricsAnswer: {
+    type: 'object',
+    required: ['totals', 'as_of', 'cached'],
+    properties: {
+      totals: { $ref: '#/components/schemas/Counts' },
+      buckets: {
+        type: 'array',
+        description: 'Only with group_by=day: one per UTC day that has events, ascending.',
+        items: {
+          allOf: [
+            { $ref: '#/components/schemas/Counts' },
+            {
+              type: 'object',
+              required: ['bucket_start'],
+              properties: { bucket_start: { type: 'integer' } },
+            },
+          ],
+        },
+      },
+      as_of: {
+        type: 'integer',
+        description: 'Epoch ms of the database snapshot the numbers reflect.',
+      },
+      cached: { type: 'boolean', description: 'True when served from the in-process cache.' },
+    },
+  },
+  Counts: {
+    type: 'object',
+    required: ['count', 'unique_users'],
+    properties: { count: { type: 'integer' }, unique_users: { type: 'integer' } },
   },
 };
