@@ -31,7 +31,7 @@ export const problemCatalogue = {
 
 export type ProblemCode = keyof typeof problemCatalogue;
 
-/** Field path (`user_id`, `events[3].timestamp`) → messages, the seed's validation shape. */
+/** Field path (`user_id`, `events[3].timestamp`) → messages, the Go MVP's validation shape. */
 export type FieldErrors = Record<string, string[]>;
 
 export interface Problem {

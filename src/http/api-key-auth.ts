@@ -5,7 +5,7 @@ import type { HttpResponse } from 'uWebSockets.js';
 import { problem, type Problem } from '../errors.js';
 import type { AuthFailureLimiter } from './auth-failure-limiter.js';
 import { addressIdentity } from './client-identity.js';
-import type { RequestHead } from './read-body.js';
+import type { RequestHead } from './request-head.js';
 
 /** One answer for a missing, malformed or unknown key: the body never says which. */
 export const unauthorizedProblem = problem(

@@ -81,17 +81,9 @@ export function send(
   body: string,
   options: SendOptions = {},
 ): void {
-  if (exchange.aborted || exchange.done) return;
-  exchange.done = true;
-  openExchanges.delete(exchange);
-  const { res } = exchange;
-  // cork: one syscall for status, headers and body, and required for writes after an await.
-  res.cork(() => {
-    res.writeStatus(statusLines[status] ?? String(status));
-    res.writeHeader('content-type', options.contentType ?? 'application/json');
-    res.writeHeader(noSniff.name, noSniff.value);
-    if (exchange.headers)
-      for (const name in exchange.headers) res.writeHeader(name, exchange.headers[name]!);
+  finish(exchange, () => {
+    const { res } = exchange;
+    writeHead(res, status, options.contentType ?? 'application/json', exchange.headers);
     if (options.headers)
       for (const name in options.headers) res.writeHeader(name, options.headers[name]!);
     res.end(body, options.close ?? false);
@@ -100,15 +92,9 @@ export function send(
 
 /** A response without a body (204): no Content-Type, and no Content-Length (RFC 9110 §8.6). */
 export function sendEmpty(exchange: Exchange, status: number, headers: Headers): void {
-  if (exchange.aborted || exchange.done) return;
-  exchange.done = true;
-  openExchanges.delete(exchange);
-  const { res } = exchange;
-  res.cork(() => {
-    res.writeStatus(statusLines[status] ?? String(status));
-    res.writeHeader(noSniff.name, noSniff.value);
-    for (const name in headers) res.writeHeader(name, headers[name]!);
-    res.endWithoutBody();
+  finish(exchange, () => {
+    writeHead(exchange.res, status, undefined, headers);
+    exchange.res.endWithoutBody();
   });
 }
 
@@ -140,14 +126,7 @@ export function sendProblem(
 /** Status and headers of a streamed response; the body follows with writeStream. */
 export function startStream(exchange: Exchange, status: number, contentType: string): void {
   if (exchange.aborted || exchange.done) return;
-  const { res } = exchange;
-  res.cork(() => {
-    res.writeStatus(statusLines[status] ?? String(status));
-    res.writeHeader('content-type', contentType);
-    res.writeHeader(noSniff.name, noSniff.value);
-    if (exchange.headers)
-      for (const name in exchange.headers) res.writeHeader(name, exchange.headers[name]!);
-  });
+  exchange.res.cork(() => writeHead(exchange.res, status, contentType, exchange.headers));
 }
 
 /** Writes a chunk; resolves once uWS can take more (backpressure), false if the client is gone
@@ -173,10 +152,7 @@ export function writeStream(
     };
     // A reader that stops reading would otherwise hold its database connection forever.
     const stall = setTimeout(() => {
-      if (exchange.aborted || exchange.done) return settle(false);
-      exchange.done = true;
-      openExchanges.delete(exchange);
-      res.close();
+      finish(exchange, () => res.close());
       settle(false);
     }, stallTimeoutMs);
     exchange.onAbort = () => {
@@ -192,12 +168,30 @@ export function writeStream(
 
 /** Ends a streamed response; abort: close the connection instead, marking the body incomplete. */
 export function finishStream(exchange: Exchange, options: { abort?: boolean } = {}): void {
+  finish(exchange, () => {
+    if (options.abort) exchange.res.close();
+    else exchange.res.end();
+  });
+}
+
+/** The last write of an exchange: marks it answered, then writes corked (one syscall, and required
+ *  after an await). Nothing is written once it is answered or aborted. */
+function finish(exchange: Exchange, write: () => void): void {
   if (exchange.aborted || exchange.done) return;
   exchange.done = true;
   openExchanges.delete(exchange);
-  const { res } = exchange;
-  res.cork(() => {
-    if (options.abort) res.close();
-    else res.end();
-  });
+  exchange.res.cork(write);
+}
+
+/** Status line, Content-Type (none for a body-less response), nosniff, then the given headers. */
+function writeHead(
+  res: HttpResponse,
+  status: number,
+  contentType: string | undefined,
+  headers: Headers | undefined,
+): void {
+  res.writeStatus(statusLines[status] ?? String(status));
+  if (contentType !== undefined) res.writeHeader('content-type', contentType);
+  res.writeHeader(noSniff.name, noSniff.value);
+  if (headers) for (const name in headers) res.writeHeader(name, headers[name]!);
 }

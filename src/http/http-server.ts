@@ -1,25 +1,35 @@
-// The uWS app: routes, the 404/405 fallbacks, listening and closing the listen socket.
+// The uWS app: the route table, the preamble every route shares, the 404/405 fallbacks, listening
+// and closing the listen socket.
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import type { Config } from '../config.js';
-import { problem } from '../errors.js';
+import { problem, shuttingDownProblem, type Problem } from '../errors.js';
 import type { Batcher } from '../ingest/batcher.js';
 import type { MetricsCache } from '../metrics/metrics-cache.js';
 import type { DatabaseProbe } from '../sql/database-probe.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
-import { createApiKeyCheck, createAuthorize } from './api-key-auth.js';
+import type { CellBitmapCache } from '../metrics/cell-bitmap-cache.js';
+import { createApiKeyCheck, createAuthorize, type Authorize } from './api-key-auth.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
-import { beginExchange, closeOpenExchanges, countOpenExchanges, sendProblem } from './exchange.js';
+import {
+  beginExchange,
+  closeOpenExchanges,
+  countOpenExchanges,
+  sendProblem,
+  type Exchange,
+} from './exchange.js';
 import type { Uws } from './load-uws.js';
 import { renderOpenApiYaml } from './openapi.js';
 import { RateLimiter } from './rate-limiter.js';
-import { registerExportRoutes } from './routes/export-routes.js';
-import { registerHealthRoutes } from './routes/health-routes.js';
-import { registerIngestRoutes } from './routes/ingest-routes.js';
-import type { CellBitmapCache } from '../metrics/cell-bitmap-cache.js';
-import { registerMetricsRoutes } from './routes/metrics-routes.js';
-import { registerTelemetryRoutes } from './routes/telemetry-routes.js';
+import { readHead, unreadHead } from './request-head.js';
+import type { Route } from './route.js';
+import { corsPreflightRoutes } from './routes/cors-preflight-routes.js';
+import { exportRoutes } from './routes/export-routes.js';
+import { healthRoutes } from './routes/health-routes.js';
+import { ingestRoutes } from './routes/ingest-routes.js';
+import { metricsRoutes } from './routes/metrics-routes.js';
+import { telemetryRoutes } from './routes/telemetry-routes.js';
 
 export interface HttpServerDeps {
   readonly config: Config;
@@ -46,82 +56,67 @@ export interface HttpServer {
   closeOpenRequests(): number;
 }
 
-/** Path → methods it answers, for 405 and its Allow header. */
-export const routeMethods: Record<string, string> = {
-  '/events': 'POST',
-  '/events/bulk': 'POST',
-  '/healthz': 'GET',
-  '/readyz': 'GET',
-  '/openapi.yaml': 'GET',
-  '/metrics': 'GET',
-  '/events/export': 'GET',
-  '/internal/metrics': 'GET',
-};
-
 export interface App {
   readonly app: TemplatedApp;
   /** Set once shutdown starts. */
   readonly lifecycle: { draining: boolean };
+  /** Path → the methods it answers, for 405 and its Allow header. */
+  readonly allowedMethods: Readonly<Record<string, string>>;
 }
 
 export function createApp(uws: Uws, deps: HttpServerDeps): App {
+  const { config, log, telemetry } = deps;
   const app = uws.App();
   const lifecycle = { draining: false };
-  const authorize = createAuthorize(
-    createApiKeyCheck(deps.config.apiKeys),
-    new AuthFailureLimiter(deps.config.authFailuresPerMin, deps.config.rateLimitMaxClients),
-  );
   const isDraining = () => lifecycle.draining;
-  registerIngestRoutes(app, {
-    config: deps.config,
-    batcher: deps.batcher,
-    authorize,
-    log: deps.log,
-    isDraining,
-    telemetry: deps.telemetry,
-  });
-  registerMetricsRoutes(app, {
-    config: deps.config,
-    pool: deps.readPool,
-    cache: deps.metricsCache,
-    cellBitmaps: deps.cellBitmaps,
-    rateLimiter: new RateLimiter(
-      deps.config.rateLimitMetricsPerMin,
-      deps.config.rateLimitMaxClients,
+  let openApiYaml = '';
+  const ingest = ingestRoutes({ config, batcher: deps.batcher, log, telemetry });
+  const routes: Route[] = [
+    ...ingest,
+    ...corsPreflightRoutes(
+      config,
+      ingest.map((route) => route.path),
     ),
-    authorize,
-    log: deps.log,
-    telemetry: deps.telemetry,
-    isDraining,
-  });
-  registerTelemetryRoutes(app, {
-    telemetry: deps.telemetry,
-    authorize,
-    log: deps.log,
-    maxHeaderBytes: deps.config.maxHeaderBytes,
-  });
-  registerExportRoutes(app, {
-    config: deps.config,
-    pool: deps.exportPool,
-    rateLimiter: new RateLimiter(
-      deps.config.rateLimitExportsPerMin,
-      deps.config.rateLimitMaxClients,
+    ...metricsRoutes({
+      config,
+      pool: deps.readPool,
+      cache: deps.metricsCache,
+      cellBitmaps: deps.cellBitmaps,
+      rateLimiter: new RateLimiter(config.rateLimitMetricsPerMin, config.rateLimitMaxClients),
+      log,
+      telemetry,
+    }),
+    ...exportRoutes({
+      config,
+      pool: deps.exportPool,
+      rateLimiter: new RateLimiter(config.rateLimitExportsPerMin, config.rateLimitMaxClients),
+      log,
+    }),
+    ...healthRoutes({
+      batcher: deps.batcher,
+      probe: deps.probe,
+      queueMaxSize: config.queueMaxSize,
+      queueMaxBytes: config.queueMaxBytes,
+      ingestTimeoutMs: config.ingestTimeoutMs,
+      openApiYaml: () => openApiYaml,
+      isDraining,
+    }),
+    ...telemetryRoutes({ telemetry, log }),
+  ];
+  openApiYaml = renderOpenApiYaml(config, routes);
+  const preamble: Preamble = {
+    authorize: createAuthorize(
+      createApiKeyCheck(config.apiKeys),
+      new AuthFailureLimiter(config.authFailuresPerMin, config.rateLimitMaxClients),
     ),
-    authorize,
-    log: deps.log,
     isDraining,
-  });
-  registerHealthRoutes(app, {
-    batcher: deps.batcher,
-    probe: deps.probe,
-    queueMaxSize: deps.config.queueMaxSize,
-    queueMaxBytes: deps.config.queueMaxBytes,
-    ingestTimeoutMs: deps.config.ingestTimeoutMs,
-    openApiYaml: renderOpenApiYaml(deps.config),
-    isDraining,
-  });
+    maxHeaderBytes: config.maxHeaderBytes,
+    retryAfterSeconds: config.retryAfterSeconds,
+  };
+  for (const route of routes) app[route.method](route.path, serve(route, preamble));
   // Method-specific routes win over any(); what reaches here is a wrong method or an unknown path.
-  for (const [path, allow] of Object.entries(routeMethods)) {
+  const allowedMethods = allowedMethodsOf(routes);
+  for (const [path, allow] of Object.entries(allowedMethods)) {
     app.any(path, (res) =>
       sendProblem(
         beginExchange(res),
@@ -139,7 +134,57 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
       close: true,
     }),
   );
-  return { app, lifecycle };
+  return { app, lifecycle, allowedMethods };
+}
+
+interface Preamble {
+  readonly authorize: Authorize;
+  readonly isDraining: () => boolean;
+  readonly maxHeaderBytes: number;
+  readonly retryAfterSeconds: number;
+}
+
+const closeConnection = { close: true };
+
+function refuseAsIs(exchange: Exchange, p: Problem, close: boolean): void {
+  sendProblem(exchange, p, close ? closeConnection : undefined);
+}
+
+/** What every route does before its handler, in this order: the head within MAX_HEADER_BYTES,
+ *  then not shutting down, then the key. */
+function serve(route: Route, preamble: Preamble): (res: HttpResponse, req: HttpRequest) => void {
+  const { handler, refuse = refuseAsIs, responseHeaders } = route;
+  const { authorize, isDraining, maxHeaderBytes, retryAfterSeconds } = preamble;
+  if (!route.readsHead) {
+    if (route.auth !== 'none' || route.refusedWhileDraining)
+      throw new Error(`${route.path}: a route that reads no head can check neither key nor drain`);
+    return (res) => handler(beginExchange(res), unreadHead, null);
+  }
+  const checksKey = route.auth === 'api_key';
+  const { refusedWhileDraining } = route;
+  return (res, req) => {
+    const exchange = beginExchange(res);
+    const head = readHead(req, maxHeaderBytes);
+    if (responseHeaders) exchange.headers = responseHeaders(head);
+    if (head.tooLarge) return refuse(exchange, head.tooLarge, false);
+    if (refusedWhileDraining && isDraining())
+      return refuse(exchange, shuttingDownProblem(retryAfterSeconds), true);
+    if (!checksKey) return handler(exchange, head, null);
+    const auth = authorize(res, head);
+    if (!auth.ok) return refuse(exchange, auth.problem, false);
+    handler(exchange, head, auth.keyId);
+  };
+}
+
+/** OPTIONS is left out: it is the CORS preflight, which answers only allowed origins. */
+function allowedMethodsOf(routes: readonly Route[]): Record<string, string> {
+  const allowed: Record<string, string> = {};
+  for (const { path, method } of routes) {
+    if (method === 'options') continue;
+    const name = method.toUpperCase();
+    allowed[path] = allowed[path] === undefined ? name : `${allowed[path]}, ${name}`;
+  }
+  return allowed;
 }
 
 export function listen(

@@ -2,75 +2,9 @@
 // body stops inflating at the limit. uWS's idle timer restarts on every byte, so a trickled body
 // is cut by our own absolute deadline instead.
 import { gunzip } from 'node:zlib';
-import type { HttpRequest } from 'uWebSockets.js';
 import { problem, type Problem } from '../errors.js';
 import type { Exchange } from './exchange.js';
-
-/** Everything needed from the request, read synchronously: HttpRequest dies with the callback. */
-export interface RequestHead {
-  readonly method: string;
-  readonly url: string;
-  readonly query: string;
-  readonly contentType: string;
-  readonly contentLength: string;
-  readonly contentLengthCount: number;
-  readonly transferEncoding: string;
-  readonly contentEncoding: string;
-  readonly apiKey: string;
-  readonly authorization: string;
-  readonly ifNoneMatch: string;
-  readonly origin: string;
-  /** 431 when a header read here is over MAX_HEADER_BYTES, 414 when the query string is: every
-   *  route answers it before reading anything else, so no parser ever sees an unbounded value. */
-  readonly tooLarge: Problem | null;
-}
-
-export function readHead(req: HttpRequest, maxHeaderBytes: number): RequestHead {
-  let contentLengthCount = 0;
-  req.forEach((name) => {
-    if (name === 'content-length') contentLengthCount++;
-  });
-  let oversizedHeader: string | undefined;
-  const header = (name: string): string => {
-    const value = req.getHeader(name);
-    if (oversizedHeader === undefined && !fitsIn(value, maxHeaderBytes)) oversizedHeader = name;
-    return value;
-  };
-  const query = req.getQuery() ?? '';
-  const head = {
-    method: req.getMethod(),
-    url: req.getUrl(),
-    query,
-    contentType: header('content-type'),
-    contentLength: header('content-length'),
-    contentLengthCount,
-    transferEncoding: header('transfer-encoding'),
-    contentEncoding: header('content-encoding').trim().toLowerCase(),
-    apiKey: header('x-api-key'),
-    authorization: header('authorization'),
-    ifNoneMatch: header('if-none-match'),
-    origin: header('origin'),
-  };
-  // The header is named, never quoted: its value may be a credential.
-  const tooLarge =
-    oversizedHeader !== undefined
-      ? problem(
-          'header_too_large',
-          `The ${oversizedHeader} header is longer than ${maxHeaderBytes} bytes (MAX_HEADER_BYTES).`,
-        )
-      : fitsIn(query, maxHeaderBytes)
-        ? null
-        : problem(
-            'uri_too_long',
-            `The query string is longer than ${maxHeaderBytes} bytes (MAX_HEADER_BYTES).`,
-          );
-  return { ...head, tooLarge };
-}
-
-/** UTF-8 takes at most 3 bytes per UTF-16 unit, so a value of ordinary length is never counted. */
-function fitsIn(value: string, maxBytes: number): boolean {
-  return value.length * 3 <= maxBytes || Buffer.byteLength(value) <= maxBytes;
-}
+import type { RequestHead } from './request-head.js';
 
 export interface BodyLimits {
   readonly maxBodyBytes: number;
@@ -162,9 +96,8 @@ export function readBody(
   if (length === 0) return Promise.resolve({ ok: true, body: Buffer.alloc(0) });
   return new Promise<BodyResult>((resolve) => {
     // Sized by what arrives, not by what Content-Length announces: a client announcing
-    // MAX_BODY_BYTES and trickling would pin that much per connection, and 300 slow bodies
-    // allocating 100 KB each per 2 s deadline forced mark-compacts on this thread
-    // (chaos/slow-clients). A body that arrives in one chunk still gets one exact-size buffer.
+    // MAX_BODY_BYTES and trickling would pin that much per connection (chaos/slow-clients).
+    // A body that arrives in one chunk still gets one exact-size buffer.
     let body = Buffer.alloc(0);
     let received = 0;
     const deadline = setTimeout(() => {

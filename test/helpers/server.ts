@@ -1,8 +1,8 @@
 // Starting the real server for tests: in this process (fast, most suites) or as a child process
 // (for kill -9 and SIGTERM, through ./server-process.ts), always over real HTTP on 127.0.0.1.
 import { pino } from 'pino';
+import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config.js';
-import { buildOpenApiDocument } from '../../src/http/openapi.js';
 import { startService, type Service } from '../../src/service.js';
 import { watchResponses, type OpenApiDocument } from './contract.js';
 import { launchServer, type ServerProcess } from './server-process.js';
@@ -30,7 +30,8 @@ export async function startTestServer(
   const url = `http://127.0.0.1:${service.port}`;
   // Every fetch to this server is checked against the document it serves (test/helpers/contract.ts);
   // stop() throws if any response broke it.
-  const unwatch = watchResponses(url, buildOpenApiDocument(config) as unknown as OpenApiDocument);
+  const document = parseYaml(await (await fetch(`${url}/openapi.yaml`)).text()) as OpenApiDocument;
+  const unwatch = watchResponses(url, document);
   return {
     url,
     service,

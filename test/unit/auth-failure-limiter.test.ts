@@ -4,7 +4,7 @@ import type { HttpResponse } from 'uWebSockets.js';
 import { describe, expect, it } from 'vitest';
 import { createApiKeyCheck, createAuthorize } from '../../src/http/api-key-auth.js';
 import { AuthFailureLimiter } from '../../src/http/auth-failure-limiter.js';
-import type { RequestHead } from '../../src/http/read-body.js';
+import { unreadHead, type RequestHead } from '../../src/http/request-head.js';
 
 const t0 = 1_700_000_000_000;
 
@@ -65,21 +65,7 @@ function peer(address: string): HttpResponse & { reads: number } {
 }
 
 function withKey(apiKey: string): RequestHead {
-  return {
-    method: 'get',
-    url: '/metrics',
-    query: '',
-    contentType: '',
-    contentLength: '',
-    contentLengthCount: 0,
-    transferEncoding: '',
-    contentEncoding: '',
-    apiKey,
-    authorization: '',
-    ifNoneMatch: '',
-    origin: '',
-    tooLarge: null,
-  };
+  return { ...unreadHead, method: 'get', url: '/metrics', apiKey };
 }
 
 describe('createAuthorize', () => {

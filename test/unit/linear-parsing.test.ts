@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { createApiKeyCheck } from '../../src/http/api-key-auth.js';
 import { createCorsPolicy } from '../../src/http/cors.js';
 import { ifNoneMatchIncludes } from '../../src/http/if-none-match.js';
-import { checkBodyHead, readHead, type RequestHead } from '../../src/http/read-body.js';
+import { checkBodyHead } from '../../src/http/read-body.js';
+import { readHead, unreadHead, type RequestHead } from '../../src/http/request-head.js';
 import { parseMetricsQuery } from '../../src/metrics/answer-metrics.js';
 import {
   parseJsonBody,
@@ -30,19 +31,12 @@ const fill = (unit: string) => unit.repeat(Math.ceil(size / unit.length));
 
 function head(overrides: Partial<RequestHead>): RequestHead {
   return {
+    ...unreadHead,
     method: 'post',
     url: '/events',
-    query: '',
     contentType: 'application/json',
     contentLength: '100',
     contentLengthCount: 1,
-    transferEncoding: '',
-    contentEncoding: '',
-    apiKey: '',
-    authorization: '',
-    ifNoneMatch: '',
-    origin: '',
-    tooLarge: null,
     ...overrides,
   };
 }

@@ -5,26 +5,32 @@
 // below EXPORT_MIN_BYTES_PER_SEC, or reaches EXPORT_MAX_DURATION_MS.
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { TemplatedApp } from 'uWebSockets.js';
 import type { Config } from '../../config.js';
-import { problem, shuttingDownProblem, type Problem } from '../../errors.js';
+import { problem, type Problem } from '../../errors.js';
 import { parseTimeWindow } from '../../metrics/time-window.js';
 import { openEventExport, type ExportTimeouts } from '../../sql/export-events.js';
-import type { Authorize } from '../api-key-auth.js';
 import { clientIdentity } from '../client-identity.js';
-import { beginExchange, finishStream, sendProblem, startStream, writeStream } from '../exchange.js';
+import { finishStream, sendProblem, startStream, writeStream } from '../exchange.js';
 import { ExportSlots } from '../export-slots.js';
 import { limitRate, type RateLimiter } from '../rate-limiter.js';
-import { readHead } from '../read-body.js';
+import {
+  bodyOf,
+  eventFilterParameters,
+  exportedEvent,
+  headSizeResponses,
+  problemResponse,
+  queryParameter,
+  rateLimitHeaders,
+  retryAfterHeader,
+} from '../openapi.js';
+import type { Route, RouteHandler } from '../route.js';
 import { ThroughputFloor } from '../throughput-floor.js';
 
 export interface ExportRouteDeps {
   readonly config: Config;
   readonly pool: pg.Pool;
   readonly rateLimiter: RateLimiter;
-  readonly authorize: Authorize;
   readonly log: Logger;
-  readonly isDraining: () => boolean;
 }
 
 const exportParameters = ['event_name', 'channel', 'from', 'to'];
@@ -41,28 +47,13 @@ function exportTimeouts(config: Config): ExportTimeouts {
   };
 }
 
-export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): void {
+export function exportRoutes(deps: ExportRouteDeps): Route[] {
   const { config } = deps;
   const slots = new ExportSlots(config.exportPoolSize, config.exportMaxPerClient);
   const timeouts = exportTimeouts(config);
-  app.get('/events/export', (res, req) => {
-    const exchange = beginExchange(res);
-    const head = readHead(req, deps.config.maxHeaderBytes);
-    if (head.tooLarge) {
-      sendProblem(exchange, head.tooLarge);
-      return;
-    }
-    if (deps.isDraining()) {
-      sendProblem(exchange, shuttingDownProblem(deps.config.retryAfterSeconds), { close: true });
-      return;
-    }
-    const auth = deps.authorize(res, head);
-    if (!auth.ok) {
-      sendProblem(exchange, auth.problem);
-      return;
-    }
+  const handler: RouteHandler = (exchange, head, keyId) => {
     if (deps.rateLimiter.enabled) {
-      const limited = limitRate(deps.rateLimiter, clientIdentity(res, auth.keyId), exportLimit);
+      const limited = limitRate(deps.rateLimiter, clientIdentity(exchange.res, keyId), exportLimit);
       exchange.headers = limited.headers; // on the 200 stream and on every problem alike
       if (limited.refusal) {
         sendProblem(exchange, limited.refusal);
@@ -79,7 +70,7 @@ export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): 
       sendProblem(exchange, parsed.problem);
       return;
     }
-    const slot = slots.take(clientIdentity(res, auth.keyId));
+    const slot = slots.take(clientIdentity(exchange.res, keyId));
     if (!slot.ok) {
       sendProblem(exchange, refusal(slot.refusal, config));
       return;
@@ -143,7 +134,19 @@ export function registerExportRoutes(app: TemplatedApp, deps: ExportRouteDeps): 
       // incomplete only from the connection closing without the final chunk.
       finishStream(exchange, { abort: !complete });
     })();
-  });
+  };
+  return [
+    {
+      method: 'get',
+      path: '/events/export',
+      auth: 'api_key',
+      refusedWhileDraining: true,
+      readsHead: true,
+      handler,
+      operation: exportOperation,
+      schemas: { ExportedEvent: exportedEvent() },
+    },
+  ];
 }
 
 function refusal(reason: 'client_limit' | 'all_busy', config: Config): Problem {
@@ -160,3 +163,31 @@ function refusal(reason: 'client_limit' | 'all_busy', config: Config): Problem {
         { retryAfterSeconds },
       );
 }
+
+const exportOperation = {
+  summary: 'Stored events as NDJSON, in occurred_at order (same window rules as /metrics)',
+  parameters: [
+    ...eventFilterParameters('Exact match.'),
+    queryParameter('from', 'Epoch seconds, inclusive.', { type: 'integer', minimum: 0 }),
+    queryParameter('to', 'Epoch seconds, inclusive.', { type: 'integer', minimum: 0 }),
+  ],
+  responses: {
+    '200': {
+      description:
+        'One JSON object per line: the ingested fields plus received_at (epoch ms). A body cut off without its final chunk is incomplete: the reader was too slow (EXPORT_STALL_TIMEOUT_MS, EXPORT_MIN_BYTES_PER_SEC) or the export ran past EXPORT_MAX_DURATION_MS; page by time.',
+      headers: rateLimitHeaders,
+      ...bodyOf('application/x-ndjson', 'ExportedEvent'),
+    },
+    '400': problemResponse(['invalid_query']),
+    '401': problemResponse(['unauthorized']),
+    ...headSizeResponses,
+    '429': {
+      ...problemResponse(['rate_limited', 'too_many_auth_failures', 'too_many_exports']),
+      headers: { ...retryAfterHeader, ...rateLimitHeaders },
+    },
+    '503': {
+      ...problemResponse(['database_unavailable', 'exports_busy', 'shutting_down']),
+      headers: retryAfterHeader,
+    },
+  },
+};

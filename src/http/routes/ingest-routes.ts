@@ -1,32 +1,24 @@
 // POST /events and POST /events/bulk: read → validate → hand to the batcher → answer.
 import type { Logger } from 'pino';
-import type { TemplatedApp } from 'uWebSockets.js';
 import type { Config } from '../../config.js';
-import { problem, shuttingDownProblem, type FieldErrors, type Problem } from '../../errors.js';
+import { problem, type Problem } from '../../errors.js';
 import type { Batcher } from '../../ingest/batcher.js';
-import {
-  parseJsonBody,
-  validateBulk,
-  validateBulkPartially,
-  validateSingleEvent,
-  type IncomingEvent,
-} from '../../validation/validate-events.js';
-import type { Authorize } from '../api-key-auth.js';
+import { parseJsonBody } from '../../validation/validate-events.js';
 import { createCorsPolicy } from '../cors.js';
-import { beginExchange, sendEmpty, sendJson, sendProblem, type Exchange } from '../exchange.js';
+import { sendJson, sendProblem, type Exchange } from '../exchange.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
-import { checkBodyHead, readBody, readHead, type RequestHead } from '../read-body.js';
+import { checkBodyHead, readBody } from '../read-body.js';
+import type { RequestHead } from '../request-head.js';
+import type { Route } from '../route.js';
+import { bulkDocumentation, eventsDocumentation } from './ingest-documentation.js';
+import { queuedJson, validatedRequest, type Shape } from './ingest-payload.js';
 
 export interface IngestRouteDeps {
   readonly config: Config;
   readonly batcher: Batcher;
-  readonly authorize: Authorize;
   readonly log: Logger;
-  readonly isDraining: () => boolean;
   readonly telemetry: Telemetry;
 }
-
-type Shape = 'single' | 'bulk';
 
 /** Every error answer of the ingest routes goes through here, so each one is counted. */
 function refuse(
@@ -43,7 +35,8 @@ function refuse(
   sendProblem(exchange, p, options);
 }
 
-/** A refusal decided from the headers alone, before the body is read. Sent inside the handler,
+/** A refusal decided from the headers alone, before the body is read: it closes the connection,
+ *  whose unread body bytes would otherwise be parsed as the next request. Sent inside the handler,
  *  uWS would still run a request pipelined behind this one before the close took effect (a
  *  chunked body hiding a POST got its 411, and the hidden POST was stored). A turn later, a
  *  pipelined request finds this one pending and uWS drops the connection instead. */
@@ -65,87 +58,69 @@ function refuseAfterDiscardingBody(
   });
 }
 
-export function registerIngestRoutes(app: TemplatedApp, deps: IngestRouteDeps): void {
+export function ingestRoutes(deps: IngestRouteDeps): Route[] {
   const cors = createCorsPolicy(deps.config.corsOrigins);
-  for (const [path, shape] of [
-    ['/events', 'single'],
-    ['/events/bulk', 'bulk'],
-  ] as const) {
-    // Without CORS_ORIGINS no OPTIONS route exists: a preflight gets the router's 405.
-    if (cors.enabled) {
-      app.options(path, (res, req) => {
-        const exchange = beginExchange(res);
-        const head = readHead(req, deps.config.maxHeaderBytes);
-        if (head.tooLarge) {
-          sendProblem(exchange, head.tooLarge, { headers: { vary: 'Origin' } });
-          return;
-        }
-        const headers = cors.preflightHeaders(head.origin);
-        if (headers) sendEmpty(exchange, 204, headers);
-        else
-          sendProblem(exchange, problem('method_not_allowed', `${path} answers POST only.`), {
-            headers: { allow: 'POST', vary: 'Origin' },
-            close: true,
-          });
-      });
-    }
-    app.post(path, (res, req) => {
-      const exchange = beginExchange(res);
-      const head = readHead(req, deps.config.maxHeaderBytes);
-      exchange.headers = cors.responseHeaders(head.origin);
-      if (head.tooLarge) {
-        refuseBeforeBody(exchange, path, head.tooLarge, deps);
-        return;
-      }
-      if (deps.isDraining()) {
-        refuseBeforeBody(exchange, path, shuttingDownProblem(deps.config.retryAfterSeconds), deps);
-        return;
-      }
-      // An answer sent before the body is read closes the connection: its unread bytes would
-      // otherwise be parsed as the next request.
-      const auth = deps.authorize(res, head);
-      if (!auth.ok) {
-        refuseBeforeBody(exchange, path, auth.problem, deps);
-        return;
-      }
-      const refusal = checkBodyHead(head, deps.config);
-      if (refusal) {
-        refuseBeforeBody(exchange, path, refusal, deps);
-        return;
-      }
-      const partial = shape === 'bulk' ? parsePartialFlag(head.query) : false;
-      if (typeof partial !== 'boolean') {
-        refuseBeforeBody(exchange, path, partial, deps);
-        return;
-      }
-      // Under overload, parsing and validating bodies only to refuse them starved the writers of
-      // main-thread time (bulk at 10× overload: 13k stored events/s instead of 66k). The body is
-      // still consumed, unparsed: answering before it would close the connection, and the refused
-      // client would pay a reconnect on top of its Retry-After (seconds of latency at c=500).
-      // The body's Content-Length is held while it is read; what it becomes (a gzip body inflated)
-      // is counted again when it is queued.
-      const bodyBytes = Number(head.contentLength);
-      const full = deps.batcher.queueFullProblem(1, bodyBytes);
-      if (full) {
-        refuseAfterDiscardingBody(exchange, head, path, full, deps);
-        return;
-      }
-      const releaseRoom = deps.batcher.reserveBytes(bodyBytes);
-      ingest(exchange, head, path, shape, partial, deps, releaseRoom).catch((err: unknown) => {
-        releaseRoom();
-        deps.log.error(
-          { err: (err as Error).message, stack: (err as Error).stack },
-          'ingest handler failed',
-        );
-        refuse(exchange, path, problem('internal', 'An unexpected error occurred.'), deps);
-      });
-    });
+  const responseHeaders = (head: RequestHead) => cors.responseHeaders(head.origin);
+  return (
+    [
+      ['/events', 'single'],
+      ['/events/bulk', 'bulk'],
+    ] as const
+  ).map(([path, shape]) => ({
+    method: 'post',
+    path,
+    auth: 'api_key',
+    refusedWhileDraining: true,
+    readsHead: true,
+    responseHeaders,
+    refuse: (exchange, p) => refuseBeforeBody(exchange, path, p, deps),
+    handler: (exchange, head) => acceptIngest(exchange, head, path, shape, deps),
+    ...(shape === 'single' ? eventsDocumentation(deps.config) : bulkDocumentation(deps.config)),
+  }));
+}
+
+/** Everything decided before the body is read, then the read itself. */
+function acceptIngest(
+  exchange: Exchange,
+  head: RequestHead,
+  path: string,
+  shape: Shape,
+  deps: IngestRouteDeps,
+): void {
+  const refusal = checkBodyHead(head, deps.config);
+  if (refusal) {
+    refuseBeforeBody(exchange, path, refusal, deps);
+    return;
   }
+  const partial = shape === 'bulk' ? parsePartialFlag(head.query) : false;
+  if (typeof partial !== 'boolean') {
+    refuseBeforeBody(exchange, path, partial, deps);
+    return;
+  }
+  // Under overload, parsing and validating bodies only to refuse them starves the writers of
+  // main-thread time. The body is still consumed, unparsed: answering before it would close the
+  // connection, and the refused client would pay a reconnect on top of its Retry-After.
+  // The body's Content-Length is held while it is read; what it becomes (a gzip body inflated)
+  // is counted again when it is queued.
+  const bodyBytes = Number(head.contentLength);
+  const full = deps.batcher.queueFullProblem(1, bodyBytes);
+  if (full) {
+    refuseAfterDiscardingBody(exchange, head, path, full, deps);
+    return;
+  }
+  const releaseRoom = deps.batcher.reserveBytes(bodyBytes);
+  ingest(exchange, head, path, shape, partial, deps, releaseRoom).catch((err: unknown) => {
+    releaseRoom();
+    deps.log.error(
+      { err: (err as Error).message, stack: (err as Error).stack },
+      'ingest handler failed',
+    );
+    refuse(exchange, path, problem('internal', 'An unexpected error occurred.'), deps);
+  });
 }
 
 /** `?partial=true` on /events/bulk: keep the valid events of a bulk request instead of refusing it
- *  whole (the seed's behaviour, still the default). Other query parameters are ignored, as the
- *  seed did. */
+ *  whole (the default, as the Go MVP did). Other query parameters are ignored, as it did. */
 function parsePartialFlag(query: string): boolean | Problem {
   if (query === '') return false; // nearly every bulk request: no URLSearchParams for it
   const values = new URLSearchParams(query).getAll('partial');
@@ -155,55 +130,6 @@ function parsePartialFlag(query: string): boolean | Problem {
   return problem('invalid_query', 'partial must be given once, as true or false.', {
     errors: { partial: ['must be true or false, given once'] },
   });
-}
-
-/** What a validated request hands on: its events, the text the writer parses, and in partial mode
- *  the events it left out. */
-function validatedRequest(
-  parsed: { value: unknown; text: string },
-  shape: Shape,
-  partial: boolean,
-  config: Config,
-  nowSeconds: number,
-):
-  | {
-      ok: true;
-      events: IncomingEvent[];
-      json: string;
-      rejected?: { count: number; errors: FieldErrors };
-    }
-  | { ok: false; problem: Problem } {
-  if (shape === 'single') {
-    const result = validateSingleEvent(parsed.value, config, nowSeconds);
-    return result.ok ? { ...result, json: parsed.text } : result;
-  }
-  if (!partial) {
-    const result = validateBulk(parsed.value, config, nowSeconds);
-    return result.ok ? { ...result, json: parsed.text } : result;
-  }
-  const result = validateBulkPartially(parsed.value, config, nowSeconds);
-  if (!result.ok) return result;
-  // The writer parses the request's text: with events left out, that is a text of the kept ones.
-  const json =
-    result.rejected.count === 0 ? parsed.text : JSON.stringify({ events: result.events });
-  return { ...result, json };
-}
-
-/** From this size up, a body that is queued as it arrived waits as its own UTF-8 bytes instead
- *  of its text: outside the JS heap, its memory goes back when the request is done, where dead
- *  text of this size waits in the heap for a major GC. */
-const queuedBytesMinLength = 256 * 1024;
-
-/** What the request queues: the body bytes when they are large, a buffer of their own (a small
- *  one can be a slice of a shared pool, which would be copied whole to the writer) and exactly
- *  the validated text; otherwise the text. */
-function queuedJson(json: string, text: string, body: Buffer): string | Uint8Array {
-  return json === text &&
-    body.length >= queuedBytesMinLength &&
-    body.byteOffset === 0 &&
-    body.buffer.byteLength === body.length
-    ? body
-    : json;
 }
 
 async function ingest(

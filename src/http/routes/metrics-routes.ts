@@ -1,55 +1,49 @@
 // GET /metrics: rate limit → parse → cache (single flight) → rollup + raw tail → ETag/304.
 import type { Logger } from 'pino';
-import type { TemplatedApp } from 'uWebSockets.js';
 import type { Config } from '../../config.js';
-import { problem, shuttingDownProblem } from '../../errors.js';
+import { problem } from '../../errors.js';
 import {
   answerMetrics,
   parseMetricsQuery,
   type MetricsSources,
 } from '../../metrics/answer-metrics.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
-import type { Authorize } from '../api-key-auth.js';
-import { beginExchange, send, sendProblem } from '../exchange.js';
+import { send, sendProblem } from '../exchange.js';
 import { limitRate, type RateLimiter } from '../rate-limiter.js';
 import { clientIdentity } from '../client-identity.js';
 import { ifNoneMatchIncludes } from '../if-none-match.js';
-import { readHead } from '../read-body.js';
+import {
+  bodyOf,
+  eventFilterParameters,
+  headSizeResponses,
+  problemResponse,
+  queryParameter,
+  rateLimited429,
+  rateLimitHeaders,
+  retryAfterHeader,
+} from '../openapi.js';
+import type { Route, RouteHandler } from '../route.js';
 
 export interface MetricsRouteDeps extends MetricsSources {
   readonly config: Config;
   readonly rateLimiter: RateLimiter;
-  readonly authorize: Authorize;
   readonly log: Logger;
   readonly telemetry: Telemetry;
-  readonly isDraining: () => boolean;
 }
 
 const metricsLimit = { requests: 'metrics requests', variable: 'RATE_LIMIT_METRICS_PER_MIN' };
 
-export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps): void {
+export function metricsRoutes(deps: MetricsRouteDeps): Route[] {
   const { config } = deps;
   const cacheControl = `max-age=${Math.floor(config.metricsCacheTtlMs / 1000)}`;
-  app.get('/metrics', (res, req) => {
-    const exchange = beginExchange(res);
-    const head = readHead(req, config.maxHeaderBytes);
-    if (head.tooLarge) {
-      sendProblem(exchange, head.tooLarge);
-      return;
-    }
-    // The read pool closes during shutdown: say why, rather than "database unavailable".
-    if (deps.isDraining()) {
-      sendProblem(exchange, shuttingDownProblem(config.retryAfterSeconds), { close: true });
-      return;
-    }
-    const auth = deps.authorize(res, head);
-    if (!auth.ok) {
-      sendProblem(exchange, auth.problem);
-      return;
-    }
+  const handler: RouteHandler = (exchange, head, keyId) => {
     let headers: Record<string, string> = {};
     if (deps.rateLimiter.enabled) {
-      const limited = limitRate(deps.rateLimiter, clientIdentity(res, auth.keyId), metricsLimit);
+      const limited = limitRate(
+        deps.rateLimiter,
+        clientIdentity(exchange.res, keyId),
+        metricsLimit,
+      );
       headers = limited.headers;
       if (limited.refusal) {
         deps.telemetry.rateLimited.inc();
@@ -88,5 +82,85 @@ export function registerMetricsRoutes(app: TemplatedApp, deps: MetricsRouteDeps)
           { headers },
         );
       });
-  });
+  };
+  return [
+    {
+      method: 'get',
+      path: '/metrics',
+      auth: 'api_key',
+      // The read pool closes during shutdown: say why, rather than "database unavailable".
+      refusedWhileDraining: true,
+      readsHead: true,
+      handler,
+      operation: metricsOperation,
+      schemas: metricsSchemas,
+    },
+  ];
 }
+
+const metricsOperation = {
+  summary: 'Totals, unique users and daily buckets; exact, from the rollup plus the raw tail',
+  parameters: [
+    ...eventFilterParameters('Exact match; events without a channel never match.'),
+    queryParameter('from', 'Epoch seconds, inclusive. Default: to − 24 h.', {
+      type: 'integer',
+      minimum: 0,
+    }),
+    queryParameter('to', 'Epoch seconds, inclusive. Default: now (or from, if later).', {
+      type: 'integer',
+      minimum: 0,
+    }),
+    queryParameter('group_by', 'Daily UTC buckets.', { type: 'string', enum: ['day'] }),
+  ],
+  responses: {
+    '200': {
+      description:
+        'The answer; ETag and Cache-Control set; RateLimit-* headers when limiting is on.',
+      headers: { ETag: { schema: { type: 'string' } }, ...rateLimitHeaders },
+      ...bodyOf('application/json', 'MetricsAnswer'),
+    },
+    '304': { description: 'Not modified (If-None-Match matched the ETag).' },
+    '400': problemResponse(['invalid_query']),
+    '401': problemResponse(['unauthorized']),
+    ...headSizeResponses,
+    '429': rateLimited429,
+    '503': {
+      ...problemResponse(['database_unavailable', 'shutting_down']),
+      headers: retryAfterHeader,
+    },
+  },
+};
+
+const metricsSchemas = {
+  MetricsAnswer: {
+    type: 'object',
+    required: ['totals', 'as_of', 'cached'],
+    properties: {
+      totals: { $ref: '#/components/schemas/Counts' },
+      buckets: {
+        type: 'array',
+        description: 'Only with group_by=day: one per UTC day that has events, ascending.',
+        items: {
+          allOf: [
+            { $ref: '#/components/schemas/Counts' },
+            {
+              type: 'object',
+              required: ['bucket_start'],
+              properties: { bucket_start: { type: 'integer' } },
+            },
+          ],
+        },
+      },
+      as_of: {
+        type: 'integer',
+        description: 'Epoch ms of the database snapshot the numbers reflect.',
+      },
+      cached: { type: 'boolean', description: 'True when served from the in-process cache.' },
+    },
+  },
+  Counts: {
+    type: 'object',
+    required: ['count', 'unique_users'],
+    properties: { count: { type: 'integer' }, unique_users: { type: 'integer' } },
+  },
+};

@@ -1,0 +1,38 @@
+// A route as one value. The server registers it, lists it in the 405 table and documents it in
+// /openapi.yaml from the same list, so the three cannot disagree.
+import type { Problem } from '../errors.js';
+import type { Exchange, Headers } from './exchange.js';
+import type { RequestHead } from './request-head.js';
+
+/** An OpenAPI operation object (summary, parameters, requestBody, responses). */
+export type OpenApiOperation = Readonly<Record<string, unknown>>;
+
+/** Who may call a route: anyone, or a holder of one of API_KEYS. Keys with scopes would add
+ *  values here, each route naming the scope it needs. */
+export type RouteAuth = 'none' | 'api_key';
+
+/** Called once the preamble has passed: the head is within MAX_HEADER_BYTES, the server is not
+ *  shutting down (where the route refuses then) and the caller is authorized. keyId names the key
+ *  that matched; null when the route needs none or no keys are configured. */
+export type RouteHandler = (exchange: Exchange, head: RequestHead, keyId: string | null) => void;
+
+export interface Route {
+  readonly method: 'get' | 'post' | 'options';
+  readonly path: string;
+  readonly auth: RouteAuth;
+  /** Answered 503 shutting_down once shutdown has begun, on connections still open. */
+  readonly refusedWhileDraining: boolean;
+  /** False for a route that reads nothing from the request: no header can make it fail, so a
+   *  health probe never gets 431, and its handler is given an empty head. */
+  readonly readsHead: boolean;
+  /** Headers for every answer of the exchange, including the preamble's refusals (CORS). */
+  readonly responseHeaders?: (head: RequestHead) => Headers | undefined;
+  /** How the preamble's refusals are sent; by default as they are, closing the connection when
+   *  the server is shutting down. */
+  readonly refuse?: (exchange: Exchange, problem: Problem, close: boolean) => void;
+  readonly handler: RouteHandler;
+  /** Its entry in /openapi.yaml; `security` is added from auth. */
+  readonly operation: OpenApiOperation;
+  /** The response schemas its operation refers to, by their name in components/schemas. */
+  readonly schemas?: Readonly<Record<string, unknown>>;
+}
