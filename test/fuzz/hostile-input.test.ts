@@ -1,4 +1,4 @@
-// The hostile-input corpus (reliability.md §5.3): raw bytes over node:net to the real server. Each
+// The hostile-input corpus: raw bytes over node:net to the real server. Each
 // case asserts the exact status (null = the connection was closed unanswered), that the server
 // still answers /healthz afterwards, and, for anything but 202, that no row carries the case's
 // marker. Every body puts a per-case marker at the start of event_id and user_id, so a row that

@@ -1,4 +1,4 @@
-// Security anchors of reliability.md §3 against the real server: keys never logged, one 401 for
+// Security anchors against the real server: keys never logged, one 401 for
 // every bad key, keys only from headers, rate limits per client, CORS off unless configured (and
 // exact when on), and the built server running as an unprivileged user.
 import { randomUUID } from 'node:crypto';
