@@ -25,7 +25,7 @@ import { awaitListening } from './server.js';
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
 const builtMain = join('dist', 'src', 'main.js');
-export const nobody = 65_534;
+const nobody = 65_534;
 
 export interface UnprivilegedServer extends ChaosServer {
   readonly uid: number;
@@ -51,12 +51,7 @@ export async function spawnUnprivilegedServer(
     const probe = spawnSync(
       process.execPath,
       ['-e', `require('fs').accessSync(process.argv[1], 4)`, main],
-      {
-        cwd: root,
-        uid: nobody,
-        gid: nobody,
-        encoding: 'utf8',
-      },
+      { cwd: root, uid: nobody, gid: nobody, encoding: 'utf8' },
     );
     if (probe.error !== undefined || probe.status !== 0)
       throw new Error(
