@@ -31,113 +31,97 @@ export class Telemetry {
   constructor(sources: TelemetrySources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'pulse_process_' });
-    this.eventsReceived = new Counter({
-      name: 'pulse_events_received_total',
-      help: 'Validated events handed to the batcher',
-      labelNames: ['route'],
-      registers,
-    });
-    this.eventsInserted = new Counter({
-      name: 'pulse_events_inserted_total',
-      help: 'Events newly stored',
-      registers,
-    });
-    this.eventsDuplicate = new Counter({
-      name: 'pulse_events_duplicate_total',
-      help: 'Events already stored (idempotent re-sends)',
-      registers,
-    });
-    this.requestsRejected = new Counter({
-      name: 'pulse_requests_rejected_total',
-      help: 'Ingest requests answered with an error, by problem code',
-      labelNames: ['route', 'code'],
-      registers,
-    });
-    this.eventsRejected = new Counter({
-      name: 'pulse_events_rejected_total',
-      help: 'Invalid events left out of accepted bulk requests (?partial=true)',
-      labelNames: ['route'],
-      registers,
-    });
-    this.batchSize = new Histogram({
-      name: 'pulse_batch_size_events',
-      help: 'Events per INSERT',
-      buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000],
-      registers,
-    });
-    this.batchSeconds = new Histogram({
-      name: 'pulse_batch_flush_seconds',
-      help: 'Time from hand-off to a writer thread until the batch committed',
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers,
-    });
-    this.databaseErrors = new Counter({
-      name: 'pulse_database_errors_total',
-      help: 'Failed batch attempts by error class and SQLSTATE',
-      labelNames: ['class', 'sqlstate'],
-      registers,
-    });
-    this.rollupRefreshSeconds = new Histogram({
-      name: 'pulse_rollup_refresh_seconds',
-      help: 'Duration of rollup refreshes this process ran',
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers,
-    });
-    this.metricsCache = new Counter({
-      name: 'pulse_metrics_cache_total',
-      help: 'GET /metrics answers by cache result',
-      labelNames: ['result'],
-      registers,
-    });
-    this.rateLimited = new Counter({
-      name: 'pulse_rate_limited_total',
-      help: 'GET /metrics requests refused with 429',
-      registers,
-    });
-    new Gauge({
-      name: 'pulse_queue_depth_events',
-      help: 'Events accepted and not yet committed',
-      registers,
-      collect() {
-        this.set(sources.queueDepth());
-      },
-    });
-    new Gauge({
-      name: 'pulse_queue_depth_bytes',
-      help: 'Bytes of request text accepted and not yet committed (bounded by QUEUE_MAX_BYTES)',
-      registers,
-      collect() {
-        this.set(sources.queueDepthBytes());
-      },
-    });
-    new Gauge({
-      name: 'pulse_writer_utilization_ratio',
-      help: 'Share of time writer threads were busy (Piscina utilization)',
-      registers,
-      collect() {
-        this.set(sources.writerUtilization());
-      },
-    });
-    new Gauge({
-      name: 'pulse_rollup_lag_seconds',
-      help: 'Seconds since the rollup last absorbed new rows (any process)',
-      registers,
-      collect() {
-        const lag = sources.rollupLagSeconds();
-        if (lag !== undefined) this.set(lag);
-      },
-    });
-    const writerThreads = sources.writerThreads;
-    if (writerThreads) {
+    const counter = <L extends string = string>(name: string, help: string, labelNames: L[] = []) =>
+      new Counter<L>({ name, help, labelNames, registers });
+    const histogram = (name: string, help: string, buckets: number[]) =>
+      new Histogram({ name, help, buckets, registers });
+    /** A gauge read from its source at each scrape; undefined leaves the last value. */
+    const sampled = (name: string, help: string, read: () => number | undefined) =>
       new Gauge({
-        name: 'pulse_writer_threads',
-        help: 'Live writer threads (a crashed one is replaced by Piscina)',
+        name,
+        help,
         registers,
         collect() {
-          this.set(writerThreads());
+          const value = read();
+          if (value !== undefined) this.set(value);
         },
       });
-    }
+
+    this.eventsReceived = counter(
+      'pulse_events_received_total',
+      'Validated events handed to the batcher',
+      ['route'],
+    );
+    this.eventsInserted = counter('pulse_events_inserted_total', 'Events newly stored');
+    this.eventsDuplicate = counter(
+      'pulse_events_duplicate_total',
+      'Events already stored (idempotent re-sends)',
+    );
+    this.requestsRejected = counter(
+      'pulse_requests_rejected_total',
+      'Ingest requests answered with an error, by problem code',
+      ['route', 'code'],
+    );
+    this.eventsRejected = counter(
+      'pulse_events_rejected_total',
+      'Invalid events left out of accepted bulk requests (?partial=true)',
+      ['route'],
+    );
+    this.batchSize = histogram(
+      'pulse_batch_size_events',
+      'Events per INSERT',
+      [1, 5, 10, 25, 50, 100, 250, 500, 1000],
+    );
+    this.batchSeconds = histogram(
+      'pulse_batch_flush_seconds',
+      'Time from hand-off to a writer thread until the batch committed',
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    );
+    this.databaseErrors = counter(
+      'pulse_database_errors_total',
+      'Failed batch attempts by error class and SQLSTATE',
+      ['class', 'sqlstate'],
+    );
+    this.rollupRefreshSeconds = histogram(
+      'pulse_rollup_refresh_seconds',
+      'Duration of rollup refreshes this process ran',
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    );
+    this.metricsCache = counter(
+      'pulse_metrics_cache_total',
+      'GET /metrics answers by cache result',
+      ['result'],
+    );
+    this.rateLimited = counter(
+      'pulse_rate_limited_total',
+      'GET /metrics requests refused with 429',
+    );
+    sampled(
+      'pulse_queue_depth_events',
+      'Events accepted and not yet committed',
+      sources.queueDepth,
+    );
+    sampled(
+      'pulse_queue_depth_bytes',
+      'Bytes of request text accepted and not yet committed (bounded by QUEUE_MAX_BYTES)',
+      sources.queueDepthBytes,
+    );
+    sampled(
+      'pulse_writer_utilization_ratio',
+      'Share of time writer threads were busy (Piscina utilization)',
+      sources.writerUtilization,
+    );
+    sampled(
+      'pulse_rollup_lag_seconds',
+      'Seconds since the rollup last absorbed new rows (any process)',
+      sources.rollupLagSeconds,
+    );
+    if (sources.writerThreads)
+      sampled(
+        'pulse_writer_threads',
+        'Live writer threads (a crashed one is replaced by Piscina)',
+        sources.writerThreads,
+      );
     if (sources.uwsBuild) {
       new Gauge({
         name: 'pulse_uws_build_info',
@@ -146,13 +130,10 @@ export class Telemetry {
         registers,
       }).set({ build: sources.uwsBuild.packageName, version: sources.uwsBuild.version }, 1);
     }
-    new Gauge({
-      name: 'pulse_metrics_cache_keys',
-      help: 'Answers held in the /metrics cache',
-      registers,
-      collect() {
-        this.set(sources.metricsCacheKeys());
-      },
-    });
+    sampled(
+      'pulse_metrics_cache_keys',
+      'Answers held in the /metrics cache',
+      sources.metricsCacheKeys,
+    );
   }
 }

@@ -1,6 +1,6 @@
 // kill -9 of the server under sustained load, twice, each time restarted 500 ms later on the same
 // port (a supervisor's stand-in): nothing acknowledged is lost, the new process is ready within
-// 5 s, and the killed process leaves no backend behind (reliability.md §5.2 a). Run without and
+// 5 s, and the killed process leaves no backend behind (docs/RELIABILITY.md, scenario 1). Run without and
 // with client retries, and once with the 'ack-before-commit' fault, which must be caught.
 import { freePort } from '../../src/embedded/embedded-postgres.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +19,7 @@ const long = process.env.CHAOS_LONG === '1';
 /** Acknowledged requests to wait for before each kill: the load is in every stage by then. */
 const acksBeforeKill = long ? 4000 : 400;
 const kills = 2;
-/** The bounds. */
+/** What the scenario promises. */
 const readyWithinMs = 5000;
 const restartDelayMs = 500;
 const backendsGoneWithinMs = 5000;

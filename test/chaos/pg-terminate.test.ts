@@ -1,5 +1,5 @@
 // pg_terminate_backend of the server's own connections every 2 s under load, in three rounds: idle
-// connections only, active ones only, then all (reliability.md §5.2 c). The process survives
+// connections only, active ones only, then all (docs/RELIABILITY.md, scenario 3). The process survives
 // (an unhandled 'error' in any thread would kill it), nothing acknowledged is lost, and losing an
 // idle connection costs no request at all: the pool discards it and the insert goes again on a
 // fresh one.

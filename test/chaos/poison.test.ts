@@ -1,4 +1,4 @@
-// Scenario 5 (reliability.md §5.2 e): under load, 1% of bulk requests carry exactly one poison
+// Scenario 5 of docs/RELIABILITY.md: under load, 1% of bulk requests carry exactly one poison
 // event at a random index: the inputs Postgres cannot store (U+0000, lone surrogates, nesting deep
 // enough to exhaust its stack, numbers JSON cannot carry) and plain schema violations. Each one must
 // get a 400 whose `errors` names that index, no request may get a 5xx, and Postgres must never see

@@ -1,7 +1,7 @@
 // Postgres goes away under load, three ways: a graceful stop, kill -9 of the whole postmaster tree,
 // and SIGSTOP of the tree for 15 s (the hang: nothing refuses, nothing answers). The server is
 // never restarted: it answers 503 + Retry-After within its deadline, says not ready while the
-// database is gone, and recovers by itself (reliability.md §5.2 b1–b3).
+// database is gone, and recovers by itself (docs/RELIABILITY.md, scenario 2).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { judge, OutcomeLog, readStoredIds, startLoad } from '../helpers/load.js';
 import { sleep, waitUntil } from '../helpers/wait-until.js';
@@ -24,7 +24,7 @@ const serverEnv = {
   PG_STATEMENT_TIMEOUT_MS: '2000',
   PG_QUERY_TIMEOUT_MS: '3000',
 };
-/** The bounds; the margin covers reading the body and the answer's trip over loopback. */
+/** What the scenario promises; the margin covers reading the body and the answer's trip over loopback. */
 const deadlineMarginMs = 1000;
 const readyAfterRecoveryMs = 2000;
 const firstAckAfterRecoveryMs = 5000;

@@ -1,4 +1,4 @@
-// Scenario 9 (reliability.md §5.2 l): 300 slow-header and 300 slow-body connections (raw sockets
+// Scenario 9 of docs/RELIABILITY.md: 300 slow-header and 300 slow-body connections (raw sockets
 // trickling a byte every 500 ms) beside normal paced load. Expected: the normal requests' p99 rises
 // by less than 20%; slow bodies are cut at the app's absolute body deadline (BODY_TIMEOUT_MS,
 // 2 s here: uWS's idle timer restarts on every byte, so it alone would never fire); slow headers

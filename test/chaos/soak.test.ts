@@ -1,12 +1,12 @@
-// Scenario 10 (reliability.md §5.2 h): half of saturation for SOAK_SECONDS (180 in `npm test`,
+// Scenario 10 of docs/RELIABILITY.md: half of saturation for SOAK_SECONDS (180 in `npm test`,
 // 600 in `npm run test:chaos`) with GET /metrics mixed in. Nothing may grow: RSS (least-squares
 // slope after warm-up), latency (p99 of the last minute against the first minute after warm-up),
 // Postgres connections, /metrics cache keys. And nothing may fail: every request answered 2xx.
 //
-// Windows: warm-up is the first 120 s of a 600 s soak (so the reference is "minute 3", as in the
-// plan) and 60 s of a 180 s one (the reference is then minute 2, the first full minute after
-// warm-up; the issue's "minute 3" would be the last minute itself). Shorter development runs
-// (SOAK_SECONDS=60) scale both down to thirds.
+// Windows: warm-up is the first 120 s of a 600 s soak (so the reference is "minute 3") and 60 s
+// of a 180 s one (the reference is then minute 2, the first full minute after warm-up; "minute 3"
+// would be the last minute itself). Shorter development runs (SOAK_SECONDS=60) scale both down to
+// thirds.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { judge, OutcomeLog, readStoredIds, sendBulk, startLoad } from '../helpers/load.js';

@@ -1,4 +1,4 @@
-// Scenario 6 (reliability.md §5.2 g): two server processes on one database ingest the same
+// Scenario 6 of docs/RELIABILITY.md: two server processes on one database ingest the same
 // 100k events, each stream in its own random order, in bulks of different sizes, with stream B
 // re-sending 10% of its requests and both clients retrying every 5xx/timeout with the same ids.
 // Exactly-once storage must follow from the unique key alone, and with keys sorted inside every

@@ -1,4 +1,4 @@
-// Scenario 4 (reliability.md §5.2 d): a writer thread dies under load, in each of the four ways a
+// Scenario 4 of docs/RELIABILITY.md: a writer thread dies under load, in each of the four ways a
 // thread really dies (uncaught exception in a timer, unhandled rejection, process.exit, heap
 // exhaustion against its resourceLimits). The 'worker-crash' fault (FAULT_INJECTION, test-only)
 // crashes the thread that receives an event named `__fault_worker_crash:<mode>`.
@@ -33,7 +33,7 @@ import { readGauge, stopServer } from './lib/server-probes.js';
 const threads = 2;
 const poolPerThread = 2; // two batches co-resident on a thread: a crash takes both down
 const crashesPerMode = 2;
-/** The issue's bound for Piscina to have a replacement thread serving. */
+/** The promised bound for Piscina to have a replacement thread serving. */
 const recoveryBoundMs = 2000;
 /** Far beyond the few crashes that isolate a trigger (a heap crash takes a second or two here),
  *  so an answer before it comes from crash handling, not from the deadline sweep. */

@@ -1,4 +1,4 @@
-// Bounded load and the set oracle of reliability.md §0: every request is classified ok (202),
+// Bounded load and the set oracle (docs/RELIABILITY.md): every request is classified ok (202),
 // fail (4xx: refused before any write) or in doubt (5xx, timeout, network error: it may have been
 // committed), and the stored ids are compared with those SETS, never with counts (one lost row and
 // one in-doubt row that landed would cancel out in a count).

@@ -1,6 +1,6 @@
 // POST /events/bulk?partial=true over real HTTP and a real Postgres: the valid events of a bulk
 // request are stored, the invalid ones are named in the 202, and nothing else changes (the
-// default stays the seed's all or nothing).
+// default stays all or nothing, the Go MVP's contract).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { makeEvent, postJson } from '../helpers/events.js';

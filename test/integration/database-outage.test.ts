@@ -1,6 +1,6 @@
 // Postgres stopped and started again under load: the server answers 503 with Retry-After (never
 // 500) while it is down, recovers by itself when it is back, and loses nothing it acknowledged
-// (reliability.md §5.2 b1). This file runs its own Postgres, so it can stop it.
+// (docs/RELIABILITY.md, scenario 2). This file runs its own Postgres, so it can stop it.
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

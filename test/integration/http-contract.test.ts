@@ -1,4 +1,4 @@
-// The HTTP contract of issue 2, against the real server over real HTTP on 127.0.0.1: success
+// The HTTP contract, against the real server over real HTTP on 127.0.0.1: success
 // bodies, every refusal status and its problem+json body, auth, the public routes, and the framing
 // cases that need exact bytes on a raw socket. Every refusal also checks that nothing was stored.
 import { randomUUID } from 'node:crypto';

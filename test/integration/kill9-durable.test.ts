@@ -1,4 +1,4 @@
-// kill -9 under load in durable mode: every event that got a 202 is stored (reliability.md §5.2 a).
+// kill -9 under load in durable mode: every event that got a 202 is stored.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { cleanVerdict, judge, OutcomeLog, readStoredIds, startLoad } from '../helpers/load.js';

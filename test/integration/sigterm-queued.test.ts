@@ -1,5 +1,5 @@
 // SIGTERM under load in queued mode: the server stops accepting, writes every event it
-// acknowledged, and exits 0 within SHUTDOWN_TIMEOUT_MS (reliability.md §5.2 j).
+// acknowledged, and exits 0 within SHUTDOWN_TIMEOUT_MS (docs/RELIABILITY.md, scenario 7).
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';

@@ -75,7 +75,7 @@ describe('loadConfig', () => {
     });
   });
 
-  it('reads the seed variables', () => {
+  it('reads PORT and the queue, batch, body, clock-skew and rate-limit variables', () => {
     expect(
       loadConfig({
         PORT: '9090',

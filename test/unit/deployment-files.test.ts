@@ -47,7 +47,7 @@ const service = (name: string): ComposeService => {
   return found;
 };
 const postgres = service('postgres');
-/** The service `docker compose --scale api=3` scales: the README and the issue name it. */
+/** The service `docker compose --scale api=3` scales: the README names it. */
 const api = service('api');
 const apiEnv: Record<string, string> = Object.fromEntries(
   Object.entries(api.environment ?? {}).map(([name, value]) => [name, String(value ?? '')]),

@@ -1,4 +1,4 @@
-// Each chaos file owns its Postgres (reliability.md §5.1): embedded, persistent (so a stop keeps the
+// Each chaos file owns its Postgres: embedded, persistent (so a stop keeps the
 // data), on a free port, with every log line captured. The server under test is a separate process,
 // so killing the server never orphans the database, and the database can be stopped, killed or
 // frozen under the server.

@@ -1,4 +1,4 @@
-// The SDK-retry client of reliability.md §5.1: a request is re-sent with the SAME event ids on a
+// A client retrying like an SDK: a request is re-sent with the SAME event ids on a
 // 5xx, 429, timeout or network error until it is acknowledged, so idempotency (not the client)
 // decides what is stored. Every attempt is recorded, so the set oracle sees the in-doubt ones too.
 import { sendBulk, type OutcomeLog, type RequestRecord } from '../../helpers/load.js';

@@ -1,4 +1,4 @@
-// Every chaos scenario writes its figures to test-results/<name>.json (reliability.md §5.4);
+// Every chaos scenario writes its figures to test-results/<name>.json;
 // `npm run reliability:report` turns the latest set into the table in docs/RELIABILITY.md.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -1,4 +1,4 @@
-// reliability.md §3: neither an API key nor the database password may ever reach a log line, on
+// Neither an API key nor the database password may ever reach a log line, on
 // any path (401s, database errors, crashes, shutdown). Every chaos scenario greps what its servers
 // printed.
 
