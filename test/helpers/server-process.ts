@@ -23,6 +23,8 @@ export interface LaunchOptions {
   readonly port?: number;
   /** Extra node flags before the script, e.g. `--max-old-space-size` or `--cpu-prof`. */
   readonly nodeArgs?: readonly string[];
+  /** Working directory; default the checkout (a copy of the build elsewhere runs from there). */
+  readonly cwd?: string;
   /** Run as another user (e.g. 65534 = nobody). */
   readonly uid?: number;
   readonly gid?: number;
@@ -81,7 +83,7 @@ function spawnEntry(options: LaunchOptions): ChildProcess {
     options.port,
   );
   return spawn(process.execPath, [...(options.nodeArgs ?? []), ...script], {
-    cwd: projectRoot,
+    cwd: options.cwd ?? projectRoot,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
     uid: options.uid,

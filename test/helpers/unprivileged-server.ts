@@ -2,7 +2,7 @@
 // root that is uid/gid 65534 (nobody) running a world-readable copy of what `npm start` runs: the
 // checkout itself may sit where only root can enter (a home directory, mktemp -d). Run by another
 // user, the checkout's own build runs as that user. Anything else throws, saying why.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnBuiltServer, type ChaosServer } from '../chaos/lib/server-process.js';
-import { awaitListening } from './server.js';
+import { launchServer } from './server-process.js';
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
 const builtMain = join('dist', 'src', 'main.js');
@@ -59,16 +59,16 @@ export async function spawnUnprivilegedServer(
           `${probe.error?.message ?? probe.stderr.trim()}. Root needs CAP_SETUID/CAP_SETGID, node ` +
           `must be executable by others, and ${tmpdir()} (TMPDIR) reachable by them.`,
       );
-    const child = spawn(process.execPath, [main], {
+    const server = await launchServer({
+      entry: { script: main },
       cwd: root,
-      env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', POSTGRES_DSN: dsn, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      dsn,
+      env,
       uid: nobody,
       gid: nobody,
     });
-    const { port, lines, exited } = await awaitListening(child);
     const removeCopy = () => rmSync(root, { recursive: true, force: true });
-    return { url: `http://127.0.0.1:${port}`, port, child, lines, exited, uid: nobody, removeCopy };
+    return { ...server, uid: nobody, removeCopy };
   } catch (error) {
     rmSync(root, { recursive: true, force: true });
     throw error;
