@@ -9,9 +9,6 @@ export interface SpawnOptions {
   readonly port?: number;
   /** Extra arguments for node before the script, e.g. `--max-old-space-size`. */
   readonly nodeArgs?: readonly string[];
-  /** Run as another user (e.g. 65534 = nobody): reliability.md §3.10. */
-  readonly uid?: number;
-  readonly gid?: number;
 }
 
 /** Resolves once the server logs that it is listening. */
