@@ -93,11 +93,13 @@ interface DocumentedAnswer {
 function parseDocumentedAnswer(block: string): DocumentedAnswer {
   const [head = '', ...rest] = block.replace(/\n$/, '').split('\n\n');
   const [status = '', ...headerLines] = head.split('\n');
-  const headers = headerLines.map((line): [string, string] => {
-    const colon = line.indexOf(':');
-    return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()];
-  });
-  return { status, headers, body: rest.join('\n\n') };
+  return { status, headers: headerLines.map(headerField), body: rest.join('\n\n') };
+}
+
+/** `Name: value` as [lower-case name, value]. */
+function headerField(line: string): [string, string] {
+  const colon = line.indexOf(':');
+  return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()];
 }
 
 /** The document's examples, in order; every curl must be alone in its block and show its answer. */
@@ -133,7 +135,7 @@ const placeholders: Record<string, string> = {
 /** A printed value as a pattern: literal text, placeholders as wildcards of their type. */
 function templatePattern(template: string): RegExp {
   const source = template
-    .split(/(<integer>|<number>|<etag>|…)/)
+    .split(new RegExp(`(${Object.keys(placeholders).join('|')})`))
     .map((part, i) =>
       i % 2 === 1 ? placeholders[part]! : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
     )
@@ -185,13 +187,7 @@ function runCurl(args: string[]): Promise<CurlAnswer> {
           rest = rest.slice(end + 4);
         } while (/^HTTP\/1\.1 1\d\d /.test(head));
         const [status = '', ...lines] = head.split('\r\n');
-        const headers = new Map(
-          lines.map((line) => {
-            const colon = line.indexOf(':');
-            return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()] as const;
-          }),
-        );
-        resolve({ status, headers, body: rest });
+        resolve({ status, headers: new Map(lines.map(headerField)), body: rest });
       },
     );
   });
