@@ -2,6 +2,7 @@
 import { pino, type Logger } from 'pino';
 import { configWarnings, connectionsPerProcess, type Config } from './config.js';
 import { startConfiguredPostgres } from './embedded/embedded-postgres.js';
+import { switchOnFaults } from './faults/fault-injection.js';
 import { createApp, listen } from './http/http-server.js';
 import { loadNativeUws } from './http/load-uws.js';
 import { Batcher } from './ingest/batcher.js';
@@ -39,6 +40,7 @@ export async function startService(
 ): Promise<Service> {
   const { uws, build: uwsBuild } = loadNativeUws(); // before anything else: refuse the slow fallback early
   for (const warning of configWarnings(config)) log.warn(warning);
+  switchOnFaults(config.faults);
   const embedded = await startConfiguredPostgres(config, log);
   const dsn = embedded?.dsn ?? config.postgresDsn ?? '';
   const poolOptions = (role: PoolRole, max: number) => servicePoolOptions(config, dsn, role, max);

@@ -4,8 +4,9 @@
 // even though every writer is busy. A request's events always travel in one batch and so commit
 // in one transaction. The queue and each batch are bounded in events and in bytes of request text.
 import type { Logger } from 'pino';
-import type { Fault, IngestAck } from '../config.js';
+import type { IngestAck } from '../config.js';
 import { problem, shuttingDownProblem, type Problem } from '../errors.js';
+import { acksBeforeCommit } from '../faults/fault-injection.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import { EventOutcome, type InsertBatchResult } from '../workers/insert-batch-messages.js';
 import type { WriterPool } from './writer-pool.js';
@@ -24,8 +25,6 @@ export interface BatcherOptions {
   /** Durable requests not committed by then get 503 (their outcome is in doubt). */
   readonly ingestTimeoutMs: number;
   readonly retryAfterSeconds: number;
-  /** Test-only deliberate bugs (FAULT_INJECTION); empty outside the reliability suites. */
-  readonly faults?: ReadonlySet<Fault>;
 }
 
 /** One validated request: its body as JSON (an event, or {"events":[…]}), and its size. A large
@@ -180,10 +179,7 @@ export class Batcher {
       enqueue(() => undefined, false);
       return { kind: 'queued' };
     }
-    // FAULT INJECTION 'ack-before-commit' (test only, refused in production): the negative control
-    // of the kill -9 chaos scenario. A durable request is answered "stored" as soon as it is queued,
-    // so a kill loses acknowledged events and that scenario must report them lost.
-    if (this.options.faults?.has('ack-before-commit')) {
+    if (acksBeforeCommit()) {
       enqueue(() => undefined, false);
       return { kind: 'stored', inserted: request.eventCount, duplicates: 0 };
     }

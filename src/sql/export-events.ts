@@ -1,17 +1,23 @@
 // Raw export: stored events in occurred_at order, one JSON text per row built by Postgres, read
 // through a cursor so memory stays flat whatever the window holds.
 import type pg from 'pg';
+import { eventColumns } from './event-columns.js';
 import type { MetricsWindow } from './read-metrics.js';
 
 // Absent optional fields are left out, as they were sent; nulls inside metadata are data and stay.
-const optional = (field: string) =>
-  `|| CASE WHEN ${field} IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('${field}', ${field}) END`;
+const required = eventColumns.filter((c) => !c.optional).map((c) => `'${c.field}', ${c.toJson}`);
+const optional = eventColumns
+  .filter((c) => c.optional)
+  .map(
+    (c) =>
+      `|| CASE WHEN ${c.column} IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('${c.field}', ${c.toJson}) END`,
+  );
 const declareSql = `
 DECLARE export_events NO SCROLL CURSOR FOR
 SELECT (jsonb_build_object(
-  'event_name', event_name, 'user_id', user_id, 'timestamp', extract(epoch FROM occurred_at)::int8,
+  ${required.join(', ')},
   'received_at', (extract(epoch FROM received_at) * 1000)::int8)
-  ${['event_id', 'channel', 'campaign_id', 'tags', 'metadata'].map(optional).join('\n  ')})::text AS line
+  ${optional.join('\n  ')})::text AS line
 FROM events
 WHERE occurred_at >= to_timestamp($1) AND occurred_at < to_timestamp($2)
   AND ($3::text IS NULL OR event_name = $3) AND ($4::text IS NULL OR channel = $4)
