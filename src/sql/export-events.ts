@@ -1,6 +1,7 @@
 // Raw export: stored events in occurred_at order, one JSON text per row built by Postgres, read
 // through a cursor so memory stays flat whatever the window holds.
 import type pg from 'pg';
+import { checkOutClient } from './create-pool.js';
 import { eventColumns } from './event-columns.js';
 import type { MetricsWindow } from './read-metrics.js';
 
@@ -48,18 +49,11 @@ export async function openEventExport(
   window: MetricsWindow,
   timeouts: ExportTimeouts,
 ): Promise<EventExport> {
-  const client = await pool.connect();
-  let failure: Error | undefined;
-  // A checked-out client has no pool listener: without this, a connection that dies mid-export
-  // (pg_terminate_backend, a restart, the idle timeout) is an unhandled 'error' that kills the process.
-  const onConnectionError = (err: Error) => {
-    failure ??= err;
-  };
-  client.on('error', onConnectionError);
+  const session = await checkOutClient(pool);
   // pg reads a per-query query_timeout that its types do not declare; the pool's default is sized
   // for /metrics, below the read timeout here.
   const run = (text: string, values?: unknown[]) =>
-    client.query<{ line: string }>({
+    session.client.query<{ line: string }>({
       text,
       values,
       query_timeout: timeouts.readBackstopMs,
@@ -73,8 +67,7 @@ export async function openEventExport(
     );
     await run(declareSql, [window.from, window.to + 1, window.eventName, window.channel]);
   } catch (err) {
-    client.removeListener('error', onConnectionError);
-    client.release(failure ?? (err as Error));
+    session.release(err as Error);
     throw err;
   }
   let closed = false;
@@ -87,18 +80,17 @@ export async function openEventExport(
         for (const row of batch) text += `${row.line}\n`;
         return text;
       } catch (err) {
-        failure ??= err as Error;
+        session.fail(err as Error);
         throw err;
       }
     },
     close: async () => {
       if (closed) return;
       closed = true;
-      // COMMIT closes the cursor. A client that failed in any way is destroyed, not reused (after
-      // a client-side timeout it is wedged).
-      if (failure === undefined) await run('COMMIT').catch((err: Error) => (failure ??= err));
-      client.removeListener('error', onConnectionError);
-      client.release(failure);
+      // COMMIT closes the cursor.
+      if (session.failure() === undefined)
+        await run('COMMIT').catch((err: Error) => session.fail(err));
+      session.release();
     },
   };
 }
