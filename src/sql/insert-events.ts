@@ -64,14 +64,10 @@ export function toEventRows(
   }
   const firstSeen = [...firstIndexByKey.entries()];
   if (!keysInArrivalOrder()) firstSeen.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-  const params: unknown[][] = [[], ...eventColumns.map(() => [])];
-  const keyParam = params[0]!;
-  for (const [key, i] of firstSeen) {
-    const event = events[i]!;
-    keyParam.push(key);
-    for (let c = 0; c < eventColumns.length; c++)
-      params[c + 1]!.push(eventColumns[c]!.element(event));
-  }
+  // Column by column: each array is built at its final size.
+  const params: unknown[][] = [firstSeen.map(([key]) => key)];
+  for (const { element } of eventColumns)
+    params.push(firstSeen.map(([, i]) => element(events[i]!)));
   return { keys, params };
 }
 
