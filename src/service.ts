@@ -1,7 +1,9 @@
 // Composition root: config → database → writer pool → batcher → HTTP. Shutdown runs in reverse.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { configWarnings, connectionsPerProcess, type Config } from './config.js';
 import { startConfiguredPostgres } from './embedded/embedded-postgres.js';
+import { switchOnFaults } from './faults/fault-injection.js';
 import { createApp, listen } from './http/http-server.js';
 import { loadNativeUws } from './http/load-uws.js';
 import { Batcher } from './ingest/batcher.js';
@@ -9,6 +11,7 @@ import { CellBitmapCache } from './metrics/cell-bitmap-cache.js';
 import { MetricsCache } from './metrics/metrics-cache.js';
 import { RollupRefresher } from './metrics/rollup-refresher.js';
 import { createWriterPool } from './ingest/writer-pool.js';
+import { isDatabaseStarting } from './sql/classify-pg-error.js';
 import { readConnectionBudget } from './sql/connection-budget.js';
 import { createPool, type PoolOptions } from './sql/create-pool.js';
 import { DatabaseProbe } from './sql/database-probe.js';
@@ -24,7 +27,8 @@ export interface Service {
   shutdown(): Promise<{ clean: boolean }>;
 }
 
-/** How often readiness re-checks the database; also how soon ingest resumes after an outage. */
+/** How often readiness re-checks the database (so how soon ingest resumes after an outage), and
+ *  start-up while it waits for the database. */
 const probeIntervalMs = 1000;
 /** Start-up waits this long for a database that is still coming up (compose, restarts). */
 const startupDatabaseWaitMs = 30_000;
@@ -39,6 +43,7 @@ export async function startService(
 ): Promise<Service> {
   const { uws, build: uwsBuild } = loadNativeUws(); // before anything else: refuse the slow fallback early
   for (const warning of configWarnings(config)) log.warn(warning);
+  switchOnFaults(config.faults);
   const embedded = await startConfiguredPostgres(config, log);
   const dsn = embedded?.dsn ?? config.postgresDsn ?? '';
   const poolOptions = (role: PoolRole, max: number) => servicePoolOptions(config, dsn, role, max);
@@ -213,19 +218,9 @@ async function retryUntil<T>(run: () => Promise<T>, withinMs: number, log: Logge
     try {
       return await run();
     } catch (err) {
-      if (
-        Date.now() >= giveUpAt ||
-        !/ECONNREFUSED|57P03|terminat|timeout|ENOTFOUND|EAI_AGAIN/i.test(
-          String((err as Error & { code?: string }).code ?? '') + (err as Error).message,
-        )
-      )
-        throw err;
+      if (Date.now() >= giveUpAt || !isDatabaseStarting(err)) throw err;
       log.warn({ err: (err as Error).message }, 'database not ready yet; retrying');
-      await sleep(1000);
+      await sleep(probeIntervalMs);
     }
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -2,8 +2,7 @@
 // writers' own statement runs, from 2 connections (as many as the default INGEST_WORKERS) with
 // pre-built rows, so no HTTP, validation or thread hand-off is in the number.
 import { createPool } from '../../src/sql/create-pool.js';
-import { insertEvents, type EventColumns } from '../../src/sql/insert-events.js';
-import { createHash } from 'node:crypto';
+import { insertEventRows, toEventRows, type EventRows } from '../../src/sql/insert-events.js';
 import type { Logger } from 'pino';
 import { cpuGrowth, readMachineCpu, readProcessTreeCpu } from './proc-stats.js';
 
@@ -39,9 +38,9 @@ export async function measurePostgresCeiling(options: CeilingOptions): Promise<C
   const warmBatches = options.connections;
   const batchCount =
     warmBatches + Math.ceil((options.seconds * options.maxRowsPerSecond) / options.batchRows);
-  const batches: EventColumns[] = [];
+  const batches: EventRows[] = [];
   let n = 0;
-  for (let b = 0; b < batchCount; b++) batches.push(buildColumns(options, () => n++));
+  for (let b = 0; b < batchCount; b++) batches.push(buildRows(options, () => n++));
 
   const pool = createPool(
     {
@@ -56,7 +55,7 @@ export async function measurePostgresCeiling(options: CeilingOptions): Promise<C
   );
   try {
     // One untimed batch per connection: connect and prepare the statement, as writers do once.
-    await Promise.all(batches.slice(0, warmBatches).map((columns) => insertEvents(pool, columns)));
+    await Promise.all(batches.slice(0, warmBatches).map((rows) => insertEventRows(pool, rows)));
     let next = warmBatches;
     let rows = 0;
     const postgresBefore = readProcessTreeCpu(options.postmasterPid);
@@ -66,10 +65,9 @@ export async function measurePostgresCeiling(options: CeilingOptions): Promise<C
     const endAt = startedAt + options.seconds * 1000;
     const loop = async () => {
       while (performance.now() < endAt && next < batches.length) {
-        const columns = batches[next++]!;
-        const inserted = await insertEvents(pool, columns);
+        const { inserted } = await insertEventRows(pool, batches[next++]!);
         // Not `rows += (await …)`: that reads rows before the await and loses the other loop's adds.
-        rows += inserted.size;
+        rows += inserted;
       }
     };
     await Promise.all(Array.from({ length: options.connections }, loop));
@@ -101,37 +99,18 @@ export async function measurePostgresCeiling(options: CeilingOptions): Promise<C
   }
 }
 
-/** The same columns the writers build (insert-batch-worker's toColumns) for the events the load
- *  sends: same key function, same sort by key, same values and nulls. */
-function buildColumns(options: CeilingOptions, nextIndex: () => number): EventColumns {
-  const rows = Array.from({ length: options.batchRows }, () => {
-    const i = nextIndex();
-    const event = {
-      event_id: `${options.idPrefix}-${i}`,
-      event_name: 'bench',
-      user_id: `u${i % 10_000}`,
-      timestamp: options.timestamp,
-      channel: 'web',
-    };
-    return { key: eventIdKey(event.event_id), event };
-  }).sort((a, b) => (a.key < b.key ? -1 : 1));
-  return {
-    keys: rows.map((r) => r.key),
-    eventIds: rows.map((r) => r.event.event_id),
-    eventNames: rows.map((r) => r.event.event_name),
-    userIds: rows.map((r) => r.event.user_id),
-    timestamps: rows.map((r) => r.event.timestamp),
-    channels: rows.map((r) => r.event.channel),
-    campaignIds: rows.map(() => null),
-    tags: rows.map(() => null),
-    metadata: rows.map(() => null),
-  };
-}
-
-/** The writers' idempotency key for an event with an event_id (insert-batch-worker's
- *  idempotencyKey: md5 of 'i' + event_id as a uuid). Copied, not imported: that module reads its
- *  thread's workerData when loaded, so it only loads inside a writer thread. */
-function eventIdKey(eventId: string): string {
-  const hex = createHash('md5').update(`i${eventId}`).digest('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+/** The rows the writers build for the events the load sends. */
+function buildRows(options: CeilingOptions, nextIndex: () => number): EventRows {
+  return toEventRows(
+    Array.from({ length: options.batchRows }, () => {
+      const i = nextIndex();
+      return {
+        event_id: `${options.idPrefix}-${i}`,
+        event_name: 'bench',
+        user_id: `u${i % 10_000}`,
+        timestamp: options.timestamp,
+        channel: 'web',
+      };
+    }),
+  );
 }

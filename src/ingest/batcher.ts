@@ -4,66 +4,43 @@
 // even though every writer is busy. A request's events always travel in one batch and so commit
 // in one transaction. The queue and each batch are bounded in events and in bytes of request text.
 import type { Logger } from 'pino';
-import type { Fault, IngestAck } from '../config.js';
+import type { IngestAck } from '../config.js';
 import { problem, shuttingDownProblem, type Problem } from '../errors.js';
+import { acksBeforeCommit } from '../faults/fault-injection.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
-import { EventOutcome, type InsertBatchResult } from '../workers/insert-batch-messages.js';
+import type { InsertBatchResult } from '../workers/insert-batch-messages.js';
+import { writeIsolatingCrashes, type GroupWriter } from './crash-isolation.js';
+import { IngestQueue, type QueueLimits } from './ingest-queue.js';
+import {
+  countEvents,
+  failed,
+  giveUp,
+  settleOnce,
+  settleWritten,
+  timedOut,
+  type AnswerContext,
+  type Submission,
+  type SubmitResult,
+  type ValidatedRequest,
+} from './submission.js';
 import type { WriterPool } from './writer-pool.js';
 
-export type SubmitResult =
-  | { readonly kind: 'stored'; readonly inserted: number; readonly duplicates: number }
-  | { readonly kind: 'queued' }
-  | { readonly kind: 'failed'; readonly problem: Problem };
+export type { SubmitResult, ValidatedRequest };
 
-export interface BatcherOptions {
-  readonly queueMaxSize: number;
-  readonly queueMaxBytes: number;
-  readonly batchMaxSize: number;
-  readonly batchMaxBytes: number;
+export interface BatcherOptions extends QueueLimits {
   readonly batchMaxWaitMs: number;
   /** Durable requests not committed by then get 503 (their outcome is in doubt). */
   readonly ingestTimeoutMs: number;
-  readonly retryAfterSeconds: number;
-  /** Test-only deliberate bugs (FAULT_INJECTION); empty outside the reliability suites. */
-  readonly faults?: ReadonlySet<Fault>;
 }
 
-/** One validated request: its body as JSON (an event, or {"events":[…]}), and its size. A large
- *  body stays the UTF-8 bytes it arrived as, outside the JS heap; the rest are text. Its bytes are
- *  counted as `json.length`: free to read, and never more than the UTF-8 body it came from. A
- *  string with a character past U+00FF is stored at two bytes per character, so memory is at most
- *  twice it. */
-export interface ValidatedRequest {
-  readonly json: string | Uint8Array;
-  readonly eventCount: number;
-}
-
-interface Submission {
-  readonly request: ValidatedRequest;
-  readonly durable: boolean;
-  readonly deadline: number;
-  settled: boolean;
-  readonly settle: (result: SubmitResult) => void;
-  /** Writer threads that died while this request was on them. */
-  crashes: number;
-}
-
-/** A request that was on this many crashed writer threads, the last one alone, is given up: it is
- *  poison, not a blip. */
-const maxCrashesPerRequest = 3;
-const retryBackoffMs = { first: 50, max: 2000 };
 /** Waiting events that justify another concurrent batch (see canStartBatch): one bulk request. */
 const parallelBatchMinEvents = 100;
 
 export class Batcher {
-  private pending: Submission[] = [];
-  private pendingEvents = 0;
-  private pendingBytes = 0;
-  private readingBytes = 0;
-  private inFlightEvents = 0;
-  private inFlightBytes = 0;
+  private readonly queue: IngestQueue;
+  private readonly answers: AnswerContext;
+  private readonly groupWriter: GroupWriter;
   private runningBatches = 0;
-  private readonly inFlight = new Set<Submission>();
   private flushScheduled = false;
   private maxWaitTimer: NodeJS.Timeout | undefined;
   private readonly deadlineSweep: NodeJS.Timeout;
@@ -82,9 +59,21 @@ export class Batcher {
     private readonly log: Logger,
     private readonly telemetry: Telemetry,
   ) {
+    this.queue = new IngestQueue(options);
+    this.answers = { telemetry, log, retryAfterSeconds: options.retryAfterSeconds };
+    this.groupWriter = {
+      write: (live) => this.write(live),
+      settleWritten: (live, result) => settleWritten(live, result, this.answers),
+      giveUp: (live, reason) => giveUp(live, reason, this.answers),
+      release: (s) => this.queue.release(s),
+      giveUpAt: () => this.giveUpAt,
+    };
     // One sweep for all requests instead of a timer per request on the hot path.
     this.deadlineSweep = setInterval(
-      () => this.expireOverdue(),
+      () =>
+        this.queue.forEachOverdue(Date.now(), (s) =>
+          settleOnce(s, timedOut(options.retryAfterSeconds)),
+        ),
       Math.min(250, options.ingestTimeoutMs / 4),
     );
     this.deadlineSweep.unref();
@@ -92,44 +81,23 @@ export class Batcher {
 
   /** Events accepted but not yet committed. */
   get depth(): number {
-    return this.pendingEvents + this.inFlightEvents;
+    return this.queue.depth;
   }
 
-  /** Bytes held for ingest: bodies being read, and request text accepted but not yet committed
-   *  (see ValidatedRequest). */
+  /** Bytes held for ingest (see IngestQueue.depthBytes). */
   get depthBytes(): number {
-    return this.readingBytes + this.pendingBytes + this.inFlightBytes;
+    return this.queue.depthBytes;
   }
 
-  /** Holds queue room for a body while it is read (its Content-Length): otherwise every open
-   *  connection could hold a MAX_BODY_BYTES buffer beyond QUEUE_MAX_BYTES. Returns the release,
-   *  which may be called more than once. */
+  /** See IngestQueue.reserveBytes. */
   reserveBytes(bytes: number): () => void {
-    this.readingBytes += bytes;
-    let held = true;
-    return () => {
-      if (held) this.readingBytes -= bytes;
-      held = false;
-    };
+    return this.queue.reserveBytes(bytes);
   }
 
   /** The 503 for a request that does not fit, or undefined. The route asks before reading a body
    *  (with its Content-Length), so a refused body is never parsed; submit asks again. */
   queueFullProblem(events: number, bytes: number): Problem | undefined {
-    const { queueMaxSize, queueMaxBytes, retryAfterSeconds } = this.options;
-    if (this.depth + events > queueMaxSize)
-      return problem(
-        'queue_full',
-        `The ingestion queue holds ${this.depth} of ${queueMaxSize} events (QUEUE_MAX_SIZE).`,
-        { retryAfterSeconds },
-      );
-    if (this.depthBytes + bytes > queueMaxBytes)
-      return problem(
-        'queue_full',
-        `The ingestion queue holds ${this.depthBytes} of ${queueMaxBytes} bytes (QUEUE_MAX_BYTES); this request needs ${bytes}.`,
-        { retryAfterSeconds },
-      );
-    return undefined;
+    return this.queue.fullProblem(events, bytes);
   }
 
   /** A write failure younger than `withinMs` with no commit since, for /readyz. */
@@ -155,7 +123,7 @@ export class Batcher {
           `The validated events are ${bytes} bytes; a batch holds ${this.options.batchMaxBytes} (BATCH_MAX_BYTES).`,
         ),
       );
-    const full = this.queueFullProblem(request.eventCount, bytes);
+    const full = this.queue.fullProblem(request.eventCount, bytes);
     if (full) return failed(full);
     // A durable request would only wait out its deadline; say so now.
     if (ack === 'durable' && !this.databaseAvailable) {
@@ -164,7 +132,7 @@ export class Batcher {
       );
     }
     const enqueue = (settle: (result: SubmitResult) => void, durable: boolean) => {
-      this.pending.push({
+      this.queue.add({
         request,
         durable,
         deadline: Date.now() + this.options.ingestTimeoutMs,
@@ -172,18 +140,13 @@ export class Batcher {
         settle,
         crashes: 0,
       });
-      this.pendingEvents += request.eventCount;
-      this.pendingBytes += bytes;
       this.scheduleFlush();
     };
     if (ack === 'queued') {
       enqueue(() => undefined, false);
       return { kind: 'queued' };
     }
-    // FAULT INJECTION 'ack-before-commit' (test only, refused in production): the negative control
-    // of the kill -9 chaos scenario. A durable request is answered "stored" as soon as it is queued,
-    // so a kill loses acknowledged events and that scenario must report them lost.
-    if (this.options.faults?.has('ack-before-commit')) {
+    if (acksBeforeCommit()) {
       enqueue(() => undefined, false);
       return { kind: 'stored', inserted: request.eventCount, duplicates: 0 };
     }
@@ -228,121 +191,35 @@ export class Batcher {
 
   /** overflow: past the max-wait ceiling (or at shutdown), also fill Piscina's queue. */
   private canStartBatch(overflow: boolean): boolean {
-    if (this.pending.length === 0) return false;
+    if (this.queue.pending.length === 0) return false;
     if (overflow)
       return this.runningBatches < this.writers.concurrency + this.writers.queueCapacity;
     if (this.runningBatches === 0) return true;
-    // A second batch in flight only pays when it is big. Single events written one batch at a
-    // time group-commit into larger INSERTs, and on 2 cores that stored 16k events/s against 13k
-    // with two small batches in flight; bulk requests still use every writer.
+    // A second batch in flight only pays when it is big: single events written one batch at a
+    // time group-commit into larger INSERTs, which store more per second than several small
+    // batches in flight; bulk requests still use every writer.
     return (
-      this.runningBatches < this.writers.concurrency && this.pendingEvents >= parallelBatchMinEvents
+      this.runningBatches < this.writers.concurrency &&
+      this.queue.pendingEvents >= parallelBatchMinEvents
     );
   }
 
   private flush(overflow: boolean): void {
     while (this.canStartBatch(overflow)) {
-      const batch = this.takeBatch();
+      const batch = this.queue.takeBatch();
       if (batch.length > 0) void this.runBatch(batch);
     }
-    if (this.pending.length > 0) this.scheduleFlush();
+    if (this.queue.pending.length > 0) this.scheduleFlush();
     else this.notifyIfIdle();
-  }
-
-  private takeBatch(): Submission[] {
-    const { batchMaxSize, batchMaxBytes } = this.options;
-    const batch: Submission[] = [];
-    let size = 0;
-    let bytes = 0;
-    let taken = 0;
-    for (; taken < this.pending.length; taken++) {
-      const next = this.pending[taken]!;
-      const nextBytes = next.request.json.length;
-      if (
-        batch.length > 0 &&
-        (size + next.request.eventCount > batchMaxSize || bytes + nextBytes > batchMaxBytes)
-      )
-        break;
-      this.pendingEvents -= next.request.eventCount;
-      this.pendingBytes -= nextBytes;
-      // Already answered 503 (deadline passed while waiting): never sent, so never stored.
-      if (next.durable && next.settled) continue;
-      batch.push(next);
-      size += next.request.eventCount;
-      bytes += nextBytes;
-      this.inFlightEvents += next.request.eventCount;
-      this.inFlightBytes += nextBytes;
-      if (next.durable) this.inFlight.add(next);
-    }
-    this.pending.splice(0, taken); // once per batch: shift() per item is quadratic on a full queue
-    return batch;
   }
 
   private async runBatch(batch: Submission[]): Promise<void> {
     this.runningBatches++;
-    const held = new Set(batch);
-    const release = (group: readonly Submission[]) => {
-      for (const s of group) {
-        if (!held.delete(s)) continue;
-        this.inFlightEvents -= s.request.eventCount;
-        this.inFlightBytes -= s.request.json.length;
-        this.inFlight.delete(s);
-      }
-    };
-    // Enough to isolate two requests that crash every writer (a crash per halving on the way down,
-    // then their own); a crash that strikes whatever runs stops here instead of splitting down to
-    // single requests, so a batch costs O(log n) crashes, never O(n).
-    const crashBudget = 2 * (maxCrashesPerRequest + Math.ceil(Math.log2(batch.length)));
-    let crashes = 0;
-    let backoffMs = retryBackoffMs.first;
-    // Groups still to write, in order. A group of several requests that crashes its writer comes
-    // back as its two halves, as the writer splits groups on data errors: only a request that
-    // crashes a writer on its own is given up. Breadth first: the half without the crash commits
-    // before the other is split further, so neighbours wait one crash per level, not the subtree.
-    const todo: Submission[][] = [batch];
     try {
-      for (let group = todo.shift(); group; group = todo.shift()) {
-        // Durable requests answered 503 meanwhile are dropped: their clients retry with the same ids.
-        const live = group.filter((s) => !(s.durable && s.settled));
-        if (live.length === 0) continue;
-        const result = await this.write(live);
-        if (result !== 'crashed' && result.kind === 'done') {
-          this.settleDone(live, result);
-          release(live);
-          backoffMs = retryBackoffMs.first;
-          continue;
-        }
-        if (result === 'crashed') {
-          crashes++;
-          for (const s of live) s.crashes++;
-          if (live.length === 1 && live[0]!.crashes >= maxCrashesPerRequest) {
-            this.giveUp(live, 'its writer thread crashed repeatedly');
-            release(live);
-            continue;
-          }
-        }
-        const halve = result === 'crashed' && live.length > 1;
-        if (halve) {
-          const middle = live.length >>> 1;
-          todo.push(live.slice(0, middle), live.slice(middle));
-        } else todo.push(live);
-        if (crashes >= crashBudget || Date.now() >= this.giveUpAt) {
-          this.giveUp(
-            todo.flat(),
-            crashes >= crashBudget ? 'writer threads crashed repeatedly' : 'shutdown deadline',
-          );
-          return;
-        }
-        // Halving is a new attempt, not a repeat: it waits the shortest backoff.
-        await new Promise((resolve) =>
-          setTimeout(resolve, halve ? retryBackoffMs.first : backoffMs),
-        );
-        if (!halve) backoffMs = Math.min(backoffMs * 2, retryBackoffMs.max);
-      }
+      await writeIsolatingCrashes(batch, this.groupWriter);
     } finally {
-      release([...held]);
       this.runningBatches--;
-      if (this.pending.length > 0) this.flush(this.closing);
+      if (this.queue.pending.length > 0) this.flush(this.closing);
       else this.notifyIfIdle();
     }
   }
@@ -385,100 +262,8 @@ export class Batcher {
     return result;
   }
 
-  private settleDone(
-    live: readonly Submission[],
-    result: Extract<InsertBatchResult, { kind: 'done' }>,
-  ): void {
-    const rejected = new Map(result.rejectedGroups.map((g) => [g.group, g]));
-    let offset = 0;
-    live.forEach((s, group) => {
-      const start = offset;
-      offset += s.request.eventCount;
-      const refusal = rejected.get(group);
-      if (refusal) {
-        this.telemetry.databaseErrors.inc({ class: 'data', sqlstate: refusal.sqlstate });
-        this.log.error(
-          { events: s.request.eventCount, sqlstate: refusal.sqlstate, reason: refusal.message },
-          '[ingest] batch insert FAILED',
-        );
-        // The reason is logged above; Postgres's message names tables and constraints.
-        settleOnce(
-          s,
-          failed(
-            problem(
-              'unstorable_event',
-              `The database refused these events (SQLSTATE ${refusal.sqlstate}); resending them will not help.`,
-            ),
-          ),
-        );
-        return;
-      }
-      let inserted = 0;
-      for (let i = start; i < offset; i++)
-        if (result.outcomes[i] === EventOutcome.inserted) inserted++;
-      this.telemetry.eventsInserted.inc(inserted);
-      this.telemetry.eventsDuplicate.inc(s.request.eventCount - inserted);
-      settleOnce(s, { kind: 'stored', inserted, duplicates: s.request.eventCount - inserted });
-    });
-  }
-
-  private giveUp(live: readonly Submission[], reason: string): void {
-    const lost = live.filter((s) => !s.durable);
-    if (lost.length > 0) {
-      this.log.error(
-        { events: countEvents(lost), reason },
-        '[ingest] batch insert FAILED: queued events dropped',
-      );
-    }
-    for (const s of live) {
-      settleOnce(
-        s,
-        failed(
-          problem(
-            'ingest_timeout',
-            `The events may or may not be stored (${reason}); retry with the same event_id.`,
-            {
-              retryAfterSeconds: this.options.retryAfterSeconds,
-            },
-          ),
-        ),
-      );
-    }
-  }
-
-  private expireOverdue(): void {
-    const now = Date.now();
-    const overdue = (s: Submission) => s.durable && !s.settled && now >= s.deadline;
-    const timeout = () =>
-      failed(
-        problem(
-          'ingest_timeout',
-          'The events were not confirmed in time; retry with the same event_id.',
-          {
-            retryAfterSeconds: this.options.retryAfterSeconds,
-          },
-        ),
-      );
-    for (const s of this.pending) if (overdue(s)) settleOnce(s, timeout());
-    for (const s of this.inFlight) if (overdue(s)) settleOnce(s, timeout());
-  }
-
   private notifyIfIdle(): void {
     if (this.depth > 0 || this.idleWaiters.length === 0) return;
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
-}
-
-function settleOnce(s: Submission, result: SubmitResult): void {
-  if (s.durable && s.settled) return;
-  s.settled = true;
-  s.settle(result);
-}
-
-function failed(p: Problem): SubmitResult {
-  return { kind: 'failed', problem: p };
-}
-
-function countEvents(submissions: readonly Submission[]): number {
-  return submissions.reduce((n, s) => n + s.request.eventCount, 0);
 }

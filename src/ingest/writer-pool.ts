@@ -1,6 +1,7 @@
 // The Piscina pool of writer threads. Every option is here, with the reason for its value.
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
+import { writerHeapLimitMb } from '../faults/fault-injection.js';
 import type {
   InsertBatchResult,
   InsertBatchTask,
@@ -44,8 +45,7 @@ export function createWriterPool(
   batchMaxBytes: number,
 ): WriterPool & WriterPoolStats {
   // A thread writes as many batches at once as its pg pool has connections: while one batch waits
-  // for its COMMIT, the next is already on the wire (single events: one batch per thread at a
-  // time left the machine 20% idle, waiting on round trips).
+  // for its COMMIT, the next is already on the wire, instead of the thread idling on round trips.
   const batchesPerThread = threadOptions.pool.max;
   const piscina = new Piscina<InsertBatchTask, InsertBatchResult>({
     filename: workerFile.href,
@@ -67,14 +67,13 @@ export function createWriterPool(
       maxYoungGenerationSizeMb: 8,
       // A cap far above what a thread holds, yet far below V8's default: V8 lets a heap grow
       // further past its live size before a major GC the larger its cap, and a writer's dead
-      // batch copies were most of its heap. Under the test-only 'worker-crash' fault a small cap,
-      // so the heap-exhaustion crash ends the thread in well under a second.
-      maxOldGenerationSizeMb: threadOptions.faults?.includes('worker-crash')
-        ? 64
-        : Math.max(
-            heapFloorMb,
-            Math.ceil((heapBytesPerBatchByte * batchMaxBytes * batchesPerThread) / 2 ** 20),
-          ),
+      // batch copies were most of its heap.
+      maxOldGenerationSizeMb: writerHeapLimitMb(
+        Math.max(
+          heapFloorMb,
+          Math.ceil((heapBytesPerBatchByte * batchMaxBytes * batchesPerThread) / 2 ** 20),
+        ),
+      ),
     },
   });
   // A thread that dies with no task attached reports here; its replacement is started by Piscina.

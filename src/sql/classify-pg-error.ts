@@ -48,3 +48,17 @@ export function isConnectionLost(err: unknown): boolean {
     String((err as Error).message),
   );
 }
+
+/** A database still coming up (compose, a restart): refusing connections, not yet resolvable by
+ *  name, in recovery (57P03), or cutting and timing out connections while it starts. Start-up
+ *  waits for these; anything else (a wrong password, a missing database) stops it at once. */
+const startingCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', '57P03']);
+
+export function isDatabaseStarting(err: unknown): boolean {
+  if (startingCodes.has(pgErrorCode(err))) return true;
+  // pg raises timeouts and cut connections without a code ("timeout expired", "Connection
+  // terminated unexpectedly"); wrapped errors carry the code only in their text.
+  return /terminat|timeout|ECONNREFUSED|ENOTFOUND|EAI_AGAIN|57P03/i.test(
+    String((err as Error).message),
+  );
+}

@@ -46,27 +46,50 @@ function setSynchronousCommit(client: pg.PoolClient, done: (err?: Error) => void
   client.query('SET synchronous_commit = on').then(() => done(), done);
 }
 
-/** Runs fn on one checked-out client. A checked-out client has no pool listener, so a connection
- *  dying between two statements would be an unhandled 'error' that kills the process; here it is
- *  caught, and a client that failed in any way is destroyed rather than returned to the pool
- *  (after a client-side query_timeout it is wedged). */
+/** One checked-out client. A checked-out client has no pool listener, so a connection dying
+ *  between two statements would be an unhandled 'error' that kills the process; here it is
+ *  recorded, and a client that failed in any way is destroyed on release rather than returned to
+ *  the pool (after a client-side query_timeout it is wedged). */
+export interface CheckedOutClient {
+  readonly client: pg.PoolClient;
+  /** The first failure recorded, by the connection or by fail(). */
+  failure(): Error | undefined;
+  fail(err: Error): void;
+  /** Returns the client to the pool, or destroys it after a failure (`err` records one more). */
+  release(err?: Error): void;
+}
+
+export async function checkOutClient(pool: pg.Pool): Promise<CheckedOutClient> {
+  const client = await pool.connect();
+  let failure: Error | undefined;
+  const fail = (err: Error) => {
+    failure ??= err;
+  };
+  client.on('error', fail);
+  return {
+    client,
+    failure: () => failure,
+    fail,
+    release: (err) => {
+      if (err) fail(err);
+      client.removeListener('error', fail);
+      client.release(failure);
+    },
+  };
+}
+
+/** Runs fn on one checked-out client (see CheckedOutClient). */
 export async function withClient<T>(
   pool: pg.Pool,
   fn: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
-  const client = await pool.connect();
-  let failure: Error | undefined;
-  const onError = (err: Error) => {
-    failure ??= err;
-  };
-  client.on('error', onError);
+  const session = await checkOutClient(pool);
   try {
-    return await fn(client);
+    return await fn(session.client);
   } catch (err) {
-    failure ??= err as Error;
+    session.fail(err as Error);
     throw err;
   } finally {
-    client.removeListener('error', onError);
-    client.release(failure);
+    session.release();
   }
 }

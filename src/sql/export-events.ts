@@ -1,17 +1,24 @@
 // Raw export: stored events in occurred_at order, one JSON text per row built by Postgres, read
 // through a cursor so memory stays flat whatever the window holds.
 import type pg from 'pg';
+import { checkOutClient } from './create-pool.js';
+import { eventColumns } from './event-columns.js';
 import type { MetricsWindow } from './read-metrics.js';
 
 // Absent optional fields are left out, as they were sent; nulls inside metadata are data and stay.
-const optional = (field: string) =>
-  `|| CASE WHEN ${field} IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('${field}', ${field}) END`;
+const required = eventColumns.filter((c) => !c.optional).map((c) => `'${c.field}', ${c.toJson}`);
+const optional = eventColumns
+  .filter((c) => c.optional)
+  .map(
+    (c) =>
+      `|| CASE WHEN ${c.column} IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('${c.field}', ${c.toJson}) END`,
+  );
 const declareSql = `
 DECLARE export_events NO SCROLL CURSOR FOR
 SELECT (jsonb_build_object(
-  'event_name', event_name, 'user_id', user_id, 'timestamp', extract(epoch FROM occurred_at)::int8,
+  ${required.join(', ')},
   'received_at', (extract(epoch FROM received_at) * 1000)::int8)
-  ${['event_id', 'channel', 'campaign_id', 'tags', 'metadata'].map(optional).join('\n  ')})::text AS line
+  ${optional.join('\n  ')})::text AS line
 FROM events
 WHERE occurred_at >= to_timestamp($1) AND occurred_at < to_timestamp($2)
   AND ($3::text IS NULL OR event_name = $3) AND ($4::text IS NULL OR channel = $4)
@@ -42,18 +49,11 @@ export async function openEventExport(
   window: MetricsWindow,
   timeouts: ExportTimeouts,
 ): Promise<EventExport> {
-  const client = await pool.connect();
-  let failure: Error | undefined;
-  // A checked-out client has no pool listener: without this, a connection that dies mid-export
-  // (pg_terminate_backend, a restart, the idle timeout) is an unhandled 'error' that kills the process.
-  const onConnectionError = (err: Error) => {
-    failure ??= err;
-  };
-  client.on('error', onConnectionError);
+  const session = await checkOutClient(pool);
   // pg reads a per-query query_timeout that its types do not declare; the pool's default is sized
   // for /metrics, below the read timeout here.
   const run = (text: string, values?: unknown[]) =>
-    client.query<{ line: string }>({
+    session.client.query<{ line: string }>({
       text,
       values,
       query_timeout: timeouts.readBackstopMs,
@@ -67,8 +67,7 @@ export async function openEventExport(
     );
     await run(declareSql, [window.from, window.to + 1, window.eventName, window.channel]);
   } catch (err) {
-    client.removeListener('error', onConnectionError);
-    client.release(failure ?? (err as Error));
+    session.release(err as Error);
     throw err;
   }
   let closed = false;
@@ -81,18 +80,17 @@ export async function openEventExport(
         for (const row of batch) text += `${row.line}\n`;
         return text;
       } catch (err) {
-        failure ??= err as Error;
+        session.fail(err as Error);
         throw err;
       }
     },
     close: async () => {
       if (closed) return;
       closed = true;
-      // COMMIT closes the cursor. A client that failed in any way is destroyed, not reused (after
-      // a client-side timeout it is wedged).
-      if (failure === undefined) await run('COMMIT').catch((err: Error) => (failure ??= err));
-      client.removeListener('error', onConnectionError);
-      client.release(failure);
+      // COMMIT closes the cursor.
+      if (session.failure() === undefined)
+        await run('COMMIT').catch((err: Error) => session.fail(err));
+      session.release();
     },
   };
 }

@@ -2,6 +2,7 @@
 // Plain data only: an Error posted between threads loses its class, code and custom fields.
 import type { Fault, LogLevel } from '../config.js';
 import type { PoolOptions } from '../sql/create-pool.js';
+import { InsertOutcome } from '../sql/insert-events.js';
 
 /** Given to each writer thread once, as Piscina's workerData. */
 export interface WriterThreadOptions {
@@ -11,24 +12,18 @@ export interface WriterThreadOptions {
   readonly faults?: readonly Fault[];
 }
 
-/** With the 'worker-crash' fault, an event named `${workerCrashEventPrefix}<mode>` makes the
- *  writer thread die in that mode while its batch is in flight (test/chaos/worker-crash.test.ts). */
-export const workerCrashEventPrefix = '__fault_worker_crash:';
-export const workerCrashModes = ['timer-throw', 'unhandled-rejection', 'exit', 'heap'] as const;
-export type WorkerCrashMode = (typeof workerCrashModes)[number];
-
 /** A batch crosses to the writer as its requests' JSON: element i is request i's validated body
  *  (an event object, or {"events":[…]}) as text, or a large one as its UTF-8 bytes, which the
- *  writer parses again. Each is copied once, straight into the message; an array of event objects
- *  is a structured clone, which took a third of the main thread's busy time in the single-event
- *  benchmark, and joining the texts into one string made two more copies of every batch on the
- *  main thread. Each request is a group, committed or rejected as a whole, and its events are
- *  contiguous in the outcomes. */
+ *  writer parses again. Each is copied once, straight into the message: an array of event objects
+ *  would be a structured clone, far costlier on the main thread, and joining the texts into one
+ *  string would copy every batch twice more there. Each request is a group, committed or rejected
+ *  as a whole, and its events are contiguous in the outcomes. */
 export interface InsertBatchTask {
   readonly requests: readonly (string | Uint8Array)[];
 }
 
-export const EventOutcome = { duplicate: 0, inserted: 1, rejected: 2 } as const;
+/** The statement's outcomes plus one of the batch's own: the statement's are copied as they are. */
+export const EventOutcome = { ...InsertOutcome, rejected: 2 } as const;
 
 export interface RejectedGroup {
   readonly group: number;

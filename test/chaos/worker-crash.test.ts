@@ -14,7 +14,7 @@ import {
   workerCrashEventPrefix,
   workerCrashModes,
   type WorkerCrashMode,
-} from '../../src/workers/insert-batch-messages.js';
+} from '../../src/faults/fault-injection.js';
 import {
   judge,
   OutcomeLog,

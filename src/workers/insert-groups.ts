@@ -1,0 +1,78 @@
+// How a writer thread stores one batch: each request is a group, committed or refused whole. On a
+// data error the groups are halved until the unstorable request stands alone, so it cannot take
+// its neighbours down (validation should make that path unreachable); a deadlock is retried.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type pg from 'pg';
+import { deadlockRetries } from '../faults/fault-injection.js';
+import { classifyPgError, pgErrorCode } from '../sql/classify-pg-error.js';
+import { insertEventRows, toEventRows, type InsertedEvents } from '../sql/insert-events.js';
+import type { IncomingEvent } from '../validation/validate-events.js';
+import {
+  EventOutcome,
+  type InsertBatchResult,
+  type RejectedGroup,
+} from './insert-batch-messages.js';
+
+/** Deadlocks are retried at once a few times; sorted keys make them rare, not impossible. */
+const maxConflictRetries = 5;
+
+/** groupStarts[g] is the index of group g's first event; its last entry is events.length. */
+export async function insertGroups(
+  pool: pg.Pool,
+  events: readonly IncomingEvent[],
+  groupStarts: readonly number[],
+): Promise<InsertBatchResult> {
+  const outcomes = new Uint8Array(events.length);
+  const rejectedGroups: RejectedGroup[] = [];
+  const state = { conflictRetries: 0 };
+
+  // Groups [lo, hi).
+  const insertRange = async (lo: number, hi: number): Promise<void> => {
+    const from = groupStarts[lo]!;
+    const to = groupStarts[hi]!;
+    const rows = toEventRows(events, from, to);
+    let stored: InsertedEvents;
+    try {
+      stored = await withConflictRetries(() => insertEventRows(pool, rows), state);
+    } catch (err) {
+      if (classifyPgError(err) !== 'data') throw err;
+      if (hi - lo === 1) {
+        rejectedGroups.push({
+          group: lo,
+          sqlstate: pgErrorCode(err),
+          message: (err as Error).message,
+        });
+        outcomes.fill(EventOutcome.rejected, from, to);
+        return;
+      }
+      const mid = (lo + hi) >>> 1;
+      await insertRange(lo, mid);
+      await insertRange(mid, hi);
+      return;
+    }
+    outcomes.set(stored.outcomes, from);
+  };
+
+  try {
+    await insertRange(0, groupStarts.length - 1);
+  } catch (err) {
+    return { kind: 'unavailable', sqlstate: pgErrorCode(err), message: (err as Error).message };
+  }
+  return { kind: 'done', outcomes, rejectedGroups, conflictRetries: state.conflictRetries };
+}
+
+async function withConflictRetries<T>(
+  run: () => Promise<T>,
+  state: { conflictRetries: number },
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (classifyPgError(err) !== 'conflict' || attempt >= deadlockRetries(maxConflictRetries))
+        throw err;
+      state.conflictRetries++;
+      await sleep(Math.random() * 10 * (attempt + 1));
+    }
+  }
+}
