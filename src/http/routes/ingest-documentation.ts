@@ -68,7 +68,7 @@ export function bulkDocumentation(config: Config): Pick<Route, 'operation' | 'sc
     parameters: [
       queryParameter(
         'partial',
-        'true: store the valid events and list the invalid ones in the 202 (rejected_count, errors); 400 only when the envelope is wrong or no event is valid. Default false: one invalid event refuses the request (400), as the seed did.',
+        'true: store the valid events and list the invalid ones in the 202 (rejected_count, errors); 400 only when the envelope is wrong or no event is valid. Default false: one invalid event refuses the request (400).',
         { type: 'boolean', default: false },
       ),
     ],
