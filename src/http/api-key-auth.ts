@@ -2,6 +2,7 @@
 // access logs). Compared as SHA-256 digests with timingSafeEqual, which needs equal lengths.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { HttpResponse } from 'uWebSockets.js';
+import { defaultProjectId, openCaller, type Caller } from '../access/caller.js';
 import { problem, type Problem } from '../errors.js';
 import type { AuthFailureLimiter } from './auth-failure-limiter.js';
 import { addressIdentity } from './client-identity.js';
@@ -13,20 +14,22 @@ export const unauthorizedProblem = problem(
   'Send a valid key in X-API-Key or Authorization: Bearer.',
 );
 
-/** keyId names the matching key without revealing it (`k0` is the first of API_KEYS); null when
- *  no keys are configured and every request is let in. */
-export type AuthResult =
-  { readonly ok: true; readonly keyId: string | null } | { readonly ok: false };
+/** The caller's keyId is `k0` for the first of API_KEYS; null when no keys are configured and
+ *  every request is let in. */
+export type AuthResult = { readonly ok: true; readonly caller: Caller } | { readonly ok: false };
 
 export type ApiKeyCheck = (head: RequestHead) => AuthResult;
 
-const open: AuthResult = { ok: true, keyId: null };
+const open: AuthResult = { ok: true, caller: openCaller };
 const refused: AuthResult = { ok: false };
 
 export function createApiKeyCheck(keys: readonly string[]): ApiKeyCheck {
   if (keys.length === 0) return () => open;
   const digests = keys.map(sha256);
-  const accepted: AuthResult[] = keys.map((_, i) => ({ ok: true, keyId: `k${i}` }));
+  const accepted: AuthResult[] = keys.map((_, i) => ({
+    ok: true,
+    caller: { keyId: `k${i}`, projectId: defaultProjectId },
+  }));
   return (head) => {
     const presented = head.apiKey !== '' ? head.apiKey : bearerToken(head.authorization);
     if (presented === '') return refused;
@@ -40,7 +43,7 @@ export function createApiKeyCheck(keys: readonly string[]): ApiKeyCheck {
 
 /** What a route acts on: the key check, with failed attempts counted per address. */
 export type AuthDecision =
-  | { readonly ok: true; readonly keyId: string | null }
+  | { readonly ok: true; readonly caller: Caller }
   | { readonly ok: false; readonly problem: Problem };
 
 export type Authorize = (res: HttpResponse, head: RequestHead) => AuthDecision;

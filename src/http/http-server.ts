@@ -3,6 +3,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import { openCaller } from '../access/caller.js';
 import type { Config } from '../config.js';
 import { problem, shuttingDownProblem, type Problem } from '../errors.js';
 import type { Batcher } from '../ingest/batcher.js';
@@ -158,7 +159,7 @@ function serve(route: Route, preamble: Preamble): (res: HttpResponse, req: HttpR
   if (!route.readsHead) {
     if (route.auth !== 'none' || route.refusedWhileDraining)
       throw new Error(`${route.path}: a route that reads no head can check neither key nor drain`);
-    return (res) => handler(beginExchange(res), unreadHead, null);
+    return (res) => handler(beginExchange(res), unreadHead, openCaller);
   }
   const checksKey = route.auth === 'api_key';
   const { refusedWhileDraining } = route;
@@ -169,10 +170,10 @@ function serve(route: Route, preamble: Preamble): (res: HttpResponse, req: HttpR
     if (head.tooLarge) return refuse(exchange, head.tooLarge, false);
     if (refusedWhileDraining && isDraining())
       return refuse(exchange, shuttingDownProblem(retryAfterSeconds), true);
-    if (!checksKey) return handler(exchange, head, null);
+    if (!checksKey) return handler(exchange, head, openCaller);
     const auth = authorize(res, head);
     if (!auth.ok) return refuse(exchange, auth.problem, false);
-    handler(exchange, head, auth.keyId);
+    handler(exchange, head, auth.caller);
   };
 }
 

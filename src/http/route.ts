@@ -1,5 +1,6 @@
 // A route as one value. The server registers it, lists it in the 405 table and documents it in
 // /openapi.yaml from the same list, so the three cannot disagree.
+import type { Caller } from '../access/caller.js';
 import type { Problem } from '../errors.js';
 import type { Exchange, Headers } from './exchange.js';
 import type { RequestHead } from './request-head.js';
@@ -12,9 +13,9 @@ export type OpenApiOperation = Readonly<Record<string, unknown>>;
 export type RouteAuth = 'none' | 'api_key';
 
 /** Called once the preamble has passed: the head is within MAX_HEADER_BYTES, the server is not
- *  shutting down (where the route refuses then) and the caller is authorized. keyId names the key
- *  that matched; null when the route needs none or no keys are configured. */
-export type RouteHandler = (exchange: Exchange, head: RequestHead, keyId: string | null) => void;
+ *  shutting down (where the route refuses then) and the caller is authorized: the project it acts
+ *  for, and the key that matched (null when the route needs none or no keys are configured). */
+export type RouteHandler = (exchange: Exchange, head: RequestHead, caller: Caller) => void;
 
 export interface Route {
   readonly method: 'get' | 'post' | 'options';

@@ -171,7 +171,7 @@ describe('migrations', () => {
         return rows[0]!;
       };
 
-      expect(await migrate(pool)).toEqual(['0004_compact_day_cells.sql']);
+      expect(await migrate(pool)).toEqual((await listMigrations()).filter((f) => f >= '0004'));
       const retagged = await dayCell();
       expect(retagged.users[0]).toBe(0);
       const plain = decodeUserSet(retagged.users);

@@ -72,7 +72,7 @@ describe('createAuthorize', () => {
   const authorizeWith = (perMinute: number) =>
     createAuthorize(createApiKeyCheck(['right']), new AuthFailureLimiter(perMinute, 100));
   const codeOf = (decision: ReturnType<ReturnType<typeof authorizeWith>>) =>
-    decision.ok ? decision.keyId : decision.problem.code;
+    decision.ok ? decision.caller.keyId : decision.problem.code;
 
   it('answers 401 to AUTH_FAILURES_PER_MIN wrong keys, then 429 to every request of that address, a correct key included', () => {
     const authorize = authorizeWith(2);

@@ -51,9 +51,13 @@ export function exportRoutes(deps: ExportRouteDeps): Route[] {
   const { config } = deps;
   const slots = new ExportSlots(config.exportPoolSize, config.exportMaxPerClient);
   const timeouts = exportTimeouts(config);
-  const handler: RouteHandler = (exchange, head, keyId) => {
+  const handler: RouteHandler = (exchange, head, caller) => {
     if (deps.rateLimiter.enabled) {
-      const limited = limitRate(deps.rateLimiter, clientIdentity(exchange.res, keyId), exportLimit);
+      const limited = limitRate(
+        deps.rateLimiter,
+        clientIdentity(exchange.res, caller.keyId),
+        exportLimit,
+      );
       exchange.headers = limited.headers; // on the 200 stream and on every problem alike
       if (limited.refusal) {
         sendProblem(exchange, limited.refusal);
@@ -70,7 +74,7 @@ export function exportRoutes(deps: ExportRouteDeps): Route[] {
       sendProblem(exchange, parsed.problem);
       return;
     }
-    const slot = slots.take(clientIdentity(exchange.res, keyId));
+    const slot = slots.take(clientIdentity(exchange.res, caller.keyId));
     if (!slot.ok) {
       sendProblem(exchange, refusal(slot.refusal, config));
       return;

@@ -36,12 +36,12 @@ const metricsLimit = { requests: 'metrics requests', variable: 'RATE_LIMIT_METRI
 export function metricsRoutes(deps: MetricsRouteDeps): Route[] {
   const { config } = deps;
   const cacheControl = `max-age=${Math.floor(config.metricsCacheTtlMs / 1000)}`;
-  const handler: RouteHandler = (exchange, head, keyId) => {
+  const handler: RouteHandler = (exchange, head, caller) => {
     let headers: Record<string, string> = {};
     if (deps.rateLimiter.enabled) {
       const limited = limitRate(
         deps.rateLimiter,
-        clientIdentity(exchange.res, keyId),
+        clientIdentity(exchange.res, caller.keyId),
         metricsLimit,
       );
       headers = limited.headers;

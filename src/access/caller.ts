@@ -1,0 +1,14 @@
+// Who a request acts for, as the key check decided: the project whose data it reads or writes, and
+// the key that matched (rate limits and export slots count per key).
+
+/** The project every event belonged to before projects existed; open mode acts for it. */
+export const defaultProjectId = 1;
+
+export interface Caller {
+  /** Names the matching key without revealing it; null when no key was needed. */
+  readonly keyId: string | null;
+  readonly projectId: number;
+}
+
+/** A request let in without a key: open mode, or a route that needs none. */
+export const openCaller: Caller = Object.freeze({ keyId: null, projectId: defaultProjectId });
