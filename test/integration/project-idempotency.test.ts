@@ -3,13 +3,11 @@
 // stored once, as it always was, and requests with no project of their own are the default's.
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../src/sql/create-pool.js';
 import { insertEvents } from '../../src/sql/insert-events.js';
 import type { IncomingEvent } from '../../src/validation/validate-events.js';
 import { insertGroups } from '../../src/workers/insert-groups.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { createTestDatabase, servicePool, type TestDatabase } from '../helpers/database.js';
 import { makeEvent, postJson } from '../helpers/events.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -21,17 +19,7 @@ let victim = 0;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  pool = createPool(
-    {
-      connectionString: db.dsn,
-      applicationName: 'pulse-project-idempotency-test',
-      max: 2,
-      connectTimeoutMs: 10_000,
-      statementTimeoutMs: 30_000,
-      queryTimeoutMs: 40_000,
-    },
-    pino({ level: 'silent' }),
-  );
+  pool = servicePool(db.dsn, 'pulse-project-idempotency-test');
   const ids = await db.query<{ id: number }>(
     "INSERT INTO projects (name) VALUES ('shop'), ('victim') RETURNING id",
   );

@@ -5,18 +5,16 @@
 // rows only, and its export exactly the events a model of per-project idempotency says it stored.
 import fc from 'fast-check';
 import type pg from 'pg';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { answerMetrics } from '../../src/metrics/answer-metrics.js';
 import { CellBitmapCache } from '../../src/metrics/cell-bitmap-cache.js';
 import { MetricsCache } from '../../src/metrics/metrics-cache.js';
-import { createPool } from '../../src/sql/create-pool.js';
 import { openEventExport } from '../../src/sql/export-events.js';
 import { refreshRollup } from '../../src/sql/refresh-rollup.js';
 import type { IncomingEvent } from '../../src/validation/validate-events.js';
 import { EventOutcome } from '../../src/workers/insert-batch-messages.js';
 import { insertGroups } from '../../src/workers/insert-groups.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { createTestDatabase, servicePool, type TestDatabase } from '../helpers/database.js';
 
 const secondsPerDay = 86_400;
 /** 2023-09-09 UTC, three days. */
@@ -34,17 +32,7 @@ const cellBitmaps = new CellBitmapCache(64 * 1024 * 1024);
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  pool = createPool(
-    {
-      connectionString: db.dsn,
-      applicationName: 'pulse-project-isolation-test',
-      max: 4,
-      connectTimeoutMs: 10_000,
-      statementTimeoutMs: 30_000,
-      queryTimeoutMs: 40_000,
-    },
-    pino({ level: 'silent' }),
-  );
+  pool = servicePool(db.dsn, 'pulse-project-isolation-test', 4);
   const rows = await db.query<{ id: number }>(
     "INSERT INTO projects (name) VALUES ('alpha'), ('beta'), ('gamma') RETURNING id",
   );
