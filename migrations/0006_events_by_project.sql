@@ -1,6 +1,8 @@
 -- Everything stored belongs to exactly one project: its events, its rollup cells and its
 -- idempotency namespace. Every row stored before projects existed is the default project's (id 1):
 -- a constant default fills the column without rewriting the table, and every answer stays the same.
+-- The two event indexes are rebuilt, which holds writes to events for as long as that takes: on a
+-- large table, upgrade in a quiet hour.
 --
 -- No foreign key to projects: it would cost a lookup in projects for every inserted event, and a
 -- project is never deleted, so the reference cannot dangle.
