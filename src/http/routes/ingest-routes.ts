@@ -69,7 +69,7 @@ export function ingestRoutes(deps: IngestRouteDeps): Route[] {
   ).map(([path, shape]) => ({
     method: 'post',
     path,
-    auth: 'api_key',
+    auth: 'write',
     refusedWhileDraining: true,
     readsHead: true,
     responseHeaders,

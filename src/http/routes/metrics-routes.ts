@@ -87,7 +87,7 @@ export function metricsRoutes(deps: MetricsRouteDeps): Route[] {
     {
       method: 'get',
       path: '/metrics',
-      auth: 'api_key',
+      auth: 'read',
       // The read pool closes during shutdown: say why, rather than "database unavailable".
       refusedWhileDraining: true,
       readsHead: true,
