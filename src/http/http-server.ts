@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import type { AccessStore } from '../access/access-store.js';
 import { openCaller } from '../access/caller.js';
+import { IngestQuotas } from '../access/ingest-quota.js';
 import type { Config } from '../config.js';
 import { problem, shuttingDownProblem, type Problem } from '../errors.js';
 import type { Batcher } from '../ingest/batcher.js';
@@ -14,6 +15,7 @@ import type { Telemetry } from '../telemetry/telemetry.js';
 import type { CellBitmapCache } from '../metrics/cell-bitmap-cache.js';
 import { createApiKeyCheck, createAuthorize, type Authorize } from './api-key-auth.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
+import { createCorsPolicy } from './cors.js';
 import {
   beginExchange,
   closeOpenExchanges,
@@ -23,6 +25,7 @@ import {
 } from './exchange.js';
 import type { Uws } from './load-uws.js';
 import { renderOpenApiYaml } from './openapi.js';
+import { ProjectRateLimiters } from './project-rate-limiters.js';
 import { RateLimiter } from './rate-limiter.js';
 import { readHead, unreadHead } from './request-head.js';
 import type { Route } from './route.js';
@@ -77,11 +80,21 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
   const lifecycle = { draining: false };
   const isDraining = () => lifecycle.draining;
   let openApiYaml = '';
-  const ingest = ingestRoutes({ config, batcher: deps.batcher, log, telemetry });
+  const access = () => deps.access.snapshot;
+  const cors = createCorsPolicy(config.corsOrigins, access);
+  const quotas = new IngestQuotas(config.clusterProcesses);
+  const ingest = ingestRoutes({
+    config,
+    batcher: deps.batcher,
+    log,
+    telemetry,
+    cors,
+    takeQuota: (caller, events) => quotas.take(access().projects.get(caller.projectId), events),
+  });
   const routes: Route[] = [
     ...ingest,
     ...corsPreflightRoutes(
-      config,
+      cors,
       ingest.map((route) => route.path),
     ),
     ...metricsRoutes({
@@ -89,7 +102,11 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
       pool: deps.readPool,
       cache: deps.metricsCache,
       cellBitmaps: deps.cellBitmaps,
-      rateLimiter: new RateLimiter(config.rateLimitMetricsPerMin, config.rateLimitMaxClients),
+      rateLimiters: new ProjectRateLimiters(
+        new RateLimiter(config.rateLimitMetricsPerMin, config.rateLimitMaxClients),
+        (projectId) => access().projects.get(projectId)?.metrics_requests_per_minute ?? null,
+        config.rateLimitMaxClients,
+      ),
       log,
       telemetry,
     }),
@@ -119,7 +136,7 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
   openApiYaml = renderOpenApiYaml(config, routes);
   const preamble: Preamble = {
     authorize: createAuthorize(
-      createApiKeyCheck(config.apiKeys, () => deps.access.snapshot),
+      createApiKeyCheck(config.apiKeys, access),
       new AuthFailureLimiter(config.authFailuresPerMin, config.rateLimitMaxClients),
     ),
     isDraining,

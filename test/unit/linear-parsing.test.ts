@@ -118,7 +118,7 @@ describe('API keys', () => {
 
 describe('Origin', () => {
   it('matches a 200 KB Origin against the allowlist in linear time', () => {
-    const cors = createCorsPolicy(['https://app.example']);
+    const cors = createCorsPolicy(['https://app.example'], () => emptyAccessSnapshot);
     expect(timed(() => cors.responseHeaders(`https://app.example${fill('a')}`))).toEqual({
       answer: { vary: 'Origin' },
       withinBound: true,
