@@ -107,10 +107,12 @@ const listAllProjects: AdminHandler = async (exchange, _head, caller, deps) => {
 };
 
 const createProjectKey: AdminHandler = async (exchange, head, caller, deps) => {
+  // The body is read from the start: uWS hands its bytes over only to a reader already attached.
+  const reading = readAdminBody(exchange, head, deps.config, checkKeyCreate);
   const project = await projectFor(head, caller, deps.pool);
-  if (!('id' in project)) return refuseBeforeBody(exchange, project);
-  const body = await readAdminBody(exchange, head, deps.config, checkKeyCreate);
+  const body = await reading;
   if (body === null) return;
+  if (!('id' in project)) return sendProblem(exchange, project);
   const created = await createKey(deps.pool, project.id, body.scope, body.name ?? null);
   await deps.reloadAccess();
   sendJson(exchange, 201, created);
@@ -123,10 +125,11 @@ const listProjectKeys: AdminHandler = async (exchange, head, caller, deps) => {
 };
 
 const changeProject: AdminHandler = async (exchange, head, caller, deps) => {
+  const reading = readAdminBody(exchange, head, deps.config, checkProjectUpdate);
   const project = await projectFor(head, caller, deps.pool);
-  if (!('id' in project)) return refuseBeforeBody(exchange, project);
-  const body = await readAdminBody(exchange, head, deps.config, checkProjectUpdate);
+  const body = await reading;
   if (body === null) return;
+  if (!('id' in project)) return sendProblem(exchange, project);
   const row = await updateProject(deps.pool, project.id, body);
   if (row === null) return sendProblem(exchange, problem('project_not_found', 'No such project.'));
   await deps.reloadAccess();
