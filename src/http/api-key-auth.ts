@@ -33,7 +33,12 @@ export type AuthResult =
   | { readonly ok: true; readonly caller: Caller }
   | { readonly ok: false; readonly problem: Problem | null };
 
-export type ApiKeyCheck = (head: RequestHead, scope: KeyScope) => AuthResult;
+/** keyedWhenOpen: the admin API, which needs a key even in open mode. */
+export type ApiKeyCheck = (
+  head: RequestHead,
+  scope: KeyScope,
+  keyedWhenOpen?: boolean,
+) => AuthResult;
 
 const open: AuthResult = { ok: true, caller: openCaller };
 const refused: AuthResult = { ok: false, problem: null };
@@ -53,9 +58,9 @@ export function createApiKeyCheck(
     ok: true,
     caller: { keyId: `k${i}`, projectId: defaultProjectId },
   }));
-  return (head, scope) => {
+  return (head, scope, keyedWhenOpen = false) => {
     const snapshot = access();
-    if (digests.length === 0 && snapshot.noStoredKeys && scope !== 'admin') return open;
+    if (digests.length === 0 && snapshot.noStoredKeys && !keyedWhenOpen) return open;
     const presented = head.apiKey !== '' ? head.apiKey : bearerToken(head.authorization);
     if (presented === '') return refused;
     const digest = sha256(presented);
@@ -75,7 +80,12 @@ export type AuthDecision =
   | { readonly ok: true; readonly caller: Caller }
   | { readonly ok: false; readonly problem: Problem };
 
-export type Authorize = (res: HttpResponse, head: RequestHead, scope: KeyScope) => AuthDecision;
+export type Authorize = (
+  res: HttpResponse,
+  head: RequestHead,
+  scope: KeyScope,
+  keyedWhenOpen?: boolean,
+) => AuthDecision;
 
 export function createAuthorize(check: ApiKeyCheck, failures: AuthFailureLimiter): Authorize {
   const unauthorized: AuthDecision = { ok: false, problem: unauthorizedProblem };
@@ -87,7 +97,7 @@ export function createAuthorize(check: ApiKeyCheck, failures: AuthFailureLimiter
       { retryAfterSeconds },
     ),
   });
-  return (res, head, scope) => {
+  return (res, head, scope, keyedWhenOpen) => {
     let address: string | undefined;
     // A blocked address is refused before its key is even hashed, a correct one included.
     if (failures.anyBlocked) {
@@ -95,7 +105,7 @@ export function createAuthorize(check: ApiKeyCheck, failures: AuthFailureLimiter
       const wait = failures.blockedFor(address);
       if (wait > 0) return tooManyFailures(wait);
     }
-    const result = check(head, scope);
+    const result = check(head, scope, keyedWhenOpen);
     if (result.ok) return result;
     if (result.problem) return { ok: false, problem: result.problem };
     if (!failures.enabled) return unauthorized;

@@ -191,7 +191,7 @@ function serve(route: Route, preamble: Preamble): (res: HttpResponse, req: HttpR
       throw new Error(`${route.path}: a route that reads no head can check neither key nor drain`);
     return (res) => handler(beginExchange(res), unreadHead, openCaller);
   }
-  const { auth: scope, refusedWhileDraining } = route;
+  const { auth: scope, keyedWhenOpen = false, refusedWhileDraining } = route;
   const hasParameter = route.path.includes('/:');
   return (res, req) => {
     const exchange = beginExchange(res);
@@ -203,7 +203,7 @@ function serve(route: Route, preamble: Preamble): (res: HttpResponse, req: HttpR
     if (refusedWhileDraining && isDraining())
       return refuse(exchange, shuttingDownProblem(retryAfterSeconds), true);
     if (scope === 'none') return handler(exchange, head, openCaller);
-    const auth = authorize(res, head, scope);
+    const auth = authorize(res, head, scope, keyedWhenOpen);
     if (!auth.ok) return refuse(exchange, auth.problem, false);
     handler(exchange, head, auth.caller);
   };

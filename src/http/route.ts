@@ -10,7 +10,7 @@ import type { RequestHead } from './request-head.js';
 export type OpenApiOperation = Readonly<Record<string, unknown>>;
 
 /** The scope of key a route needs, or none. Root keys (API_KEYS) pass every scope; in open mode
- *  (no API_KEYS, no stored key) every route but the 'admin' ones lets everyone in. */
+ *  (no API_KEYS, no stored key) a keyed route lets everyone in unless it is keyedWhenOpen. */
 export type RouteAuth = 'none' | KeyScope;
 
 /** Called once the preamble has passed: the head is within MAX_HEADER_BYTES, the server is not
@@ -22,6 +22,8 @@ export interface Route {
   readonly method: 'get' | 'post' | 'patch' | 'delete' | 'options';
   readonly path: string;
   readonly auth: RouteAuth;
+  /** Needs a key even in open mode (the admin API): nobody may manage access without one. */
+  readonly keyedWhenOpen?: boolean;
   /** Answered 503 shutting_down once shutdown has begun, on connections still open. */
   readonly refusedWhileDraining: boolean;
   /** False for a route that reads nothing from the request: no header can make it fail, so a

@@ -25,7 +25,7 @@ export async function callApi(
   });
   const text = await res.text();
   const type = res.headers.get('content-type') ?? '';
-  const json = /^application\/(problem\+)?json/.test(type) ? JSON.parse(text) : {};
+  const json: unknown = /^application\/(problem\+)?json/.test(type) ? JSON.parse(text) : {};
   return { status: res.status, headers: res.headers, body: json as Record<string, unknown> };
 }
 

@@ -164,6 +164,7 @@ export function adminRoutes(deps: AdminRouteDeps): Route[] {
     method,
     path,
     auth: 'admin',
+    keyedWhenOpen: true,
     refusedWhileDraining: true,
     readsHead: true,
     ...(readsBody ? { refuse: refuseBeforeBody } : {}),
