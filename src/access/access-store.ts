@@ -15,6 +15,7 @@ export class AccessStore {
   private reloadAgain = false;
   private flushedUpToMs = 0;
   private stopped = false;
+  private pollFailing = false;
 
   private constructor(
     private current: AccessSnapshot,
@@ -74,8 +75,12 @@ export class AccessStore {
     try {
       if ((await readAccessVersion(this.pool)) !== this.current.version) await this.reload();
       await this.flushLastUsed();
+      this.pollFailing = false;
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'access version could not be read');
+      // Once per outage, not once a poll: the readiness probe reports the database already.
+      if (!this.pollFailing)
+        this.log.warn({ err: (err as Error).message }, 'access version could not be read');
+      this.pollFailing = true;
     }
   }
 
