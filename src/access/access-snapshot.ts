@@ -11,6 +11,8 @@ export interface StoredKey {
   readonly id: number;
   readonly scope: KeyScope;
   readonly caller: Caller;
+  /** The key check's answer for it, made once: nothing is allocated per request. */
+  readonly granted: { readonly ok: true; readonly caller: Caller };
   /** Epoch ms of its last use in this process, 0 if none since start-up; flushed in the background. */
   usedAtMs: number;
 }
@@ -35,10 +37,12 @@ export function buildAccessSnapshot(
   if (previous) for (const key of previous.keys.values()) usedAtMs.set(key.id, key.usedAtMs);
   const keys = new Map<string, StoredKey>();
   for (const row of rows.keys) {
+    const caller = Object.freeze({ keyId: `s${row.id}`, projectId: row.project_id });
     keys.set(row.secret_sha256.toString('base64'), {
       id: row.id,
       scope: row.scope,
-      caller: Object.freeze({ keyId: `s${row.id}`, projectId: row.project_id }),
+      caller,
+      granted: { ok: true, caller },
       usedAtMs: usedAtMs.get(row.id) ?? 0,
     });
   }

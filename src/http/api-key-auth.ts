@@ -28,7 +28,8 @@ export function insufficientScopeProblem(needed: KeyScope | 'root'): Problem {
 }
 
 /** The caller's keyId is `k0` for the first of API_KEYS, `s<id>` for a stored key; null in open
- *  mode (no API_KEYS and no stored key), where every route but /admin/* lets everyone in. */
+ *  mode (no API_KEYS and no stored key), where every keyed route but the admin API lets everyone
+ *  in. A refusal carries its problem when it is not the one 401 (a key of another scope). */
 export type AuthResult =
   | { readonly ok: true; readonly caller: Caller }
   | { readonly ok: false; readonly problem: Problem | null };
@@ -71,7 +72,7 @@ export function createApiKeyCheck(
     const key = snapshot.keys.get(digest.toString('base64'));
     if (key === undefined) return refused;
     key.usedAtMs = Date.now();
-    return key.scope === scope ? { ok: true, caller: key.caller } : outOfScope[scope];
+    return key.scope === scope ? key.granted : outOfScope[scope];
   };
 }
 
