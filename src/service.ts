@@ -107,7 +107,11 @@ export async function startService(
   );
   await probe.probe();
   probe.start(probeIntervalMs);
-  const access = await AccessStore.load(adminPool, log);
+  const access = await retryUntil(
+    () => AccessStore.load(adminPool, log),
+    startupDatabaseWaitMs,
+    log,
+  );
   access.start(poolOptions('access', 1), config.accessRefreshMs);
   const readPool = createPool(poolOptions('reader', config.metricsPoolSize), log);
   // Exports hold a connection for as long as their reader takes: apart, they cannot starve /metrics.

@@ -56,12 +56,12 @@ export async function readAccessRows(pool: pg.Pool): Promise<AccessRows> {
       )
     ).rows;
     await client.query('COMMIT');
+    client.release();
     return { version, anyKey, projects, keys };
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    // A timed-out query may still be running on this connection: it is not reused.
+    client.release(err as Error);
     throw err;
-  } finally {
-    client.release();
   }
 }
 
