@@ -2,6 +2,7 @@
 // count(DISTINCT user_id) straight over the raw events, per request. The window is [from, to + 1)
 // in occurred_at, the exact set /metrics counts (both bounds inclusive, to in whole seconds).
 import pg from 'pg';
+import { mainProjectId } from './metrics-dataset.js';
 
 export interface RawWindow {
   readonly from: number;
@@ -20,7 +21,8 @@ export interface RawDay {
   readonly uniqueUsers: number;
 }
 
-const filters = `occurred_at >= to_timestamp($1) AND occurred_at < to_timestamp($2)
+// The main project's rows only: /metrics answers the project of the key it is called with.
+const filters = `project_id = $4 AND occurred_at >= to_timestamp($1) AND occurred_at < to_timestamp($2)
   AND ($3::text IS NULL OR event_name = $3)`;
 
 const totalsSql = `SELECT count(*)::int8 AS count, count(DISTINCT user_id)::int8 AS unique_users
@@ -41,7 +43,7 @@ export async function openRawScanner(dsn: string): Promise<RawScanner> {
   // No statement timeout: these scans are expected to take seconds.
   const client = new pg.Client({ connectionString: dsn, application_name: 'pulse-bench-raw-scan' });
   await client.connect();
-  const params = (w: RawWindow) => [w.from, w.to + 1, w.eventName];
+  const params = (w: RawWindow) => [w.from, w.to + 1, w.eventName, mainProjectId];
   return {
     totals: async (window) => {
       const started = performance.now();
