@@ -50,7 +50,13 @@ export async function runLocalScenario(
     });
     const body = bodyOf(events);
     const bodyBytes = Buffer.byteLength(bodyOf(sampleEvents(context, scenario))());
-    const load = { url: server.url, path, connections, headers: {}, nextBody: body };
+    const load = {
+      url: server.url,
+      path,
+      connections,
+      headers: keyHeaders(options),
+      nextBody: body,
+    };
 
     if (options.warmupSeconds > 0) {
       progress(`${label}: warm-up ${options.warmupSeconds} s`);
@@ -128,7 +134,7 @@ export async function runUrlScenario(
   const baseUrl = options.url!;
   const { connections, eventsPerRequest, path, bodyOf } = scenarioShape(scenario, options);
   const label = `run ${run}/${options.runs} ${scenario.id}`;
-  const headers: Record<string, string> = options.apiKey ? { 'x-api-key': options.apiKey } : {};
+  const headers = keyHeaders(options);
   // Its own event_name per scenario and run: /metrics then counts exactly this load's events,
   // whatever else the instance holds. The warm-up uses another name.
   const eventName = `bench-${context.runTag}-${run}-${scenario.id}`;
@@ -188,6 +194,11 @@ export async function runUrlScenario(
     cpuCores: null,
     serverProblems: [],
   };
+}
+
+/** The key every request carries, as a client holding it would send it. */
+export function keyHeaders(options: IngestOptions): Record<string, string> {
+  return options.apiKey ? { 'x-api-key': options.apiKey } : {};
 }
 
 /** Polls the row count until it has not grown for 1 s (queued mode keeps writing after the load

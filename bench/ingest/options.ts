@@ -31,7 +31,7 @@ const usage = `npm run bench:ingest -- [options]
                        --url: single,bulk,overload (default single,bulk)
   --json PATH          also write every result and the conditions as JSON
   --url URL            drive a running instance (no ceiling, stored events from its /metrics)
-  --api-key KEY        sent as X-API-Key with --url
+  --api-key KEY        sent as X-API-Key; a started server needs it too: --server-env API_KEYS=KEY
   --ceiling-seconds S  length of each Postgres-only and HTTP-only ceiling measurement (4)
   --server-env K=V     extra environment for the started server (repeatable)
   --server-node-arg A  extra node flag for the started server, e.g. --cpu-prof (repeatable)`;

@@ -145,6 +145,7 @@ export function renderReport(
       (Object.keys(options.serverEnv).length > 0
         ? `; server env ${JSON.stringify(options.serverEnv)}`
         : '') +
+      (options.apiKey ? '; every request carries X-API-Key' : '') +
       '. Load generator (autocannon) runs on the same machine.',
   );
   if (local) {
