@@ -4,6 +4,7 @@
 // their own pg_indexes definitions afterwards: building a 10M-entry random-uuid btree once is far
 // cheaper than maintaining it row by row, and the end state is the migration's DDL exactly.
 import pg from 'pg';
+import { defaultProjectId } from '../../src/sql/insert-events.js';
 
 export const secondsPerDay = 86_400;
 
@@ -18,9 +19,6 @@ export interface DatasetShape {
   readonly noChannelShare: number;
   readonly users: number;
 }
-
-/** The project the main dataset goes to: the default one, which a server without keys serves. */
-export const mainProjectId = 1;
 
 /** Other projects, each holding a smaller dataset of the same shape beside the main one. */
 export interface Neighbours {
@@ -102,7 +100,8 @@ export async function loadDataset(
         );
       }
     };
-    await load(mainProjectId, shape.events);
+    // The default project: the one a server without keys answers for.
+    await load(defaultProjectId, shape.events);
     // Neighbours share event_ids, users and names with the main project: only project_id tells
     // their rows apart, as it does for tenants that send alike.
     if (neighbours.projects > 0) {

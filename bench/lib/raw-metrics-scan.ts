@@ -1,13 +1,14 @@
-// The seed's way of answering /metrics, for comparison on the same data: count(*) and
+// The Go MVP's way of answering /metrics, for comparison on the same data: count(*) and
 // count(DISTINCT user_id) straight over the raw events, per request. The window is [from, to + 1)
 // in occurred_at, the exact set /metrics counts (both bounds inclusive, to in whole seconds).
 import pg from 'pg';
-import { mainProjectId } from './metrics-dataset.js';
 
 export interface RawWindow {
   readonly from: number;
   readonly to: number;
   readonly eventName: string | null;
+  /** The project counted; absent, the default project (1). */
+  readonly projectId?: number;
 }
 
 export interface RawTotals {
@@ -21,7 +22,6 @@ export interface RawDay {
   readonly uniqueUsers: number;
 }
 
-// The main project's rows only: /metrics answers the project of the key it is called with.
 const filters = `project_id = $4 AND occurred_at >= to_timestamp($1) AND occurred_at < to_timestamp($2)
   AND ($3::text IS NULL OR event_name = $3)`;
 
@@ -43,7 +43,7 @@ export async function openRawScanner(dsn: string): Promise<RawScanner> {
   // No statement timeout: these scans are expected to take seconds.
   const client = new pg.Client({ connectionString: dsn, application_name: 'pulse-bench-raw-scan' });
   await client.connect();
-  const params = (w: RawWindow) => [w.from, w.to + 1, w.eventName, mainProjectId];
+  const params = (w: RawWindow) => [w.from, w.to + 1, w.eventName, w.projectId ?? 1];
   return {
     totals: async (window) => {
       const started = performance.now();

@@ -1,8 +1,9 @@
 // Who a request acts for, as the key check decided: the project whose data it reads or writes, and
 // the key that matched (rate limits and export slots count per key).
 
-/** The project every event belonged to before projects existed; open mode acts for it. */
-export const defaultProjectId = 1;
+import { defaultProjectId } from '../sql/insert-events.js';
+
+export { defaultProjectId };
 
 export interface Caller {
   /** Names the matching key without revealing it; null when no key was needed. */

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { IngestAck } from '../config.js';
 import { problem, shuttingDownProblem, type Problem } from '../errors.js';
 import { acksBeforeCommit } from '../faults/fault-injection.js';
+import { defaultProjectId } from '../sql/insert-events.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { InsertBatchResult } from '../workers/insert-batch-messages.js';
 import { writeIsolatingCrashes, type GroupWriter } from './crash-isolation.js';
@@ -229,7 +230,10 @@ export class Batcher {
     const startedMs = performance.now();
     let result: InsertBatchResult;
     try {
-      result = await this.writers.run({ requests: live.map((s) => s.request.json) });
+      result = await this.writers.run({
+        requests: live.map((s) => s.request.json),
+        projectIds: live.map((s) => s.request.projectId ?? defaultProjectId),
+      });
     } catch (err) {
       // The thread died (crash, exit, heap limit); Piscina replaces it. The outcome is in doubt.
       this.log.error(

@@ -19,6 +19,8 @@ export type SubmitResult =
 export interface ValidatedRequest {
   readonly json: string | Uint8Array;
   readonly eventCount: number;
+  /** The project every event of the request is stored in; absent, the default project. */
+  readonly projectId?: number;
 }
 
 export interface Submission {

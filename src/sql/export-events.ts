@@ -20,7 +20,7 @@ SELECT (jsonb_build_object(
   'received_at', (extract(epoch FROM received_at) * 1000)::int8)
   ${optional.join('\n  ')})::text AS line
 FROM events
-WHERE occurred_at >= to_timestamp($1) AND occurred_at < to_timestamp($2)
+WHERE project_id = $5 AND occurred_at >= to_timestamp($1) AND occurred_at < to_timestamp($2)
   AND ($3::text IS NULL OR event_name = $3) AND ($4::text IS NULL OR channel = $4)
 ORDER BY occurred_at, idem_key`;
 
@@ -44,8 +44,10 @@ export interface ExportTimeouts {
 // idle_in_transaction_session_timeout frees it even if this process stops serving the export. A
 // protocol-level portal is never idle (no Sync until it closes) and its statement timer runs from
 // the first read to the last.
+/** One project's events in the window. */
 export async function openEventExport(
   pool: pg.Pool,
+  projectId: number,
   window: MetricsWindow,
   timeouts: ExportTimeouts,
 ): Promise<EventExport> {
@@ -65,7 +67,13 @@ export async function openEventExport(
               set_config('idle_in_transaction_session_timeout', $2, true)`,
       [String(timeouts.readMs), String(timeouts.idleMs)],
     );
-    await run(declareSql, [window.from, window.to + 1, window.eventName, window.channel]);
+    await run(declareSql, [
+      window.from,
+      window.to + 1,
+      window.eventName,
+      window.channel,
+      projectId,
+    ]);
   } catch (err) {
     session.release(err as Error);
     throw err;

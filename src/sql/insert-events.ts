@@ -1,7 +1,8 @@
 // The hot statement: a whole batch as ONE multi-row INSERT whose text never changes. Each column
 // travels as one array parameter, so any batch size binds one parameter per column (one per row
 // would overflow the protocol's 16-bit count at 65,536) and the statement is prepared once per
-// connection.
+// connection. A batch of one project (nearly every batch) sends its project once: unnest pads the
+// empty per-row project array with NULLs, and coalesce fills in the batch's project.
 import { hash } from 'node:crypto';
 import type pg from 'pg';
 import { keysInArrivalOrder } from '../faults/fault-injection.js';
@@ -11,25 +12,39 @@ import { eventColumns } from './event-columns.js';
 
 const columnNames = eventColumns.map((c) => c.column);
 export const insertEventsSql = `
-INSERT INTO events (idem_key, ${columnNames.join(', ')})
-SELECT idem_key, ${eventColumns.map((c) => c.fromElement(c.column)).join(', ')}
-FROM unnest($1::uuid[], ${eventColumns.map((c, i) => `$${i + 2}::${c.arrayType}`).join(', ')})
-  AS batch(idem_key, ${columnNames.join(', ')})
-ON CONFLICT (idem_key) DO NOTHING
-RETURNING idem_key`;
+INSERT INTO events (project_id, idem_key, ${columnNames.join(', ')})
+SELECT coalesce(project_id, $1::int4), idem_key, ${eventColumns.map((c) => c.fromElement(c.column)).join(', ')}
+FROM unnest($2::int4[], $3::uuid[], ${eventColumns.map((c, i) => `$${i + 4}::${c.arrayType}`).join(', ')})
+  AS batch(project_id, idem_key, ${columnNames.join(', ')})
+ON CONFLICT (project_id, idem_key) DO NOTHING
+RETURNING project_id, idem_key`;
+
+/** The project of rows sent without one: the events table's default. */
+export const defaultProjectId = 1;
 
 /** What the statement did with each event: stored it, or found its key already stored (before,
  *  or by an earlier event of the same batch). */
 export const InsertOutcome = { duplicate: 0, inserted: 1 } as const;
 
+/** Which project each event of a batch belongs to: events [starts[i], starts[i + 1]) are
+ *  projectIds[i]'s. A writer's batch has one run per request. */
+export interface ProjectRuns {
+  readonly projectIds: readonly number[];
+  /** One more entry than projectIds: the last is the end of the last run. */
+  readonly starts: readonly number[];
+}
+
 /** A batch ready to send, built once and sent again as it is when the statement is retried. */
 export interface EventRows {
   /** Each event's idempotency key, in the order given. */
   readonly keys: readonly string[];
-  /** The statement's parameters: the keys, then one array per column of eventColumns, with one
-   *  entry per distinct key, sorted by key: concurrent multi-row inserts that take overlapping
-   *  keys in different orders deadlock. */
-  readonly params: unknown[][];
+  /** [project, number of events] for consecutive events of keys, in order. */
+  readonly projectRuns: readonly (readonly [projectId: number, events: number])[];
+  /** The statement's parameters: the batch's project, the rows' projects (empty when the batch
+   *  has one), the keys, then one array per column of eventColumns, with one entry per distinct
+   *  (project, key), sorted by project then key: concurrent multi-row inserts that take
+   *  overlapping keys in different orders deadlock. */
+  readonly params: unknown[];
 }
 
 export interface InsertedEvents {
@@ -49,34 +64,63 @@ export function idempotencyKey(event: IncomingEvent): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** Events [from, to) as the statement's rows. */
+/** The events of runs [fromRun, toRun) as the statement's rows. */
 export function toEventRows(
   events: readonly IncomingEvent[],
-  from = 0,
-  to = events.length,
+  runs: ProjectRuns = { projectIds: [defaultProjectId], starts: [0, events.length] },
+  fromRun = 0,
+  toRun = runs.projectIds.length,
 ): EventRows {
   const keys: string[] = [];
-  const firstIndexByKey = new Map<string, number>();
-  for (let i = from; i < to; i++) {
-    const key = idempotencyKey(events[i]!);
-    keys.push(key);
-    if (!firstIndexByKey.has(key)) firstIndexByKey.set(key, i);
+  const projectRuns: [number, number][] = [];
+  // Keys are first seen per project: the same key in two projects is two events.
+  const firstIndexByKey = new Map<number, Map<string, number>>();
+  for (let run = fromRun; run < toRun; run++) {
+    const projectId = runs.projectIds[run]!;
+    const from = runs.starts[run]!;
+    const to = runs.starts[run + 1]!;
+    let firstSeen = firstIndexByKey.get(projectId);
+    if (!firstSeen) firstIndexByKey.set(projectId, (firstSeen = new Map<string, number>()));
+    const last = projectRuns[projectRuns.length - 1];
+    if (last?.[0] === projectId) last[1] += to - from;
+    else projectRuns.push([projectId, to - from]);
+    for (let i = from; i < to; i++) {
+      const key = idempotencyKey(events[i]!);
+      keys.push(key);
+      if (!firstSeen.has(key)) firstSeen.set(key, i);
+    }
   }
-  const firstSeen = [...firstIndexByKey.entries()];
-  if (!keysInArrivalOrder()) firstSeen.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const projects = [...firstIndexByKey.keys()].sort((a, b) => a - b);
+  const rowProjects: number[] = [];
+  let firstSeen: [string, number][] = [];
+  for (const projectId of projects) {
+    const ofProject = [...firstIndexByKey.get(projectId)!.entries()];
+    if (!keysInArrivalOrder()) ofProject.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    if (projects.length === 1) firstSeen = ofProject;
+    else
+      for (const entry of ofProject) {
+        firstSeen.push(entry);
+        rowProjects.push(projectId);
+      }
+  }
   // Column by column: each array is built at its final size.
-  const params: unknown[][] = [firstSeen.map(([key]) => key)];
+  const params: unknown[] = [projects[0] ?? defaultProjectId, rowProjects];
+  params.push(firstSeen.map(([key]) => key));
   for (const { element } of eventColumns)
     params.push(firstSeen.map(([, i]) => element(events[i]!)));
-  return { keys, params };
+  return { keys, projectRuns, params };
 }
 
 /** Stores the events whose keys are new. */
 export function insertEvents(
   pool: pg.Pool,
   events: readonly IncomingEvent[],
+  projectId = defaultProjectId,
 ): Promise<InsertedEvents> {
-  return insertEventRows(pool, toEventRows(events));
+  return insertEventRows(
+    pool,
+    toEventRows(events, { projectIds: [projectId], starts: [0, events.length] }),
+  );
 }
 
 /** A pooled connection the server closed while it sat idle (pg_terminate_backend, an idle
@@ -96,16 +140,24 @@ export async function insertEventRows(pool: pg.Pool, rows: EventRows): Promise<I
 }
 
 async function insertOnce(pool: pg.Pool, rows: EventRows): Promise<InsertedEvents> {
-  const result = await pool.query<{ idem_key: string }>({
+  const result = await pool.query<{ project_id: number; idem_key: string }>({
     name: 'insert-events',
     text: insertEventsSql,
     values: rows.params,
   });
-  const insertedKeys = new Set(result.rows.map((row) => row.idem_key));
-  const inserted = insertedKeys.size;
+  const insertedKeys = new Map(
+    rows.projectRuns.map(([projectId]) => [projectId, new Set<string>()]),
+  );
+  const onlyProject = insertedKeys.size === 1 ? insertedKeys.get(rows.projectRuns[0]![0]) : null;
+  for (const row of result.rows)
+    (onlyProject ?? insertedKeys.get(row.project_id))!.add(row.idem_key);
   // The first event with an inserted key is the insert; any later one in the batch is its duplicate.
   const outcomes = new Uint8Array(rows.keys.length);
-  for (let i = 0; i < outcomes.length; i++)
-    if (insertedKeys.delete(rows.keys[i]!)) outcomes[i] = InsertOutcome.inserted;
-  return { outcomes, inserted };
+  let i = 0;
+  for (const [projectId, events] of rows.projectRuns) {
+    const ofProject = insertedKeys.get(projectId)!;
+    for (const end = i + events; i < end; i++)
+      if (ofProject.delete(rows.keys[i]!)) outcomes[i] = InsertOutcome.inserted;
+  }
+  return { outcomes, inserted: result.rows.length };
 }

@@ -53,28 +53,30 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 SET LOCAL enable_seqscan = off;
 SELECT snapshot::text AS snapshot, (extract(epoch FROM now()) * 1000)::int8 AS as_of_ms FROM rollup_state`;
 
-// xmin is the cell row's version: every refresh that touches a cell writes a new row version.
-// Day cells in one range, hour cells in two (they sit at both ends of a window).
+// A cell is ($1 project, $2 grain, $3 event_name, $4 channel): the leading columns of both
+// rollup tables' keys. xmin is the cell row's version: every refresh that touches a cell writes a
+// new row version. Day cells in one range, hour cells in two (they sit at both ends of a window).
+const cellIs = 'project_id = $1 AND grain = $2 AND event_name = $3 AND channel = $4';
 const readCellVersionsSql = `
 SELECT 'day' AS span, day AS start, event_count::int AS event_count, xmin::text AS version
 FROM ${rollupSpans.day.table}
-WHERE grain = $1 AND event_name = $2 AND channel = $3 AND day BETWEEN $4 AND $5
+WHERE ${cellIs} AND day BETWEEN $5 AND $6
 UNION ALL
 SELECT 'hour', hour, event_count::int, xmin::text
 FROM ${rollupSpans.hour.table}
-WHERE grain = $1 AND event_name = $2 AND channel = $3
-  AND (hour BETWEEN $6 AND $7 OR hour BETWEEN $8 AND $9)`;
+WHERE ${cellIs} AND (hour BETWEEN $7 AND $8 OR hour BETWEEN $9 AND $10)`;
 
 const readCellUsersSql = `
 SELECT 'day' AS span, day AS start, users FROM ${rollupSpans.day.table}
-WHERE grain = $1 AND event_name = $2 AND channel = $3 AND day = ANY($4::int[])
+WHERE ${cellIs} AND day = ANY($5::int[])
 UNION ALL
 SELECT 'hour', hour, users FROM ${rollupSpans.hour.table}
-WHERE grain = $1 AND event_name = $2 AND channel = $3 AND hour = ANY($5::int[])`;
+WHERE ${cellIs} AND hour = ANY($6::int[])`;
 
-const filters = `($3::text IS NULL OR e.event_name = $3) AND ($4::text IS NULL OR e.channel = $4)`;
+const filters = `e.project_id = $8
+  AND ($3::text IS NULL OR e.event_name = $3) AND ($4::text IS NULL OR e.channel = $4)`;
 
-// Three index scans: the two slivers by occurred_at (btree; written as two ranges because the
+// Three index scans: the two slivers by project and occurred_at (btree; written as two ranges because the
 // planner would otherwise scan the whole window's range and filter, measured 1.3M rows read for
 // 1.3k kept), and rows newer than the rollup's snapshot by txid (BRIN). MATERIALIZED keeps the
 // planner from merging the tail scan into an occurred_at scan.
@@ -83,9 +85,9 @@ const filters = `($3::text IS NULL OR e.event_name = $3) AND ($4::text IS NULL O
 // has rollup cells: a window without a whole hour is counted by user_id alone.
 const readRawSql = (withUserInts: boolean) => `
 WITH tail AS MATERIALIZED (
-  SELECT e.occurred_at, e.user_id, e.event_name, e.channel FROM events e
+  SELECT e.project_id, e.occurred_at, e.user_id, e.event_name, e.channel FROM events e
   WHERE e.txid >= pg_snapshot_xmin($7::pg_snapshot)::text::bigint
-    AND NOT pg_visible_in_snapshot(e.txid::text::xid8, $7::pg_snapshot)
+    AND NOT pg_visible_in_snapshot(e.txid::text::xid8, $7::pg_snapshot) AND e.project_id = $8
 ), raw AS (
   SELECT e.occurred_at, e.user_id FROM events e
   WHERE ${filters} AND e.occurred_at >= to_timestamp($1) AND e.occurred_at < to_timestamp($5)
@@ -103,8 +105,10 @@ GROUP BY 1, 2, 3`;
 const readRawWithUserIntsSql = readRawSql(true);
 const readRawByUserIdSql = readRawSql(false);
 
+/** One project's material: its rollup cells and its raw rows. */
 export async function readMetrics(
   pool: pg.Pool,
+  projectId: number,
   window: MetricsWindow,
   bitmaps: CellBitmapStore,
 ): Promise<MetricsMaterial> {
@@ -133,7 +137,14 @@ export async function readMetrics(
     try {
       const { snapshot, as_of_ms } = opened[2]!.rows[0] as { snapshot: string; as_of_ms: string };
       const cells = hasHours
-        ? await readCells(client, window, hasDays ? [firstDay, lastDay] : none, hourRanges, bitmaps)
+        ? await readCells(
+            client,
+            projectId,
+            window,
+            hasDays ? [firstDay, lastDay] : none,
+            hourRanges,
+            bitmaps,
+          )
         : [];
       const { rows: raw } = await client.query<{
         day: number;
@@ -148,6 +159,7 @@ export async function readMetrics(
         cellFrom,
         cellTo,
         snapshot,
+        projectId,
       ]);
       await client.query('COMMIT');
       return {
@@ -183,13 +195,14 @@ const none: Range = [1, 0];
 /** Day and hour cells of the window, fetching users only for cells not cached at their version. */
 async function readCells(
   client: pg.PoolClient,
+  projectId: number,
   window: MetricsWindow,
   dayRange: Range,
   hourRanges: readonly [Range, Range],
   bitmaps: CellBitmapStore,
 ): Promise<{ span: RollupSpan; start: number; eventCount: number; users: UserSet }[]> {
   const grain = rollupGrainFor(window.eventName !== null, window.channel !== null);
-  const cell = [grain.code, window.eventName ?? '', window.channel ?? ''] as const;
+  const cell = [projectId, grain.code, window.eventName ?? '', window.channel ?? ''] as const;
   const { rows: versions } = await client.query<{
     span: RollupSpan;
     start: number;

@@ -26,26 +26,28 @@ INSERT INTO user_ids (user_id)
 SELECT DISTINCT user_id FROM events WHERE ${newRows} ORDER BY user_id
 ON CONFLICT (user_id) DO NOTHING`;
 
-// Grouped by hour: the hour groups feed the hour cells, and their sums the day cells.
+// Grouped by project and hour: cells are per project; the hour groups feed the hour cells, and
+// their sums the day cells.
 const aggregateNewRowsSql = `
-SELECT floor(extract(epoch FROM events.occurred_at) / ${secondsPerHour})::int AS hour,
+SELECT events.project_id, floor(extract(epoch FROM events.occurred_at) / ${secondsPerHour})::int AS hour,
        events.event_name, events.channel, count(*)::int AS event_count,
        array_agg(DISTINCT user_ids.user_int) AS user_ints
 FROM events JOIN user_ids USING (user_id)
 WHERE ${newRows}
-GROUP BY 1, 2, 3`;
+GROUP BY 1, 2, 3, 4`;
 
 const readCellsSql = (span: RollupSpan) => `
-SELECT c.grain, c.${rollupSpans[span].unit} AS start, c.event_name, c.channel,
+SELECT c.project_id, c.grain, c.${rollupSpans[span].unit} AS start, c.event_name, c.channel,
        c.event_count::int AS event_count, c.users
 FROM ${rollupSpans[span].table} c
-JOIN unnest($1::int2[], $2::int4[], $3::text[], $4::text[]) AS k(grain, ${rollupSpans[span].unit}, event_name, channel)
-  USING (grain, ${rollupSpans[span].unit}, event_name, channel)`;
+JOIN unnest($1::int4[], $2::int2[], $3::int4[], $4::text[], $5::text[])
+  AS k(project_id, grain, ${rollupSpans[span].unit}, event_name, channel)
+  USING (project_id, grain, ${rollupSpans[span].unit}, event_name, channel)`;
 
 const writeCellsSql = (span: RollupSpan) => `
-INSERT INTO ${rollupSpans[span].table} (grain, ${rollupSpans[span].unit}, event_name, channel, event_count, users)
-SELECT * FROM unnest($1::int2[], $2::int4[], $3::text[], $4::text[], $5::int8[], $6::bytea[])
-ON CONFLICT (grain, event_name, channel, ${rollupSpans[span].unit})
+INSERT INTO ${rollupSpans[span].table} (project_id, grain, ${rollupSpans[span].unit}, event_name, channel, event_count, users)
+SELECT * FROM unnest($1::int4[], $2::int2[], $3::int4[], $4::text[], $5::text[], $6::int8[], $7::bytea[])
+ON CONFLICT (project_id, grain, event_name, channel, ${rollupSpans[span].unit})
 DO UPDATE SET event_count = EXCLUDED.event_count, users = EXCLUDED.users`;
 
 // Readers find the unabsorbed tail through the BRIN index on txid, and a BRIN bitmap scan reads
@@ -80,6 +82,7 @@ export type RefreshResult =
 
 interface Cell {
   span: RollupSpan;
+  projectId: number;
   grain: number;
   /** The day or the hour, per span. */
   start: number;
@@ -92,11 +95,12 @@ interface Cell {
 
 const cellKey = (
   span: RollupSpan,
+  projectId: number,
   grain: number,
   start: number,
   eventName: string,
   channel: string,
-) => `${span}\u0000${grain}\u0000${start}\u0000${eventName}\u0000${channel}`;
+) => `${span}\u0000${projectId}\u0000${grain}\u0000${start}\u0000${eventName}\u0000${channel}`;
 
 /**
  * Absorbs every row committed since the previous refresh. timeoutMs, when given, replaces the
@@ -124,6 +128,7 @@ export function refreshRollup(pool: pg.Pool, timeoutMs?: number): Promise<Refres
       const { previous, current } = state[0]!;
       await query(registerUsersSql, [previous]);
       const { rows: groups } = await query<{
+        project_id: number;
         hour: number;
         event_name: string;
         channel: string | null;
@@ -133,6 +138,7 @@ export function refreshRollup(pool: pg.Pool, timeoutMs?: number): Promise<Refres
 
       const cells = new Map<string, Cell>();
       const touch = (
+        projectId: number,
         grain: number,
         hour: number,
         eventName: string,
@@ -144,11 +150,12 @@ export function refreshRollup(pool: pg.Pool, timeoutMs?: number): Promise<Refres
           ['day', Math.floor(hour / hoursPerDay)],
           ['hour', hour],
         ] as const) {
-          const key = cellKey(span, grain, start, eventName, channel);
+          const key = cellKey(span, projectId, grain, start, eventName, channel);
           let cell = cells.get(key);
           if (!cell) {
             cell = {
               span,
+              projectId,
               grain,
               start,
               eventName,
@@ -168,7 +175,7 @@ export function refreshRollup(pool: pg.Pool, timeoutMs?: number): Promise<Refres
           const channel = grain.byChannel ? g.channel : '';
           if (channel === null) continue; // no channel filter matches these events
           const eventName = grain.byEventName ? g.event_name : '';
-          touch(grain.code, g.hour, eventName, channel, g.event_count, g.user_ints);
+          touch(g.project_id, grain.code, g.hour, eventName, channel, g.event_count, g.user_ints);
         }
       }
       const written = { day: 0, hour: 0 };
@@ -176,6 +183,7 @@ export function refreshRollup(pool: pg.Pool, timeoutMs?: number): Promise<Refres
         const list = [...cells.values()].filter((c) => c.span === span);
         if (list.length === 0) continue;
         const { rows: existing } = await query<{
+          project_id: number;
           grain: number;
           start: number;
           event_name: string;
@@ -183,18 +191,22 @@ export function refreshRollup(pool: pg.Pool, timeoutMs?: number): Promise<Refres
           event_count: number;
           users: Buffer;
         }>(readCellsSql(span), [
+          list.map((c) => c.projectId),
           list.map((c) => c.grain),
           list.map((c) => c.start),
           list.map((c) => c.eventName),
           list.map((c) => c.channel),
         ]);
         for (const row of existing) {
-          const cell = cells.get(cellKey(span, row.grain, row.start, row.event_name, row.channel))!;
+          const cell = cells.get(
+            cellKey(span, row.project_id, row.grain, row.start, row.event_name, row.channel),
+          )!;
           cell.eventCount += row.event_count;
           // A bitmap of its own: bitmapWith grows it in place.
           cell.users = orUserSetInto(new Uint8Array(0), decodeUserSet(row.users));
         }
         await query(writeCellsSql(span), [
+          list.map((c) => c.projectId),
           list.map((c) => c.grain),
           list.map((c) => c.start),
           list.map((c) => c.eventName),

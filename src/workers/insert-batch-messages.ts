@@ -20,6 +20,8 @@ export interface WriterThreadOptions {
  *  as a whole, and its events are contiguous in the outcomes. */
 export interface InsertBatchTask {
   readonly requests: readonly (string | Uint8Array)[];
+  /** The project of each request; absent, every request is the default project's. */
+  readonly projectIds?: readonly number[];
 }
 
 /** The statement's outcomes plus one of the batch's own: the statement's are copied as they are. */

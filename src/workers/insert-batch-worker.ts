@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { pino } from 'pino';
 import { injectedWriterCrash, switchOnFaults } from '../faults/fault-injection.js';
 import { createPool } from '../sql/create-pool.js';
+import { defaultProjectId } from '../sql/insert-events.js';
 import type { IncomingEvent } from '../validation/validate-events.js';
 import type {
   InsertBatchResult,
@@ -41,5 +42,8 @@ export default async function insertBatch(task: InsertBatchTask): Promise<Insert
     else events.push(body);
   }
   groupStarts.push(events.length);
-  return injectedWriterCrash(events) ?? insertGroups(pool, events, groupStarts);
+  const projectIds = task.projectIds ?? task.requests.map(() => defaultProjectId);
+  return (
+    injectedWriterCrash(events) ?? insertGroups(pool, events, { projectIds, starts: groupStarts })
+  );
 }

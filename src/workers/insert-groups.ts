@@ -5,7 +5,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { deadlockRetries } from '../faults/fault-injection.js';
 import { classifyPgError, pgErrorCode } from '../sql/classify-pg-error.js';
-import { insertEventRows, toEventRows, type InsertedEvents } from '../sql/insert-events.js';
+import {
+  insertEventRows,
+  toEventRows,
+  type InsertedEvents,
+  type ProjectRuns,
+} from '../sql/insert-events.js';
 import type { IncomingEvent } from '../validation/validate-events.js';
 import {
   EventOutcome,
@@ -16,12 +21,14 @@ import {
 /** Deadlocks are retried at once a few times; sorted keys make them rare, not impossible. */
 const maxConflictRetries = 5;
 
-/** groupStarts[g] is the index of group g's first event; its last entry is events.length. */
+/** Each request is a group: groups.starts[g] is the index of group g's first event (its last entry
+ *  is events.length), and groups.projectIds[g] the group's project. */
 export async function insertGroups(
   pool: pg.Pool,
   events: readonly IncomingEvent[],
-  groupStarts: readonly number[],
+  groups: ProjectRuns,
 ): Promise<InsertBatchResult> {
+  const groupStarts = groups.starts;
   const outcomes = new Uint8Array(events.length);
   const rejectedGroups: RejectedGroup[] = [];
   const state = { conflictRetries: 0 };
@@ -30,7 +37,7 @@ export async function insertGroups(
   const insertRange = async (lo: number, hi: number): Promise<void> => {
     const from = groupStarts[lo]!;
     const to = groupStarts[hi]!;
-    const rows = toEventRows(events, from, to);
+    const rows = toEventRows(events, groups, lo, hi);
     let stored: InsertedEvents;
     try {
       stored = await withConflictRetries(() => insertEventRows(pool, rows), state);

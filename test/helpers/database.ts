@@ -1,7 +1,9 @@
 // A fresh database per test file, cloned from the migrated template, plus a small query helper.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { pino } from 'pino';
 import { inject } from 'vitest';
+import { createPool } from '../../src/sql/create-pool.js';
 import { templateDatabase, withDatabase } from './global-setup.js';
 
 export interface TestDatabase {
@@ -32,4 +34,19 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       (await pool.query<R>(sql, values)).rows,
     close: () => pool.end(),
   };
+}
+
+/** A pool made as the server makes its own, for tests that call the SQL modules directly. */
+export function servicePool(dsn: string, applicationName: string, max = 2): pg.Pool {
+  return createPool(
+    {
+      connectionString: dsn,
+      applicationName,
+      max,
+      connectTimeoutMs: 10_000,
+      statementTimeoutMs: 30_000,
+      queryTimeoutMs: 40_000,
+    },
+    pino({ level: 'silent' }),
+  );
 }

@@ -1,6 +1,7 @@
 // N processes starting together against a brand-new database: the advisory lock lets exactly one
 // apply each migration, and every one of them succeeds. And the upgrade paths of migrations that
-// change derived data: 0003 rebuilds the rollup, 0004 re-tags day cells in place.
+// change derived data: 0003 rebuilds the rollup, 0004 re-tags day cells in place, 0006 puts every
+// stored row in the default project.
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,12 @@ import {
   userSetSize,
 } from '../../src/sql/user-set-format.js';
 import { refreshRollup } from '../../src/sql/refresh-rollup.js';
+import { countMetrics } from '../../src/metrics/count-metrics.js';
+import { CellBitmapCache } from '../../src/metrics/cell-bitmap-cache.js';
+import { idempotencyKey, insertEvents } from '../../src/sql/insert-events.js';
+import { readMetrics } from '../../src/sql/read-metrics.js';
+import { rollupGrains, rollupSpans } from '../../src/sql/rollup-spans.js';
+import { encodeUserSet } from '../../src/sql/user-set-format.js';
 import { withDatabase } from '../helpers/global-setup.js';
 
 const serverDsn = inject('postgresDsn');
@@ -188,4 +195,142 @@ describe('migrations', () => {
       expect(list).toBeInstanceOf(Uint32Array);
       expect([...list]).toEqual([...userInts, 1030].sort((a, b) => a - b));
     }));
+
+  it('puts every event and rollup cell in the default project with every answer unchanged when 0006 upgrades a database', () =>
+    withDatabaseBefore('0006', async (pool) => {
+      const day = 19_950;
+      const events = Array.from({ length: 240 }, (_, i) => ({
+        event_id: `before-projects-${i}`,
+        event_name: i % 2 === 0 ? 'view' : 'buy',
+        user_id: `user-${i % 37}`,
+        timestamp: day * 86_400 + i * 1500,
+        ...(i % 3 === 0 ? {} : { channel: i % 5 === 0 ? 'ios' : 'web' }),
+      }));
+      await pool.query(
+        `INSERT INTO events (idem_key, event_id, event_name, user_id, occurred_at, channel)
+         SELECT k, id, n, u, to_timestamp(t), c
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[])
+           AS e(k, id, n, u, t, c)`,
+        [
+          events.map(idempotencyKey),
+          events.map((e) => e.event_id),
+          events.map((e) => e.event_name),
+          events.map((e) => e.user_id),
+          events.map((e) => e.timestamp),
+          events.map((e) => e.channel ?? null),
+        ],
+      );
+      await buildRollupBeforeProjects(pool);
+      const queries = [
+        { from: day * 86_400, to: (day + 5) * 86_400 - 1 },
+        { from: day * 86_400 + 5000, to: day * 86_400 + 200_000 },
+      ].flatMap((w) =>
+        [null, 'view'].flatMap((eventName) =>
+          [null, 'web'].map((channel) => ({ ...w, eventName, channel, groupByDay: true })),
+        ),
+      );
+      const truths = [];
+      for (const q of queries) truths.push(await rawTruth(pool, q));
+      const cellsBefore = await allCells(pool);
+
+      expect(await migrate(pool)).toEqual(['0006_events_by_project.sql']);
+      const { rows: owners } = await pool.query<{ owner: string }>(
+        `SELECT 'events ' || project_id AS owner FROM events
+         UNION SELECT 'rollup_cells ' || project_id FROM rollup_cells
+         UNION SELECT 'rollup_hour_cells ' || project_id FROM rollup_hour_cells ORDER BY 1`,
+      );
+      expect(owners.map((r) => r.owner)).toEqual([
+        'events 1',
+        'rollup_cells 1',
+        'rollup_hour_cells 1',
+      ]);
+      expect(await allCells(pool)).toEqual(cellsBefore);
+      // Nothing new to absorb: the answers below come from the migrated cells.
+      expect(await refreshRollup(pool)).toMatchObject({ ran: true, rows: 0 });
+      const bitmaps = new CellBitmapCache(1024 * 1024);
+      const answers = [];
+      for (const q of queries)
+        answers.push(countMetrics(q, await readMetrics(pool, 1, q, bitmaps)));
+      expect(answers).toEqual(truths);
+      const elsewhere = await readMetrics(pool, 2, queries[0]!, bitmaps);
+      expect(countMetrics(queries[0]!, elsewhere).totals).toEqual({ count: 0, unique_users: 0 });
+      // The keys stored before are the default project's keys.
+      expect((await insertEvents(pool, events.slice(0, 10))).inserted).toBe(0);
+      expect((await insertEvents(pool, events.slice(0, 10), 2)).inserted).toBe(10);
+    }));
 });
+
+/** The rollup as the refresher before projects wrote it: every day and hour cell of every grain. */
+async function buildRollupBeforeProjects(pool: pg.Pool): Promise<void> {
+  await pool.query(
+    'INSERT INTO user_ids (user_id) SELECT DISTINCT user_id FROM events ORDER BY user_id',
+  );
+  for (const { table, unit, seconds } of Object.values(rollupSpans)) {
+    for (const grain of rollupGrains) {
+      const { rows } = await pool.query<{
+        start: number;
+        event_name: string;
+        channel: string;
+        event_count: number;
+        user_ints: number[];
+      }>(
+        `SELECT floor(extract(epoch FROM occurred_at) / ${seconds})::int AS start,
+                ${grain.byEventName ? 'event_name' : "''"} AS event_name,
+                ${grain.byChannel ? 'channel' : "''"} AS channel,
+                count(*)::int AS event_count, array_agg(DISTINCT user_int) AS user_ints
+         FROM events JOIN user_ids USING (user_id)
+         WHERE ${grain.byChannel ? 'channel IS NOT NULL' : 'true'} GROUP BY 1, 2, 3`,
+      );
+      for (const r of rows) {
+        await pool.query(
+          `INSERT INTO ${table} (grain, ${unit}, event_name, channel, event_count, users)
+           VALUES ($1, $2, $3, $4, $5, $6)`,
+          [
+            grain.code,
+            r.start,
+            r.event_name,
+            r.channel,
+            r.event_count,
+            Buffer.from(encodeUserSet(bitmapWith(null, r.user_ints))),
+          ],
+        );
+      }
+    }
+  }
+  await pool.query(
+    'UPDATE rollup_state SET snapshot = pg_current_snapshot(), refreshed_at = now()',
+  );
+}
+
+/** Every rollup cell of both spans, without its project. */
+async function allCells(pool: pg.Pool): Promise<unknown[]> {
+  const { rows } = await pool.query<Record<string, unknown>>(
+    `SELECT 'day' AS span, grain, day AS start, event_name, channel, event_count::int, users
+     FROM rollup_cells
+     UNION ALL SELECT 'hour', grain, hour, event_name, channel, event_count::int, users
+     FROM rollup_hour_cells ORDER BY 1, 2, 3, 4, 5`,
+  );
+  return rows;
+}
+
+/** count(*) and count(DISTINCT user_id) straight from the raw table, in /metrics' shape. */
+async function rawTruth(
+  pool: pg.Pool,
+  q: { from: number; to: number; eventName: string | null; channel: string | null },
+): Promise<unknown> {
+  const filter = `extract(epoch FROM occurred_at) BETWEEN $1 AND $2
+    AND ($3::text IS NULL OR event_name = $3) AND ($4::text IS NULL OR channel = $4)`;
+  const values = [q.from, q.to, q.eventName, q.channel];
+  const { rows: totals } = await pool.query<Record<string, number>>(
+    `SELECT count(*)::int AS count, count(DISTINCT user_id)::int AS unique_users
+     FROM events WHERE ${filter}`,
+    values,
+  );
+  const { rows: buckets } = await pool.query<Record<string, number>>(
+    `SELECT (floor(extract(epoch FROM occurred_at) / 86400) * 86400)::int AS bucket_start,
+            count(*)::int AS count, count(DISTINCT user_id)::int AS unique_users
+     FROM events WHERE ${filter} GROUP BY 1 ORDER BY 1`,
+    values,
+  );
+  return { totals: totals[0], buckets };
+}

@@ -82,7 +82,7 @@ export function exportRoutes(deps: ExportRouteDeps): Route[] {
     void (async () => {
       let stream;
       try {
-        stream = await openEventExport(deps.pool, parsed.query, timeouts);
+        stream = await openEventExport(deps.pool, caller.projectId, parsed.query, timeouts);
       } catch (err) {
         slot.release();
         deps.log.warn({ err: (err as Error).message }, 'export could not start');

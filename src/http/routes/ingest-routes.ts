@@ -74,7 +74,8 @@ export function ingestRoutes(deps: IngestRouteDeps): Route[] {
     readsHead: true,
     responseHeaders,
     refuse: (exchange, p) => refuseBeforeBody(exchange, path, p, deps),
-    handler: (exchange, head) => acceptIngest(exchange, head, path, shape, deps),
+    handler: (exchange, head, caller) =>
+      acceptIngest(exchange, head, path, shape, caller.projectId, deps),
     ...(shape === 'single' ? eventsDocumentation(deps.config) : bulkDocumentation(deps.config)),
   }));
 }
@@ -85,6 +86,7 @@ function acceptIngest(
   head: RequestHead,
   path: string,
   shape: Shape,
+  projectId: number,
   deps: IngestRouteDeps,
 ): void {
   const refusal = checkBodyHead(head, deps.config);
@@ -109,14 +111,16 @@ function acceptIngest(
     return;
   }
   const releaseRoom = deps.batcher.reserveBytes(bodyBytes);
-  ingest(exchange, head, path, shape, partial, deps, releaseRoom).catch((err: unknown) => {
-    releaseRoom();
-    deps.log.error(
-      { err: (err as Error).message, stack: (err as Error).stack },
-      'ingest handler failed',
-    );
-    refuse(exchange, path, problem('internal', 'An unexpected error occurred.'), deps);
-  });
+  ingest(exchange, head, path, shape, partial, projectId, deps, releaseRoom).catch(
+    (err: unknown) => {
+      releaseRoom();
+      deps.log.error(
+        { err: (err as Error).message, stack: (err as Error).stack },
+        'ingest handler failed',
+      );
+      refuse(exchange, path, problem('internal', 'An unexpected error occurred.'), deps);
+    },
+  );
 }
 
 /** `?partial=true` on /events/bulk: keep the valid events of a bulk request instead of refusing it
@@ -138,6 +142,7 @@ async function ingest(
   route: string,
   shape: Shape,
   partial: boolean,
+  projectId: number,
   deps: IngestRouteDeps,
   releaseRoom: () => void,
 ): Promise<void> {
@@ -173,7 +178,11 @@ async function ingest(
   // The insert is never cancelled when the client goes away: it is idempotent, and aborting a
   // running Piscina task would kill the writer thread and its connections.
   const result = await batcher.submit(
-    { json: queuedJson(validated.json, parsed.text, read.body), eventCount: acceptedCount },
+    {
+      json: queuedJson(validated.json, parsed.text, read.body),
+      eventCount: acceptedCount,
+      projectId,
+    },
     config.ingestAck,
   );
   if (result.kind === 'failed') return refuse(exchange, route, result.problem, deps);

@@ -61,7 +61,7 @@ export function metricsRoutes(deps: MetricsRouteDeps): Route[] {
       return;
     }
     const query = parsed.query;
-    answerMetrics(deps, query)
+    answerMetrics(deps, caller.projectId, query)
       .then(({ answer, cached }) => {
         deps.telemetry.metricsCache.inc({ result: cached ? 'hit' : 'miss' });
         const answerHeaders = { ...headers, etag: answer.etag, 'cache-control': cacheControl };
