@@ -62,6 +62,9 @@ function generate(): string {
   const code = standaloneCode.default(ajv, {
     validateEvent: 'https://pulse.invalid/schemas/event.json',
     validateBulkRequest: 'https://pulse.invalid/schemas/bulk-request.json',
+    validateProjectCreate: 'https://pulse.invalid/schemas/project-create.json',
+    validateKeyCreate: 'https://pulse.invalid/schemas/key-create.json',
+    validateProjectUpdate: 'https://pulse.invalid/schemas/project-update.json',
   });
   // ajv's ESM output still calls require() for its runtime helpers (CommonJS modules); give it one.
   const imports = [

@@ -32,6 +32,7 @@ export interface Config {
   rateLimitExportsPerMin: number;
   rateLimitMaxClients: number;
   authFailuresPerMin: number;
+  accessRefreshMs: number;
   rollupRefreshMs: number;
   rollupRefreshTimeoutMs: number;
   metricsCacheTtlMs: number;
@@ -165,12 +166,13 @@ function isLoopback(host: string): boolean {
 }
 
 /** Postgres connections one server process opens: writer pools, the /metrics and export pools,
- *  and two admin connections (migrations, readiness probe, rollup refresh). */
+ *  two admin connections (migrations, readiness probe, rollup refresh, access reloads, the admin
+ *  API) and the one that listens for access changes. */
 export function connectionsPerProcess(config: Config): number {
   return (
     config.ingestWorkers * config.pgPoolSizePerWorker +
     config.metricsPoolSize +
     config.exportPoolSize +
-    2
+    3
   );
 }

@@ -1,6 +1,7 @@
 // Composition root: config → database → writer pool → batcher → HTTP. Shutdown runs in reverse.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
+import { AccessStore } from './access/access-store.js';
 import { configWarnings, connectionsPerProcess, type Config } from './config.js';
 import { startConfiguredPostgres } from './embedded/embedded-postgres.js';
 import { switchOnFaults } from './faults/fault-injection.js';
@@ -60,7 +61,7 @@ export async function startService(
     if (budget.needed > budget.available) {
       throw new Error(
         `this configuration opens ${budget.needed} Postgres connections (CLUSTER_PROCESSES × (INGEST_WORKERS × ` +
-          `PG_POOL_SIZE_PER_WORKER + METRICS_POOL_SIZE + EXPORT_POOL_SIZE + 2)) but the server accepts ${budget.available}; ` +
+          `PG_POOL_SIZE_PER_WORKER + METRICS_POOL_SIZE + EXPORT_POOL_SIZE + 3)) but the server accepts ${budget.available}; ` +
           'lower those settings, raise max_connections, or put PgBouncer in front (docs/scaling.md)',
       );
     }
@@ -106,6 +107,8 @@ export async function startService(
   );
   await probe.probe();
   probe.start(probeIntervalMs);
+  const access = await AccessStore.load(adminPool, log);
+  access.start(poolOptions('access', 1), config.accessRefreshMs);
   const readPool = createPool(poolOptions('reader', config.metricsPoolSize), log);
   // Exports hold a connection for as long as their reader takes: apart, they cannot starve /metrics.
   const exportPool = createPool(poolOptions('export', config.exportPoolSize), log);
@@ -126,6 +129,8 @@ export async function startService(
     metricsCache,
     cellBitmaps,
     telemetry,
+    access,
+    adminPool,
     log,
   });
   const server = await listen(uws, app, config.host, config.port);
@@ -164,6 +169,7 @@ export async function startService(
     await writers.close();
     await readPool.end();
     await exportPool.end();
+    await access.stop();
     await adminPool.end();
     await embedded?.stop();
     // A kept-alive connection may still send one request while the pools close; its refusal goes
@@ -189,7 +195,7 @@ export async function startService(
   };
 }
 
-export type PoolRole = 'admin' | 'writer' | 'reader' | 'export';
+export type PoolRole = 'admin' | 'writer' | 'reader' | 'export' | 'access';
 
 /** The options of each of the service's pools. 'pulse-<role>-<pid>': the 'pulse-' prefix is how
  *  the connection budget tells our connections from others', and the pid tells which process

@@ -13,3 +13,8 @@ export interface Caller {
 
 /** A request let in without a key: open mode, or a route that needs none. */
 export const openCaller: Caller = Object.freeze({ keyId: null, projectId: defaultProjectId });
+
+/** A key from API_KEYS: every scope, and every project for the admin API. */
+export function isRootCaller(caller: Caller): boolean {
+  return caller.keyId !== null && caller.keyId.startsWith('k');
+}

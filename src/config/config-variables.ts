@@ -70,6 +70,9 @@ export const configVariables = {
   // One a second on average: ample for a client with a mistyped key, while a guesser gets a try a
   // second instead of line rate. Above 10000 the limit would hardly slow a guesser down.
   authFailuresPerMin: integer('AUTH_FAILURES_PER_MIN', 0, 10_000, 60, '0 = off'),
+  // How often each process checks access_version, in case a change notification was lost: a
+  // revoked key or a new quota is in force everywhere within this plus a reload.
+  accessRefreshMs: integer('ACCESS_REFRESH_MS', 100, 60_000, 1000),
   rollupRefreshMs: integer('ROLLUP_REFRESH_MS', 100, 3_600_000, 2000),
   rollupRefreshTimeoutMs: integer('ROLLUP_REFRESH_TIMEOUT_MS', 1000, 86_400_000, 600_000),
   metricsCacheTtlMs: integer('METRICS_CACHE_TTL_MS', 0, 3_600_000, 1000, '0 = no cache'),

@@ -152,6 +152,23 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** The DSN of the embedded Postgres already running on this data directory (a server started with
+ *  `npm start`), read from its postmaster.pid (line 1 the pid, line 4 the port); null when none is. */
+export async function runningEmbeddedDsn(dataDirectory: string): Promise<string | null> {
+  const dataDir = resolve(dataDirectory);
+  const pidFile = join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return null;
+  const [pid, , , port] = (await readFile(pidFile, 'utf8')).split('\n');
+  try {
+    process.kill(Number(pid), 0);
+  } catch (err) {
+    // EPERM: it is alive, run by the postgres user.
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return null;
+  }
+  const password = await readOrCreatePassword(dataDir);
+  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${Number(port)}/${embeddedDatabaseName}`;
+}
+
 /** The embedded Postgres the config asks for: none when a DSN is set, else the persistent one. */
 export async function startConfiguredPostgres(
   config: Pick<

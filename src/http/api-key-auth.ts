@@ -1,7 +1,9 @@
 // API keys: from X-API-Key or Authorization: Bearer, never from the query string (URLs end up in
-// access logs). Compared as SHA-256 digests with timingSafeEqual, which needs equal lengths.
+// access logs). Root keys (API_KEYS) are compared as SHA-256 digests with timingSafeEqual, which
+// needs equal lengths; stored keys are found by their digest in the in-memory access snapshot.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { HttpResponse } from 'uWebSockets.js';
+import type { AccessSnapshot, KeyScope } from '../access/access-snapshot.js';
 import { defaultProjectId, openCaller, type Caller } from '../access/caller.js';
 import { problem, type Problem } from '../errors.js';
 import type { AuthFailureLimiter } from './auth-failure-limiter.js';
@@ -14,30 +16,63 @@ export const unauthorizedProblem = problem(
   'Send a valid key in X-API-Key or Authorization: Bearer.',
 );
 
-/** The caller's keyId is `k0` for the first of API_KEYS; null when no keys are configured and
- *  every request is let in. */
-export type AuthResult = { readonly ok: true; readonly caller: Caller } | { readonly ok: false };
+/** A key of another scope than the route needs: a valid key, so not counted as a failed attempt. */
+export function insufficientScopeProblem(needed: KeyScope | 'root'): Problem {
+  return problem(
+    'insufficient_scope',
+    needed === 'root'
+      ? 'Only a root key (API_KEYS) may do this.'
+      : `This route needs a key with the ${needed} scope.`,
+    { extensions: { required_scope: needed } },
+  );
+}
 
-export type ApiKeyCheck = (head: RequestHead) => AuthResult;
+/** The caller's keyId is `k0` for the first of API_KEYS, `s<id>` for a stored key; null in open
+ *  mode (no API_KEYS and no stored key), where every keyed route but the admin API lets everyone
+ *  in. A refusal carries its problem when it is not the one 401 (a key of another scope). */
+export type AuthResult =
+  | { readonly ok: true; readonly caller: Caller }
+  | { readonly ok: false; readonly problem: Problem | null };
+
+/** keyedWhenOpen: the admin API, which needs a key even in open mode. */
+export type ApiKeyCheck = (
+  head: RequestHead,
+  scope: KeyScope,
+  keyedWhenOpen?: boolean,
+) => AuthResult;
 
 const open: AuthResult = { ok: true, caller: openCaller };
-const refused: AuthResult = { ok: false };
+const refused: AuthResult = { ok: false, problem: null };
+const outOfScope = Object.fromEntries(
+  (['write', 'read', 'admin'] as const).map((scope) => [
+    scope,
+    { ok: false, problem: insufficientScopeProblem(scope) },
+  ]),
+) as Record<KeyScope, AuthResult>;
 
-export function createApiKeyCheck(keys: readonly string[]): ApiKeyCheck {
-  if (keys.length === 0) return () => open;
-  const digests = keys.map(sha256);
-  const accepted: AuthResult[] = keys.map((_, i) => ({
+export function createApiKeyCheck(
+  rootKeys: readonly string[],
+  access: () => AccessSnapshot,
+): ApiKeyCheck {
+  const digests = rootKeys.map(sha256);
+  const accepted: AuthResult[] = rootKeys.map((_, i) => ({
     ok: true,
     caller: { keyId: `k${i}`, projectId: defaultProjectId },
   }));
-  return (head) => {
+  return (head, scope, keyedWhenOpen = false) => {
+    const snapshot = access();
+    if (digests.length === 0 && snapshot.noStoredKeys && !keyedWhenOpen) return open;
     const presented = head.apiKey !== '' ? head.apiKey : bearerToken(head.authorization);
     if (presented === '') return refused;
     const digest = sha256(presented);
     let match = -1;
-    // Every key is compared, so the time taken does not say which one matched.
+    // Every root key is compared, so the time taken does not say which one matched.
     for (let i = 0; i < digests.length; i++) if (timingSafeEqual(digest, digests[i]!)) match = i;
-    return match >= 0 ? accepted[match]! : refused;
+    if (match >= 0) return accepted[match]!;
+    const key = snapshot.keys.get(digest.toString('base64'));
+    if (key === undefined) return refused;
+    key.usedAtMs = Date.now();
+    return key.scope === scope ? key.granted : outOfScope[scope];
   };
 }
 
@@ -46,7 +81,12 @@ export type AuthDecision =
   | { readonly ok: true; readonly caller: Caller }
   | { readonly ok: false; readonly problem: Problem };
 
-export type Authorize = (res: HttpResponse, head: RequestHead) => AuthDecision;
+export type Authorize = (
+  res: HttpResponse,
+  head: RequestHead,
+  scope: KeyScope,
+  keyedWhenOpen?: boolean,
+) => AuthDecision;
 
 export function createAuthorize(check: ApiKeyCheck, failures: AuthFailureLimiter): Authorize {
   const unauthorized: AuthDecision = { ok: false, problem: unauthorizedProblem };
@@ -58,7 +98,7 @@ export function createAuthorize(check: ApiKeyCheck, failures: AuthFailureLimiter
       { retryAfterSeconds },
     ),
   });
-  return (res, head) => {
+  return (res, head, scope, keyedWhenOpen) => {
     let address: string | undefined;
     // A blocked address is refused before its key is even hashed, a correct one included.
     if (failures.anyBlocked) {
@@ -66,8 +106,9 @@ export function createAuthorize(check: ApiKeyCheck, failures: AuthFailureLimiter
       const wait = failures.blockedFor(address);
       if (wait > 0) return tooManyFailures(wait);
     }
-    const result = check(head);
+    const result = check(head, scope, keyedWhenOpen);
     if (result.ok) return result;
+    if (result.problem) return { ok: false, problem: result.problem };
     if (!failures.enabled) return unauthorized;
     const wait = failures.fail(address ?? addressIdentity(res));
     return wait > 0 ? tooManyFailures(wait) : unauthorized;

@@ -43,14 +43,17 @@ export function beginExchange(res: HttpResponse): Exchange {
 
 const statusLines: Record<number, string> = {
   200: '200 OK',
+  201: '201 Created',
   202: '202 Accepted',
   204: '204 No Content',
   304: '304 Not Modified',
   400: '400 Bad Request',
   401: '401 Unauthorized',
+  403: '403 Forbidden',
   404: '404 Not Found',
   405: '405 Method Not Allowed',
   408: '408 Request Timeout',
+  409: '409 Conflict',
   411: '411 Length Required',
   413: '413 Content Too Large',
   414: '414 URI Too Long',

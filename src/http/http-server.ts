@@ -3,7 +3,9 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { AccessStore } from '../access/access-store.js';
 import { openCaller } from '../access/caller.js';
+import { IngestQuotas } from '../access/ingest-quota.js';
 import type { Config } from '../config.js';
 import { problem, shuttingDownProblem, type Problem } from '../errors.js';
 import type { Batcher } from '../ingest/batcher.js';
@@ -13,6 +15,7 @@ import type { Telemetry } from '../telemetry/telemetry.js';
 import type { CellBitmapCache } from '../metrics/cell-bitmap-cache.js';
 import { createApiKeyCheck, createAuthorize, type Authorize } from './api-key-auth.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
+import { createCorsPolicy } from './cors.js';
 import {
   beginExchange,
   closeOpenExchanges,
@@ -22,9 +25,11 @@ import {
 } from './exchange.js';
 import type { Uws } from './load-uws.js';
 import { renderOpenApiYaml } from './openapi.js';
+import { ProjectRateLimiters } from './project-rate-limiters.js';
 import { RateLimiter } from './rate-limiter.js';
 import { readHead, unreadHead } from './request-head.js';
 import type { Route } from './route.js';
+import { adminRoutes } from './routes/admin-routes.js';
 import { corsPreflightRoutes } from './routes/cors-preflight-routes.js';
 import { exportRoutes } from './routes/export-routes.js';
 import { healthRoutes } from './routes/health-routes.js';
@@ -43,6 +48,10 @@ export interface HttpServerDeps {
   readonly metricsCache: MetricsCache;
   readonly cellBitmaps: CellBitmapCache;
   readonly telemetry: Telemetry;
+  /** Projects and keys, kept current in memory. */
+  readonly access: AccessStore;
+  /** The admin API's statements. */
+  readonly adminPool: pg.Pool;
   readonly log: Logger;
 }
 
@@ -71,11 +80,21 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
   const lifecycle = { draining: false };
   const isDraining = () => lifecycle.draining;
   let openApiYaml = '';
-  const ingest = ingestRoutes({ config, batcher: deps.batcher, log, telemetry });
+  const access = () => deps.access.snapshot;
+  const cors = createCorsPolicy(config.corsOrigins, access);
+  const quotas = new IngestQuotas(config.clusterProcesses);
+  const ingest = ingestRoutes({
+    config,
+    batcher: deps.batcher,
+    log,
+    telemetry,
+    cors,
+    takeQuota: (caller, events) => quotas.take(access().projects.get(caller.projectId), events),
+  });
   const routes: Route[] = [
     ...ingest,
     ...corsPreflightRoutes(
-      config,
+      cors,
       ingest.map((route) => route.path),
     ),
     ...metricsRoutes({
@@ -83,7 +102,11 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
       pool: deps.readPool,
       cache: deps.metricsCache,
       cellBitmaps: deps.cellBitmaps,
-      rateLimiter: new RateLimiter(config.rateLimitMetricsPerMin, config.rateLimitMaxClients),
+      rateLimiters: new ProjectRateLimiters(
+        new RateLimiter(config.rateLimitMetricsPerMin, config.rateLimitMaxClients),
+        (projectId) => access().projects.get(projectId)?.metrics_requests_per_minute ?? null,
+        config.rateLimitMaxClients,
+      ),
       log,
       telemetry,
     }),
@@ -103,18 +126,25 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
       isDraining,
     }),
     ...telemetryRoutes({ telemetry, log }),
+    ...adminRoutes({
+      config,
+      pool: deps.adminPool,
+      reloadAccess: () => deps.access.reload(),
+      log,
+    }),
   ];
   openApiYaml = renderOpenApiYaml(config, routes);
   const preamble: Preamble = {
     authorize: createAuthorize(
-      createApiKeyCheck(config.apiKeys),
+      createApiKeyCheck(config.apiKeys, access),
       new AuthFailureLimiter(config.authFailuresPerMin, config.rateLimitMaxClients),
     ),
     isDraining,
     maxHeaderBytes: config.maxHeaderBytes,
     retryAfterSeconds: config.retryAfterSeconds,
   };
-  for (const route of routes) app[route.method](route.path, serve(route, preamble));
+  for (const route of routes)
+    app[route.method === 'delete' ? 'del' : route.method](route.path, serve(route, preamble));
   // Method-specific routes win over any(); what reaches here is a wrong method or an unknown path.
   const allowedMethods = allowedMethodsOf(routes);
   for (const [path, allow] of Object.entries(allowedMethods)) {
@@ -152,7 +182,7 @@ function refuseAsIs(exchange: Exchange, p: Problem, close: boolean): void {
 }
 
 /** What every route does before its handler, in this order: the head within MAX_HEADER_BYTES,
- *  then not shutting down, then the key. */
+ *  then not shutting down, then the key and its scope (401 unknown or revoked, 403 another scope). */
 function serve(route: Route, preamble: Preamble): (res: HttpResponse, req: HttpRequest) => void {
   const { handler, refuse = refuseAsIs, responseHeaders } = route;
   const { authorize, isDraining, maxHeaderBytes, retryAfterSeconds } = preamble;
@@ -161,17 +191,19 @@ function serve(route: Route, preamble: Preamble): (res: HttpResponse, req: HttpR
       throw new Error(`${route.path}: a route that reads no head can check neither key nor drain`);
     return (res) => handler(beginExchange(res), unreadHead, openCaller);
   }
-  const checksKey = route.auth === 'api_key';
-  const { refusedWhileDraining } = route;
+  const { auth: scope, keyedWhenOpen = false, refusedWhileDraining } = route;
+  const hasParameter = route.path.includes('/:');
   return (res, req) => {
     const exchange = beginExchange(res);
-    const head = readHead(req, maxHeaderBytes);
+    const head = hasParameter
+      ? { ...readHead(req, maxHeaderBytes), pathParameter: req.getParameter(0) ?? '' }
+      : readHead(req, maxHeaderBytes);
     if (responseHeaders) exchange.headers = responseHeaders(head);
     if (head.tooLarge) return refuse(exchange, head.tooLarge, false);
     if (refusedWhileDraining && isDraining())
       return refuse(exchange, shuttingDownProblem(retryAfterSeconds), true);
-    if (!checksKey) return handler(exchange, head, openCaller);
-    const auth = authorize(res, head);
+    if (scope === 'none') return handler(exchange, head, openCaller);
+    const auth = authorize(res, head, scope, keyedWhenOpen);
     if (!auth.ok) return refuse(exchange, auth.problem, false);
     handler(exchange, head, auth.caller);
   };

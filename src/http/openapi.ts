@@ -46,6 +46,11 @@ const problemSchema = {
     detail: { type: 'string' },
     code: { type: 'string', enum: Object.keys(problemCatalogue) },
     errors: fieldErrorsSchema,
+    required_scope: {
+      type: 'string',
+      enum: ['write', 'read', 'admin', 'root'],
+      description: 'With `insufficient_scope`: the scope the route needs.',
+    },
   },
 };
 
@@ -121,12 +126,29 @@ export function exportedEvent(): Json {
 
 const security = [{ apiKey: [] }, { bearer: [] }];
 
-/** The paths in the order of the routes; `security` follows the summary, as written by hand. */
+/** Every keyed route: a key of another scope than the one named. */
+export const insufficientScope403 = problemResponse(['insufficient_scope']);
+
+/** The paths in the order of the routes; `security` and the scope follow the summary, as written
+ *  by hand; a 403 for a key of another scope unless the route documents its own. */
 function pathsOf(routes: readonly Route[]): Json {
   const paths: Record<string, Json> = {};
   for (const { path, method, auth, operation } of routes) {
-    const secured = auth === 'api_key' ? { summary: operation.summary, security } : {};
-    paths[path] = { ...paths[path], [method]: { ...secured, ...operation } };
+    const secured =
+      auth === 'none'
+        ? {}
+        : {
+            summary: operation.summary,
+            description: `Needs a key with the \`${auth}\` scope, or a root key (API_KEYS).`,
+            security,
+          };
+    const responses = operation.responses as Json;
+    const documented =
+      auth === 'none' || responses['403'] !== undefined
+        ? operation
+        : { ...operation, responses: { ...responses, '403': insufficientScope403 } };
+    const template = path.replace(/:(\w+)/g, '{$1}');
+    paths[template] = { ...paths[template], [method]: { ...secured, ...documented } };
   }
   return paths;
 }

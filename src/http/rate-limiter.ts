@@ -45,7 +45,7 @@ export class RateLimiter {
 
   /** maxClients bounds memory: the least recently seen client is forgotten first (a full bucket). */
   constructor(
-    private readonly perMinute: number,
+    readonly perMinute: number,
     private readonly maxClients: number,
   ) {
     this.tokensPerMs = perMinute / 60_000;

@@ -17,6 +17,8 @@ export interface RequestHead {
   readonly authorization: string;
   readonly ifNoneMatch: string;
   readonly origin: string;
+  /** The `:name` segment of a route path that has one (/admin/keys/:id), as sent. */
+  readonly pathParameter?: string;
   /** 431 when a header read here is over MAX_HEADER_BYTES, 414 when the query string is: every
    *  route answers it before reading anything else, so no parser ever sees an unbounded value. */
   readonly tooLarge: Problem | null;

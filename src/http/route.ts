@@ -1,5 +1,6 @@
 // A route as one value. The server registers it, lists it in the 405 table and documents it in
 // /openapi.yaml from the same list, so the three cannot disagree.
+import type { KeyScope } from '../access/access-snapshot.js';
 import type { Caller } from '../access/caller.js';
 import type { Problem } from '../errors.js';
 import type { Exchange, Headers } from './exchange.js';
@@ -8,9 +9,9 @@ import type { RequestHead } from './request-head.js';
 /** An OpenAPI operation object (summary, parameters, requestBody, responses). */
 export type OpenApiOperation = Readonly<Record<string, unknown>>;
 
-/** Who may call a route: anyone, or a holder of one of API_KEYS. Keys with scopes would add
- *  values here, each route naming the scope it needs. */
-export type RouteAuth = 'none' | 'api_key';
+/** The scope of key a route needs, or none. Root keys (API_KEYS) pass every scope; in open mode
+ *  (no API_KEYS, no stored key) a keyed route lets everyone in unless it is keyedWhenOpen. */
+export type RouteAuth = 'none' | KeyScope;
 
 /** Called once the preamble has passed: the head is within MAX_HEADER_BYTES, the server is not
  *  shutting down (where the route refuses then) and the caller is authorized: the project it acts
@@ -18,9 +19,11 @@ export type RouteAuth = 'none' | 'api_key';
 export type RouteHandler = (exchange: Exchange, head: RequestHead, caller: Caller) => void;
 
 export interface Route {
-  readonly method: 'get' | 'post' | 'options';
+  readonly method: 'get' | 'post' | 'patch' | 'delete' | 'options';
   readonly path: string;
   readonly auth: RouteAuth;
+  /** Needs a key even in open mode (the admin API): nobody may manage access without one. */
+  readonly keyedWhenOpen?: boolean;
   /** Answered 503 shutting_down once shutdown has begun, on connections still open. */
   readonly refusedWhileDraining: boolean;
   /** False for a route that reads nothing from the request: no header can make it fail, so a

@@ -56,7 +56,7 @@ async function releaseHolders(): Promise<void> {
 
 describe('connection budget', () => {
   it('refuses at start-up a configuration that needs more connections than Postgres accepts', async () => {
-    // 8 × 2 + 4 + 2 + 2 = 24 connections against 17 available.
+    // 8 × 2 + 4 + 2 + 3 = 25 connections against 17 available.
     const started = spawnBuiltServer(db.dsn, {
       API_KEYS: apiKey,
       INGEST_WORKERS: '8',
@@ -72,7 +72,7 @@ describe('connection budget', () => {
     );
     expect(error).toMatch(/server exited \(1\) before listening/);
     expect(error).toContain(
-      `this configuration opens 24 Postgres connections (CLUSTER_PROCESSES × (INGEST_WORKERS × PG_POOL_SIZE_PER_WORKER + METRICS_POOL_SIZE + EXPORT_POOL_SIZE + 2)) but the server accepts ${availableConnections}`,
+      `this configuration opens 25 Postgres connections (CLUSTER_PROCESSES × (INGEST_WORKERS × PG_POOL_SIZE_PER_WORKER + METRICS_POOL_SIZE + EXPORT_POOL_SIZE + 3)) but the server accepts ${availableConnections}`,
     );
     expect(linesLeakingSecrets(error.split('\n'), secretsOf(db.dsn, [apiKey]))).toEqual([]);
   });
@@ -80,7 +80,7 @@ describe('connection budget', () => {
   it('warns at start-up when other clients leave too few connections, and under 53300 answers 503 + Retry-After, then recovers', async () => {
     const startedAt = Date.now();
     await db.query('TRUNCATE events');
-    // 2 × 1 + 4 + 2 + 2 = 10 needed; 12 held by someone else: 22 > 17.
+    // 2 × 1 + 4 + 2 + 3 = 11 needed; 12 held by someone else: 23 > 17.
     expect(await holdConnections(12)).toBe(12);
     const server = await spawnBuiltServer(db.dsn, {
       API_KEYS: apiKey,
@@ -90,7 +90,7 @@ describe('connection budget', () => {
     servers.push(server);
     const warning = server.lines.find((l) => l.includes('may hit \\"too many clients\\"'));
     expect(warning).toBeDefined();
-    expect(JSON.parse(warning!)).toMatchObject({ level: 40, needed: 10, available: 17 });
+    expect(JSON.parse(warning!)).toMatchObject({ level: 40, needed: 11, available: 17 });
     await waitUntil('ready', async () => (await readyStatus(server.url)) === 200, {
       timeoutMs: 30_000,
     });

@@ -32,9 +32,9 @@ const maxShortRunRssRiseMb = 32;
 const rssFloorWindowMs = 20_000;
 /** Open-loop pacing, bounded: beyond this many unanswered requests the sender skips (reported). */
 const maxOutstanding = 64;
-/** INGEST_WORKERS × PG_POOL_SIZE_PER_WORKER + METRICS_POOL_SIZE + EXPORT_POOL_SIZE + 2 admin, at
- *  their defaults. */
-const connectionBudget = 2 * 1 + 4 + 2 + 2;
+/** INGEST_WORKERS × PG_POOL_SIZE_PER_WORKER + METRICS_POOL_SIZE + EXPORT_POOL_SIZE + 2 admin + 1
+ *  access listener, at their defaults. */
+const connectionBudget = 2 * 1 + 4 + 2 + 3;
 
 let db: ChaosPostgres;
 let server: ChaosServer;

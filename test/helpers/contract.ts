@@ -97,7 +97,8 @@ export class ResponseContract {
     const path = new URL(url, 'http://contract.invalid').pathname;
     const verb = method.toLowerCase();
     const where = `${method.toUpperCase()} ${path} → ${status} ${contentType ?? '(no content type)'}`;
-    const pathItem = this.document.paths[path];
+    const documentPath = path in this.document.paths ? path : this.templateOf(path);
+    const pathItem = documentPath === undefined ? undefined : this.document.paths[documentPath];
     const operation = pathItem?.[verb] as OperationObject | undefined;
     const mediaType = mediaTypeOf(contentType);
     if (operation === undefined) {
@@ -135,8 +136,32 @@ export class ResponseContract {
     const schemaPointer =
       content[mediaKey]!.schema === undefined
         ? undefined
-        : pointer('paths', path, verb, 'responses', statusKey, 'content', mediaKey, 'schema');
+        : pointer(
+            'paths',
+            documentPath!,
+            verb,
+            'responses',
+            statusKey,
+            'content',
+            mediaKey,
+            'schema',
+          );
     return { where, mediaType, schemaPointer, bodyless: false };
+  }
+
+  /** The document's path with `{name}` segments (/admin/keys/{id}) that this path fills in. */
+  private templateOf(path: string): string | undefined {
+    const segments = path.split('/');
+    for (const template of Object.keys(this.document.paths)) {
+      if (!template.includes('{')) continue;
+      const parts = template.split('/');
+      if (
+        parts.length === segments.length &&
+        parts.every((part, i) => /^\{\w+\}$/.test(part) || part === segments[i])
+      )
+        return template;
+    }
+    return undefined;
   }
 
   checkBody(expected: Expectation, bodyText: string): void {

@@ -1,6 +1,7 @@
 // Failed API key attempts per address: the limiter's table with explicit clocks, and the key check
 // that consults it, with a stand-in for the one thing it reads from a response (the peer address).
 import type { HttpResponse } from 'uWebSockets.js';
+import { emptyAccessSnapshot } from '../../src/access/access-snapshot.js';
 import { describe, expect, it } from 'vitest';
 import { createApiKeyCheck, createAuthorize } from '../../src/http/api-key-auth.js';
 import { AuthFailureLimiter } from '../../src/http/auth-failure-limiter.js';
@@ -70,7 +71,10 @@ function withKey(apiKey: string): RequestHead {
 
 describe('createAuthorize', () => {
   const authorizeWith = (perMinute: number) =>
-    createAuthorize(createApiKeyCheck(['right']), new AuthFailureLimiter(perMinute, 100));
+    createAuthorize(
+      createApiKeyCheck(['right'], () => emptyAccessSnapshot),
+      new AuthFailureLimiter(perMinute, 100),
+    );
   const codeOf = (decision: ReturnType<ReturnType<typeof authorizeWith>>) =>
     decision.ok ? decision.caller.keyId : decision.problem.code;
 
@@ -79,11 +83,11 @@ describe('createAuthorize', () => {
     const guesser = peer('2001:db8::1');
     const sameSlash64 = peer('2001:db8::2');
     const answers = [
-      authorize(guesser, withKey('wrong-1')),
-      authorize(guesser, withKey('wrong-2')),
-      authorize(guesser, withKey('wrong-3')),
-      authorize(guesser, withKey('right')),
-      authorize(sameSlash64, withKey('right')),
+      authorize(guesser, withKey('wrong-1'), 'read'),
+      authorize(guesser, withKey('wrong-2'), 'read'),
+      authorize(guesser, withKey('wrong-3'), 'read'),
+      authorize(guesser, withKey('right'), 'read'),
+      authorize(sameSlash64, withKey('right'), 'read'),
     ];
     expect(answers.map(codeOf)).toEqual([
       'unauthorized',
@@ -103,24 +107,24 @@ describe('createAuthorize', () => {
 
   it("lets another address's correct key through while one address is blocked", () => {
     const authorize = authorizeWith(1);
-    authorize(peer('10.0.0.1'), withKey('wrong'));
-    authorize(peer('10.0.0.1'), withKey('wrong'));
-    expect(codeOf(authorize(peer('10.0.0.2'), withKey('right')))).toBe('k0');
+    authorize(peer('10.0.0.1'), withKey('wrong'), 'read');
+    authorize(peer('10.0.0.1'), withKey('wrong'), 'read');
+    expect(codeOf(authorize(peer('10.0.0.2'), withKey('right'), 'read'))).toBe('k0');
   });
 
   it('reads no peer address for a correct key while no address is blocked', () => {
     const authorize = authorizeWith(1);
     const client = peer('10.0.0.1');
-    authorize(client, withKey('wrong'));
-    expect(codeOf(authorize(client, withKey('right')))).toBe('k0');
+    authorize(client, withKey('wrong'), 'read');
+    expect(codeOf(authorize(client, withKey('right'), 'read'))).toBe('k0');
     expect(client.reads).toBe(1);
   });
 
   it('never blocks with AUTH_FAILURES_PER_MIN=0', () => {
     const authorize = authorizeWith(0);
     const client = peer('10.0.0.1');
-    for (let i = 0; i < 100; i++) authorize(client, withKey('wrong'));
-    expect([codeOf(authorize(client, withKey('wrong'))), client.reads]).toEqual([
+    for (let i = 0; i < 100; i++) authorize(client, withKey('wrong'), 'read');
+    expect([codeOf(authorize(client, withKey('wrong'), 'read')), client.reads]).toEqual([
       'unauthorized',
       0,
     ]);

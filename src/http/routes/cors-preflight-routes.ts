@@ -1,30 +1,28 @@
 // OPTIONS on the ingest paths: the CORS preflight a browser sends before a cross-origin POST.
-// Without CORS_ORIGINS no such route exists, and a preflight gets the router's 405.
-import type { Config } from '../../config.js';
+// Without CORS_ORIGINS and project origins it answers as the router would: 405, no CORS headers.
 import { problem } from '../../errors.js';
-import { createCorsPolicy } from '../cors.js';
+import type { CorsPolicy } from '../cors.js';
 import { sendEmpty, sendProblem } from '../exchange.js';
 import { headSizeResponses, problemResponse } from '../openapi.js';
 import type { Route } from '../route.js';
 
 const varyOrigin = { vary: 'Origin' };
 
-export function corsPreflightRoutes(config: Config, paths: readonly string[]): Route[] {
-  const cors = createCorsPolicy(config.corsOrigins);
-  if (!cors.enabled) return [];
+export function corsPreflightRoutes(cors: CorsPolicy, paths: readonly string[]): Route[] {
   return paths.map((path) => ({
     method: 'options',
     path,
     auth: 'none',
     refusedWhileDraining: false,
     readsHead: true,
-    refuse: (exchange, p) => sendProblem(exchange, p, { headers: varyOrigin }),
+    refuse: (exchange, p) =>
+      sendProblem(exchange, p, cors.enabled() ? { headers: varyOrigin } : undefined),
     handler: (exchange, head) => {
       const headers = cors.preflightHeaders(head.origin);
       if (headers) sendEmpty(exchange, 204, headers);
       else
         sendProblem(exchange, problem('method_not_allowed', `${path} answers POST only.`), {
-          headers: { allow: 'POST', ...varyOrigin },
+          headers: cors.enabled() ? { allow: 'POST', ...varyOrigin } : { allow: 'POST' },
           close: true,
         });
     },
@@ -33,7 +31,7 @@ export function corsPreflightRoutes(config: Config, paths: readonly string[]): R
 }
 
 const preflightOperation = {
-  summary: 'CORS preflight (only with CORS_ORIGINS set)',
+  summary: "CORS preflight: 204 for an origin in CORS_ORIGINS or any project's cors_origins",
   responses: {
     '204': {
       description: 'The Origin is allowed; it is echoed in Access-Control-Allow-Origin.',

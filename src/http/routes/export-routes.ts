@@ -143,7 +143,7 @@ export function exportRoutes(deps: ExportRouteDeps): Route[] {
     {
       method: 'get',
       path: '/events/export',
-      auth: 'api_key',
+      auth: 'read',
       refusedWhileDraining: true,
       readsHead: true,
       handler,

@@ -1,10 +1,12 @@
 // POST /events and POST /events/bulk: read → validate → hand to the batcher → answer.
 import type { Logger } from 'pino';
+import type { Caller } from '../../access/caller.js';
+import type { QuotaRefusal } from '../../access/ingest-quota.js';
 import type { Config } from '../../config.js';
 import { problem, type Problem } from '../../errors.js';
 import type { Batcher } from '../../ingest/batcher.js';
 import { parseJsonBody } from '../../validation/validate-events.js';
-import { createCorsPolicy } from '../cors.js';
+import type { CorsPolicy } from '../cors.js';
 import { sendJson, sendProblem, type Exchange } from '../exchange.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import { checkBodyHead, readBody } from '../read-body.js';
@@ -18,6 +20,9 @@ export interface IngestRouteDeps {
   readonly batcher: Batcher;
   readonly log: Logger;
   readonly telemetry: Telemetry;
+  readonly cors: CorsPolicy;
+  /** Takes the events from the caller's project quota; the refusal when over it. */
+  readonly takeQuota: (caller: Caller, events: number) => QuotaRefusal | null;
 }
 
 /** Every error answer of the ingest routes goes through here, so each one is counted. */
@@ -26,7 +31,7 @@ function refuse(
   route: string,
   p: Problem,
   deps: IngestRouteDeps,
-  options: { close?: boolean } = {},
+  options: { close?: boolean; headers?: Readonly<Record<string, string>> } = {},
 ): void {
   deps.telemetry.requestsRejected.inc({ route, code: p.code });
   // The detail may quote the client's bytes (a JSON syntax error, a field name): pino escapes
@@ -59,8 +64,7 @@ function refuseAfterDiscardingBody(
 }
 
 export function ingestRoutes(deps: IngestRouteDeps): Route[] {
-  const cors = createCorsPolicy(deps.config.corsOrigins);
-  const responseHeaders = (head: RequestHead) => cors.responseHeaders(head.origin);
+  const responseHeaders = (head: RequestHead) => deps.cors.responseHeaders(head.origin);
   return (
     [
       ['/events', 'single'],
@@ -69,13 +73,12 @@ export function ingestRoutes(deps: IngestRouteDeps): Route[] {
   ).map(([path, shape]) => ({
     method: 'post',
     path,
-    auth: 'api_key',
+    auth: 'write',
     refusedWhileDraining: true,
     readsHead: true,
     responseHeaders,
     refuse: (exchange, p) => refuseBeforeBody(exchange, path, p, deps),
-    handler: (exchange, head, caller) =>
-      acceptIngest(exchange, head, path, shape, caller.projectId, deps),
+    handler: (exchange, head, caller) => acceptIngest(exchange, head, caller, path, shape, deps),
     ...(shape === 'single' ? eventsDocumentation(deps.config) : bulkDocumentation(deps.config)),
   }));
 }
@@ -84,12 +87,14 @@ export function ingestRoutes(deps: IngestRouteDeps): Route[] {
 function acceptIngest(
   exchange: Exchange,
   head: RequestHead,
+  caller: Caller,
   path: string,
   shape: Shape,
-  projectId: number,
   deps: IngestRouteDeps,
 ): void {
-  const refusal = checkBodyHead(head, deps.config);
+  const refusal = deps.cors.allowsWrite(head.origin, caller)
+    ? checkBodyHead(head, deps.config)
+    : problem('origin_not_allowed', "This Origin may not write to the key's project.");
   if (refusal) {
     refuseBeforeBody(exchange, path, refusal, deps);
     return;
@@ -111,16 +116,14 @@ function acceptIngest(
     return;
   }
   const releaseRoom = deps.batcher.reserveBytes(bodyBytes);
-  ingest(exchange, head, path, shape, partial, projectId, deps, releaseRoom).catch(
-    (err: unknown) => {
-      releaseRoom();
-      deps.log.error(
-        { err: (err as Error).message, stack: (err as Error).stack },
-        'ingest handler failed',
-      );
-      refuse(exchange, path, problem('internal', 'An unexpected error occurred.'), deps);
-    },
-  );
+  ingest(exchange, head, caller, path, shape, partial, deps, releaseRoom).catch((err: unknown) => {
+    releaseRoom();
+    deps.log.error(
+      { err: (err as Error).message, stack: (err as Error).stack },
+      'ingest handler failed',
+    );
+    refuse(exchange, path, problem('internal', 'An unexpected error occurred.'), deps);
+  });
 }
 
 /** `?partial=true` on /events/bulk: keep the valid events of a bulk request instead of refusing it
@@ -139,10 +142,10 @@ function parsePartialFlag(query: string): boolean | Problem {
 async function ingest(
   exchange: Exchange,
   head: RequestHead,
+  caller: Caller,
   route: string,
   shape: Shape,
   partial: boolean,
-  projectId: number,
   deps: IngestRouteDeps,
   releaseRoom: () => void,
 ): Promise<void> {
@@ -162,6 +165,9 @@ async function ingest(
   if (!parsed.ok) return refuse(exchange, route, parsed.problem, deps);
   const validated = validatedRequest(parsed, shape, partial, config, Math.floor(Date.now() / 1000));
   if (!validated.ok) return refuse(exchange, route, validated.problem, deps);
+  const overQuota = deps.takeQuota(caller, validated.events.length);
+  if (overQuota)
+    return refuse(exchange, route, overQuota.problem, deps, { headers: overQuota.headers });
   deps.telemetry.eventsReceived.inc({ route }, validated.events.length);
   if (validated.rejected?.count)
     deps.telemetry.eventsRejected.inc({ route }, validated.rejected.count);
@@ -181,7 +187,7 @@ async function ingest(
     {
       json: queuedJson(validated.json, parsed.text, read.body),
       eventCount: acceptedCount,
-      projectId,
+      projectId: caller.projectId,
     },
     config.ingestAck,
   );

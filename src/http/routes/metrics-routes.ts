@@ -9,7 +9,8 @@ import {
 } from '../../metrics/answer-metrics.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import { send, sendProblem } from '../exchange.js';
-import { limitRate, type RateLimiter } from '../rate-limiter.js';
+import type { ProjectRateLimiters } from '../project-rate-limiters.js';
+import { limitRate } from '../rate-limiter.js';
 import { clientIdentity } from '../client-identity.js';
 import { ifNoneMatchIncludes } from '../if-none-match.js';
 import {
@@ -26,24 +27,23 @@ import type { Route, RouteHandler } from '../route.js';
 
 export interface MetricsRouteDeps extends MetricsSources {
   readonly config: Config;
-  readonly rateLimiter: RateLimiter;
+  /** RATE_LIMIT_METRICS_PER_MIN, or the project's metrics_requests_per_minute. */
+  readonly rateLimiters: ProjectRateLimiters;
   readonly log: Logger;
   readonly telemetry: Telemetry;
 }
-
-const metricsLimit = { requests: 'metrics requests', variable: 'RATE_LIMIT_METRICS_PER_MIN' };
 
 export function metricsRoutes(deps: MetricsRouteDeps): Route[] {
   const { config } = deps;
   const cacheControl = `max-age=${Math.floor(config.metricsCacheTtlMs / 1000)}`;
   const handler: RouteHandler = (exchange, head, caller) => {
     let headers: Record<string, string> = {};
-    if (deps.rateLimiter.enabled) {
-      const limited = limitRate(
-        deps.rateLimiter,
-        clientIdentity(exchange.res, caller.keyId),
-        metricsLimit,
-      );
+    const { limiter, variable } = deps.rateLimiters.of(caller.projectId);
+    if (limiter.enabled) {
+      const limited = limitRate(limiter, clientIdentity(exchange.res, caller.keyId), {
+        requests: 'metrics requests',
+        variable,
+      });
       headers = limited.headers;
       if (limited.refusal) {
         deps.telemetry.rateLimited.inc();
@@ -87,7 +87,7 @@ export function metricsRoutes(deps: MetricsRouteDeps): Route[] {
     {
       method: 'get',
       path: '/metrics',
-      auth: 'api_key',
+      auth: 'read',
       // The read pool closes during shutdown: say why, rather than "database unavailable".
       refusedWhileDraining: true,
       readsHead: true,

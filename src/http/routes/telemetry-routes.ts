@@ -14,7 +14,7 @@ export function telemetryRoutes(deps: {
     {
       method: 'get',
       path: '/internal/metrics',
-      auth: 'api_key',
+      auth: 'admin',
       refusedWhileDraining: false,
       readsHead: true,
       handler: (exchange) => {
