@@ -146,6 +146,7 @@ export function renderReport(
         ? `; server env ${JSON.stringify(options.serverEnv)}`
         : '') +
       (options.apiKey ? '; every request carries X-API-Key' : '') +
+      (options.writeKey ? '; every request carries a stored write key (X-API-Key)' : '') +
       '. Load generator (autocannon) runs on the same machine.',
   );
   if (local) {
