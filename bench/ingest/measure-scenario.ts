@@ -7,6 +7,7 @@ import { driveLoad } from '../lib/drive-load.js';
 import { progress } from '../lib/progress.js';
 import { readStatusKib } from '../lib/proc-stats.js';
 import { readMetricsCount } from '../lib/read-metrics-count.js';
+import { storeWriteKey } from '../lib/stored-write-key.js';
 import { uniqueEvents } from '../lib/unique-events.js';
 import { cpuCores, sampleCpu } from './cpu.js';
 import type { IngestOptions } from './options.js';
@@ -33,6 +34,9 @@ export async function runLocalScenario(
   const { connections, eventsPerRequest, path, bodyOf } = scenarioShape(scenario, options);
   const label = `run ${run}/${options.runs} ${scenario.id}`;
   const { name, dsn } = await freshDatabase();
+  const headers = options.writeKey
+    ? { 'x-api-key': await storeWriteKey(dsn, context.log) }
+    : keyHeaders(options);
   const serverEnv = { INGEST_ACK: scenario.ack ?? 'durable', ...options.serverEnv };
   const server = await startBenchServer({
     dsn,
@@ -50,7 +54,7 @@ export async function runLocalScenario(
     });
     const body = bodyOf(events);
     const bodyBytes = Buffer.byteLength(bodyOf(sampleEvents(context, scenario))());
-    const load = { url: server.url, path, connections, headers: {}, nextBody: body };
+    const load = { url: server.url, path, connections, headers, nextBody: body };
 
     if (options.warmupSeconds > 0) {
       progress(`${label}: warm-up ${options.warmupSeconds} s`);
@@ -128,7 +132,7 @@ export async function runUrlScenario(
   const baseUrl = options.url!;
   const { connections, eventsPerRequest, path, bodyOf } = scenarioShape(scenario, options);
   const label = `run ${run}/${options.runs} ${scenario.id}`;
-  const headers: Record<string, string> = options.apiKey ? { 'x-api-key': options.apiKey } : {};
+  const headers = keyHeaders(options);
   // Its own event_name per scenario and run: /metrics then counts exactly this load's events,
   // whatever else the instance holds. The warm-up uses another name.
   const eventName = `bench-${context.runTag}-${run}-${scenario.id}`;
@@ -188,6 +192,13 @@ export async function runUrlScenario(
     cpuCores: null,
     serverProblems: [],
   };
+}
+
+/** The --api-key every request carries, as a client holding it would send it. With --write-key
+ *  the key is made per database; the HTTP-only ceiling sends one of the same length. */
+export function keyHeaders(options: IngestOptions): Record<string, string> {
+  if (options.writeKey) return { 'x-api-key': `pk_w_${'x'.repeat(32)}` };
+  return options.apiKey ? { 'x-api-key': options.apiKey } : {};
 }
 
 /** Polls the row count until it has not grown for 1 s (queued mode keeps writing after the load

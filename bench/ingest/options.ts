@@ -1,5 +1,5 @@
 // Command-line options of the ingest bench.
-import { integer, parseBenchOptions, repeated, text } from '../lib/bench-options.js';
+import { flag, integer, parseBenchOptions, repeated, text } from '../lib/bench-options.js';
 
 export interface IngestOptions {
   readonly runs: number;
@@ -13,6 +13,8 @@ export interface IngestOptions {
   /** Drive a running instance instead of starting one. */
   readonly url: string | undefined;
   readonly apiKey: string | undefined;
+  /** Local runs: a project and a stored write key in each fresh database, sent with every request. */
+  readonly writeKey: boolean;
   readonly ceilingSeconds: number;
   /** KEY=VALUE pairs added to every started server's environment (e.g. INGEST_WORKERS=3). */
   readonly serverEnv: Readonly<Record<string, string>>;
@@ -31,7 +33,8 @@ const usage = `npm run bench:ingest -- [options]
                        --url: single,bulk,overload (default single,bulk)
   --json PATH          also write every result and the conditions as JSON
   --url URL            drive a running instance (no ceiling, stored events from its /metrics)
-  --api-key KEY        sent as X-API-Key with --url
+  --api-key KEY        sent as X-API-Key; a started server needs it too: --server-env API_KEYS=KEY
+  --write-key          local: store a project and a write key in each fresh database and send it
   --ceiling-seconds S  length of each Postgres-only and HTTP-only ceiling measurement (4)
   --server-env K=V     extra environment for the started server (repeatable)
   --server-node-arg A  extra node flag for the started server, e.g. --cpu-prof (repeatable)`;
@@ -46,6 +49,7 @@ const table = {
   json: text,
   url: text,
   'api-key': text,
+  'write-key': flag,
   'ceiling-seconds': integer(4, 1, 600),
   'server-env': repeated,
   'server-node-arg': repeated,
@@ -59,6 +63,8 @@ export function parseIngestOptions(argv: readonly string[]): IngestOptions {
       if (eq <= 0) problems.push(`--server-env ${pair}: expected KEY=VALUE`);
       else serverEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
     }
+    if (values['write-key'] && (values.url !== undefined || values['api-key'] !== undefined))
+      problems.push('--write-key: only for a started server, and instead of --api-key');
     let url = values.url;
     if (url !== undefined) {
       try {
@@ -80,6 +86,7 @@ export function parseIngestOptions(argv: readonly string[]): IngestOptions {
       jsonPath: values.json,
       url,
       apiKey: values['api-key'],
+      writeKey: values['write-key'],
       ceilingSeconds: values['ceiling-seconds'],
       serverEnv,
       serverNodeArgs: values['server-node-arg'],

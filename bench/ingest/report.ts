@@ -145,6 +145,8 @@ export function renderReport(
       (Object.keys(options.serverEnv).length > 0
         ? `; server env ${JSON.stringify(options.serverEnv)}`
         : '') +
+      (options.apiKey ? '; every request carries X-API-Key' : '') +
+      (options.writeKey ? '; every request carries a stored write key (X-API-Key)' : '') +
       '. Load generator (autocannon) runs on the same machine.',
   );
   if (local) {

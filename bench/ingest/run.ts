@@ -10,7 +10,7 @@ import { measurePostgresCeiling, type CeilingResult } from '../lib/postgres-ceil
 import { progress } from '../lib/progress.js';
 import { stopOnInterrupt } from '../lib/stop-on-interrupt.js';
 import { uniqueEvents } from '../lib/unique-events.js';
-import { runLocalScenario, runUrlScenario } from './measure-scenario.js';
+import { keyHeaders, runLocalScenario, runUrlScenario } from './measure-scenario.js';
 import type { IngestOptions } from './options.js';
 import { fmtInt, fmtMs } from './report.js';
 import type { RunResult, ScenarioRun } from './results.js';
@@ -103,7 +103,8 @@ export async function runIngestBench(context: IngestBenchContext): Promise<Inges
           connections: options.connections,
           durationSeconds: options.ceilingSeconds,
           nextBody: () => events.nextSingleBody(),
-          headers: {},
+          // The same request bytes as the measured scenarios.
+          headers: keyHeaders(options),
         });
         progress(`run ${run}: HTTP-only ceiling: ${fmtInt(result.requestsPerSecond)} req/s`);
         return result.requestsPerSecond;

@@ -16,14 +16,22 @@ export interface TextOption {
 export interface RepeatedOption {
   readonly kind: 'repeated';
 }
-export type OptionTable = Readonly<Record<string, IntegerOption | TextOption | RepeatedOption>>;
+/** Present or not. */
+export interface FlagOption {
+  readonly kind: 'flag';
+}
+export type OptionTable = Readonly<
+  Record<string, IntegerOption | TextOption | RepeatedOption | FlagOption>
+>;
 
 export type OptionValues<T extends OptionTable> = {
   readonly [K in keyof T]: T[K] extends IntegerOption
     ? number
     : T[K] extends TextOption
       ? string | undefined
-      : readonly string[];
+      : T[K] extends FlagOption
+        ? boolean
+        : readonly string[];
 };
 
 export const integer = (defaultValue: number, min: number, max: number): IntegerOption => ({
@@ -34,6 +42,7 @@ export const integer = (defaultValue: number, min: number, max: number): Integer
 });
 export const text: TextOption = { kind: 'text' };
 export const repeated: RepeatedOption = { kind: 'repeated' };
+export const flag: FlagOption = { kind: 'flag' };
 
 /**
  * Parses argv against the table; `shape` turns the values into the script's options and adds its
@@ -55,7 +64,9 @@ export function parseBenchOptions<T extends OptionTable, R>(
         ? { type: 'string', default: String(option.default) }
         : option.kind === 'repeated'
           ? { type: 'string', multiple: true, default: [] }
-          : { type: 'string' };
+          : option.kind === 'flag'
+            ? { type: 'boolean', default: false }
+            : { type: 'string' };
   const { values } = parseArgs({ args: [...argv], options: descriptors, strict: true });
   if (values.help === true) {
     console.log(usage);

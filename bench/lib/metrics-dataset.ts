@@ -4,6 +4,7 @@
 // their own pg_indexes definitions afterwards: building a 10M-entry random-uuid btree once is far
 // cheaper than maintaining it row by row, and the end state is the migration's DDL exactly.
 import pg from 'pg';
+import { defaultProjectId } from '../../src/sql/insert-events.js';
 
 export const secondsPerDay = 86_400;
 
@@ -19,8 +20,15 @@ export interface DatasetShape {
   readonly users: number;
 }
 
+/** Other projects, each holding a smaller dataset of the same shape beside the main one. */
+export interface Neighbours {
+  readonly projects: number;
+  readonly eventsEach: number;
+}
+
 export interface LoadedDataset {
   readonly shape: DatasetShape;
+  readonly neighbours: Neighbours;
   readonly startSeconds: number;
   readonly loadSeconds: number;
   /** The part of loadSeconds spent rebuilding indexes and in VACUUM ANALYZE. */
@@ -41,8 +49,9 @@ const chunkRows = 1_000_000;
 // idem_key is the writers' key for event_id (md5 of 'i' || event_id), so the rows are exactly what
 // ingesting them would have stored.
 const insertChunkSql = `
-INSERT INTO events (idem_key, event_id, event_name, user_id, occurred_at, channel)
-SELECT md5('iseed-' || i)::uuid,
+INSERT INTO events (project_id, idem_key, event_id, event_name, user_id, occurred_at, channel)
+SELECT $9::int,
+       md5('iseed-' || i)::uuid,
        'seed-' || i,
        'event_' || lpad(floor(random() * $3)::int::text, 2, '0'),
        'u' || floor(random() * $4)::int,
@@ -54,6 +63,7 @@ FROM generate_series($1::bigint, $2::bigint - 1) AS i`;
 export async function loadDataset(
   dsn: string,
   shape: DatasetShape,
+  neighbours: Neighbours,
   progress: (line: string) => void,
 ): Promise<LoadedDataset> {
   const client = new pg.Client({ connectionString: dsn, application_name: 'pulse-bench-load' });
@@ -69,23 +79,38 @@ export async function loadDataset(
        WHERE schemaname = 'public' AND tablename = 'events'`,
     );
     for (const index of indexes) await client.query(`DROP INDEX ${quoteIdentifier(index.name)}`);
-    // Deterministic: the same --events gives the same rows in every run.
+    // Deterministic: the same options give the same rows in every run.
     await client.query('SELECT setseed(0.4242)');
-    for (let lo = 0; lo < shape.events; lo += chunkRows) {
-      const hi = Math.min(shape.events, lo + chunkRows);
-      await client.query(insertChunkSql, [
-        lo,
-        hi,
-        shape.eventNames,
-        shape.users,
-        startSeconds,
-        (shape.days * secondsPerDay) / shape.events,
-        shape.noChannelShare,
-        shape.channels,
-      ]);
-      progress(
-        `loaded ${hi.toLocaleString('en-US')} / ${shape.events.toLocaleString('en-US')} events (${((performance.now() - started) / 1000).toFixed(0)} s)`,
+    const load = async (projectId: number, events: number) => {
+      for (let lo = 0; lo < events; lo += chunkRows) {
+        const hi = Math.min(events, lo + chunkRows);
+        await client.query(insertChunkSql, [
+          lo,
+          hi,
+          shape.eventNames,
+          shape.users,
+          startSeconds,
+          (shape.days * secondsPerDay) / events,
+          shape.noChannelShare,
+          shape.channels,
+          projectId,
+        ]);
+        progress(
+          `project ${projectId}: loaded ${hi.toLocaleString('en-US')} / ${events.toLocaleString('en-US')} events (${((performance.now() - started) / 1000).toFixed(0)} s)`,
+        );
+      }
+    };
+    // The default project: the one a server without keys answers for.
+    await load(defaultProjectId, shape.events);
+    // Neighbours share event_ids, users and names with the main project: only project_id tells
+    // their rows apart, as it does for tenants that send alike.
+    if (neighbours.projects > 0) {
+      const { rows: created } = await client.query<{ id: number }>(
+        `INSERT INTO projects (name) SELECT 'bench-neighbour-' || n FROM generate_series(1, $1::int) AS n
+         RETURNING id`,
+        [neighbours.projects],
       );
+      for (const { id } of created) await load(id, neighbours.eventsEach);
     }
     const indexesStarted = performance.now();
     for (const index of indexes) {
@@ -102,6 +127,7 @@ export async function loadDataset(
     );
     return {
       shape,
+      neighbours,
       startSeconds,
       loadSeconds: (finished - started) / 1000,
       indexAndVacuumSeconds: (finished - indexesStarted) / 1000,

@@ -3,6 +3,9 @@ import { integer, parseBenchOptions, text } from '../lib/bench-options.js';
 
 export interface MetricsOptions {
   readonly events: number;
+  /** Projects in the database: the main dataset in the default one, neighbours in the others. */
+  readonly projects: number;
+  readonly neighbourEvents: number;
   readonly runs: number;
   readonly durationSeconds: number;
   readonly warmupSeconds: number;
@@ -19,6 +22,9 @@ export interface MetricsOptions {
 
 const usage = `npm run bench:metrics -- [options]
   --events N              synthetic events over 90 days (10000000; use 1000000 while developing)
+  --projects N            projects holding data (1): the events above in the default project,
+                          which every scenario queries, and --neighbour-events in each other one
+  --neighbour-events N    events in each neighbour project, same shape (100000)
   --runs N                repeat the measurements N times, report medians (3)
   --duration S            seconds of load per scenario (5)
   --warmup S              seconds of unmeasured load before each scenario (1; 0 = none)
@@ -30,6 +36,8 @@ const usage = `npm run bench:metrics -- [options]
 
 const table = {
   events: integer(10_000_000, 1000, 1_000_000_000),
+  projects: integer(1, 1, 1000),
+  'neighbour-events': integer(100_000, 1000, 1_000_000_000),
   runs: integer(3, 1, 100),
   duration: integer(5, 1, 3600),
   warmup: integer(1, 0, 600),
@@ -47,6 +55,8 @@ export function parseMetricsOptions(argv: readonly string[]): MetricsOptions {
       problems.push(`--refresh-events ${values['refresh-events']}: expected a multiple of 100`);
     return {
       events: values.events,
+      projects: values.projects,
+      neighbourEvents: values['neighbour-events'],
       runs: values.runs,
       durationSeconds: values.duration,
       warmupSeconds: values.warmup,

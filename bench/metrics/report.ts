@@ -78,7 +78,7 @@ export function renderReport(
       .join(', ')}`,
   );
   lines.push(
-    `- Dataset: ${fmtInt(s.events)} events over ${s.days} days (${isoDay(dataset.startSeconds)} to ${isoDay(s.endSeconds)}, UTC midnights), ${s.eventNames} event names, ${s.channels.length} channels + ${s.noChannelShare * 100}% without, ${fmtInt(s.users)} users (uniform); table ${fmtGib(dataset.tableBytes)}, with indexes ${fmtGib(dataset.totalBytes)}; generated in ${dataset.loadSeconds.toFixed(1)} s (of which index rebuild + VACUUM ANALYZE ${dataset.indexAndVacuumSeconds.toFixed(1)} s)`,
+    `- Dataset: ${fmtInt(s.events)} events${projectsNote(dataset)} over ${s.days} days (${isoDay(dataset.startSeconds)} to ${isoDay(s.endSeconds)}, UTC midnights), ${s.eventNames} event names, ${s.channels.length} channels + ${s.noChannelShare * 100}% without, ${fmtInt(s.users)} users (uniform); table ${fmtGib(dataset.tableBytes)}, with indexes ${fmtGib(dataset.totalBytes)}; generated in ${dataset.loadSeconds.toFixed(1)} s (of which index rebuild + VACUUM ANALYZE ${dataset.indexAndVacuumSeconds.toFixed(1)} s)`,
   );
   lines.push(
     `- First full refresh: ${initial.seconds.toFixed(1)} s (${initial.rounds.map((r) => `${fmtInt(r.rows)} rows in ${(r.ms / 1000).toFixed(1)} s`).join(', then ')}); rollup ${fmtInt(initial.rollupCells)} day + ${fmtInt(initial.rollupHourCells)} hour cells, ${fmtGib(initial.rollupBytes)}`,
@@ -151,3 +151,9 @@ const fmtPct = (n: number) => `${Math.round(n * 100)}%`;
 const fmtGib = (bytes: number) =>
   bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 const isoDay = (seconds: number) => new Date(seconds * 1000).toISOString().slice(0, 10);
+
+/** Where the queried events sit among other projects' (--projects). */
+function projectsNote({ neighbours }: LoadedDataset): string {
+  if (neighbours.projects === 0) return '';
+  return ` in one project among ${neighbours.projects + 1} (every query reads that one; ${fmtInt(neighbours.eventsEach)} in each other project, same shape)`;
+}

@@ -47,8 +47,11 @@ export async function runMetricsBench(
     progress('starting embedded PostgreSQL');
     database = await startBenchDatabase(log);
     const dsn = await database.createFresh(`metrics_${runTag}`);
-    progress(`generating ${fmtInt(shape.events)} events`);
-    dataset = await loadDataset(dsn, shape, progress);
+    const neighbours = { projects: options.projects - 1, eventsEach: options.neighbourEvents };
+    progress(
+      `generating ${fmtInt(shape.events)} events${neighbours.projects > 0 ? ` and ${fmtInt(neighbours.eventsEach)} in each of ${neighbours.projects} neighbour projects` : ''}`,
+    );
+    dataset = await loadDataset(dsn, shape, neighbours, progress);
     progress(`dataset loaded in ${dataset.loadSeconds.toFixed(1)} s`);
     const pool = createPool(
       {

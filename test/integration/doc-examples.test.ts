@@ -2,7 +2,9 @@
 // against a test server, so the docs cannot rot: each example's printed answer (status line, the
 // headers it shows, the body) must be what the server answers, every answer must match
 // /openapi.yaml, and what the POSTs sent must be what the server stored. Values that differ on
-// every run are printed as typed placeholders (see `placeholders`).
+// every run are printed as typed placeholders (see `placeholders`), or as `$NAME` where a later
+// curl uses them. A bash block running `VAR=… npm start` sets the server's environment for the
+// examples after it.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,8 +22,14 @@ interface ShellCommand {
   readonly unsupported?: string;
 }
 
+/** A `$NAME` in a word, outside single quotes: replaced by the value an earlier answer printed. */
+/** Private use: no doc holds it. */
+const variableMark = '\uE000';
+const variableName = /^[A-Z][A-Z0-9_]*/;
+
 /** Splits a bash block into commands the way bash would for the plain commands the docs hold:
- *  single and double quotes (spanning lines), backslash escapes and line continuations, comments. */
+ *  single and double quotes (spanning lines), backslash escapes and line continuations, comments,
+ *  `$NAME` variables. */
 function shellCommands(block: string): ShellCommand[] {
   const commands: ShellCommand[] = [];
   let words: string[] = [];
@@ -32,6 +40,14 @@ function shellCommands(block: string): ShellCommand[] {
     if (inWord) words.push(word);
     word = '';
     inWord = false;
+  };
+  /** Reads `$NAME` at i into the word; returns where it ends, or i when it is no plain variable. */
+  const variable = (i: number): number => {
+    const name = variableName.exec(block.slice(i + 1))?.[0];
+    if (name === undefined) return i;
+    word += `${variableMark}${name}${variableMark}`;
+    inWord = true;
+    return i + name.length;
   };
   const endCommand = () => {
     endWord();
@@ -51,6 +67,11 @@ function shellCommands(block: string): ShellCommand[] {
       inWord = true;
       for (i++; block[i] !== '"'; i++) {
         if (i >= block.length) throw new Error(`unterminated " in:\n${block}`);
+        const end = block[i] === '$' ? variable(i) : i;
+        if (end > i) {
+          i = end;
+          continue;
+        }
         if (block[i] === '$' || block[i] === '`') unsupported = 'expansion inside "…"';
         if (block[i] === '\\' && '"\\$`'.includes(block[i + 1] ?? '')) i++;
         word += block[i];
@@ -67,6 +88,8 @@ function shellCommands(block: string): ShellCommand[] {
       endWord();
     } else if (c === '\n' || c === ';') {
       endCommand();
+    } else if (c === '$' && variableName.test(block.slice(i + 1, i + 2))) {
+      i = variable(i);
     } else {
       if ('|&<>$`(){}*?'.includes(c)) unsupported = `shell syntax ${c}`;
       word += c;
@@ -81,6 +104,21 @@ function shellCommands(block: string): ShellCommand[] {
 interface Example {
   readonly args: string[];
   readonly answer: DocumentedAnswer;
+  /** What the last `VAR=… npm start` before it set (the test supplies the database). */
+  readonly serverEnv: Readonly<Record<string, string>>;
+}
+
+const databaseVariables = new Set(['POSTGRES_DSN', 'DATABASE_URL']);
+
+/** The environment a `VAR=value … npm start` command gives the server; undefined for others. */
+function serverEnvOf(words: readonly string[]): Record<string, string> | undefined {
+  const assignments = words.findIndex((w) => !/^[A-Z_][A-Z0-9_]*=/.test(w));
+  if (words[assignments] !== 'npm' || words[assignments + 1] !== 'start') return undefined;
+  const env = words
+    .slice(0, assignments)
+    .map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)] as const)
+    .filter(([name]) => !databaseVariables.has(name));
+  return Object.fromEntries(env);
 }
 
 interface DocumentedAnswer {
@@ -110,15 +148,22 @@ function examplesOf(document: string): { examples: Example[]; unanswered: string
   }));
   const examples: Example[] = [];
   const unanswered: string[] = [];
+  let serverEnv: Record<string, string> = {};
   blocks.forEach((block, i) => {
     if (!['bash', 'sh', 'shell'].includes(block.language)) return;
-    const curls = shellCommands(block.text).filter((c) => c.words[0] === 'curl');
+    const commands = shellCommands(block.text);
+    for (const command of commands) serverEnv = serverEnvOf(command.words) ?? serverEnv;
+    const curls = commands.filter((c) => c.words[0] === 'curl');
     if (curls.length === 0) return;
     const next = blocks[i + 1];
     if (curls.length > 1 || next?.language !== 'http') return unanswered.push(block.text);
     const [curl] = curls;
     if (curl!.unsupported) throw new Error(`curl uses ${curl!.unsupported}: ${block.text}`);
-    examples.push({ args: curl!.words.slice(1), answer: parseDocumentedAnswer(next.text) });
+    examples.push({
+      args: curl!.words.slice(1),
+      answer: parseDocumentedAnswer(next.text),
+      serverEnv,
+    });
   });
   return { examples, unanswered };
 }
@@ -128,17 +173,35 @@ const placeholders: Record<string, string> = {
   '<integer>': '-?\\d+',
   '<number>': '-?\\d+(?:\\.\\d+)?(?:[eE][-+]?\\d+)?',
   '<etag>': '(?:W/)?"[!#-~]*"',
+  // A project's or a key's id: decimal digits in a JSON string.
+  '<id>': '\\d+',
   // Lines (or the rest of a line) the doc leaves out.
   '…': '[\\s\\S]*?',
 };
 
-/** A printed value as a pattern: literal text, placeholders as wildcards of their type. */
-function templatePattern(template: string): RegExp {
+/** `$NAME` in a printed answer: an id or key a later curl uses as `$NAME`. */
+const printedVariable = '\\$[A-Z][A-Z0-9_]*';
+const printedValue = '[A-Za-z0-9_-]+';
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** A printed value as a pattern: literal text, placeholders as wildcards of their type, `$NAME`
+ *  as the value printed under that name earlier, else a capture of it. */
+function templatePattern(template: string, known: ReadonlyMap<string, string> = new Map()): RegExp {
+  const tokens = [...Object.keys(placeholders).map(escapeRegExp), printedVariable].join('|');
+  const captured = new Set<string>();
   const source = template
-    .split(new RegExp(`(${Object.keys(placeholders).join('|')})`))
-    .map((part, i) =>
-      i % 2 === 1 ? placeholders[part]! : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
-    )
+    .split(new RegExp(`(${tokens})`))
+    .map((part, i) => {
+      if (i % 2 === 0) return escapeRegExp(part);
+      if (!part.startsWith('$')) return placeholders[part]!;
+      const name = part.slice(1);
+      const value = known.get(name);
+      if (value !== undefined) return escapeRegExp(value);
+      if (captured.has(name)) return `\\k<${name}>`;
+      captured.add(name);
+      return `(?<${name}>${printedValue})`;
+    })
     .join('');
   return new RegExp(`^${source}$`);
 }
@@ -157,8 +220,22 @@ function dataOf(args: string[]): string | undefined {
 
 /** One example's first line, for test names. */
 function title(args: string[]): string {
-  return `curl ${methodOf(args)} ${args.find((a) => a.startsWith(documentedBase)) ?? '?'}`;
+  const url = args.find((a) => a.startsWith(documentedBase)) ?? '?';
+  return `curl ${methodOf(args)} ${url.replace(/\uE000(\w+)\uE000/g, '$$$1')}`;
 }
+
+/** The words with every `$NAME` replaced by the value printed under that name. */
+function substitute(args: string[], printed: ReadonlyMap<string, string>): string[] {
+  return args.map((a) =>
+    a.replace(/\uE000(\w+)\uE000/g, (_, name: string) => {
+      const value = printed.get(name);
+      if (value === undefined) throw new Error(`$${name} is used before an answer printed it`);
+      return value;
+    }),
+  );
+}
+
+const usesVariables = (args: string[]) => args.some((a) => a.includes(variableMark));
 
 interface CurlAnswer {
   /** The status line, e.g. `HTTP/1.1 202 Accepted`. */
@@ -206,12 +283,17 @@ describe.each(['README.md', 'docs/examples.md'])('the curl examples of %s', (pat
   const { examples, unanswered } = examplesOf(document);
   let db: TestDatabase;
   let server: TestServer;
+  let serverEnv: Readonly<Record<string, string>> = {};
   let contract: ResponseContract;
+  /** The values earlier answers printed as `$NAME`. */
+  const printedValues = new Map<string, string>();
+  // Rate limit off: the examples query /metrics more often than the default allows per minute.
+  const start = (env: Readonly<Record<string, string>>) =>
+    startTestServer(db.dsn, { RATE_LIMIT_METRICS_PER_MIN: '0', ...env });
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    // Rate limit off: the examples query /metrics more often than the default allows per minute.
-    server = await startTestServer(db.dsn, { RATE_LIMIT_METRICS_PER_MIN: '0' });
+    server = await start(serverEnv);
     const yaml = await (await fetch(`${server.url}/openapi.yaml`)).text();
     contract = new ResponseContract(parseYaml(yaml) as OpenApiDocument);
   });
@@ -234,7 +316,14 @@ describe.each(['README.md', 'docs/examples.md'])('the curl examples of %s', (pat
   // In document order: the metrics examples read what the POST examples stored.
   it.each(examples.map((e, i) => [i + 1, title(e.args), e] as const))(
     'example %i (%s) answers what the doc prints, as /openapi.yaml declares',
-    async (_n, _title, { args, answer: printed }) => {
+    async (_n, _title, { args: documented, answer: printed, serverEnv: env }) => {
+      if (JSON.stringify(env) !== JSON.stringify(serverEnv)) {
+        // The same database, as a restart with the new environment would have it.
+        await server.stop();
+        server = await start(env);
+        serverEnv = env;
+      }
+      const args = substitute(documented, printedValues);
       // Only the documented address is rewritten; anything else was refused above and here.
       const rewritten = args.map((a) =>
         a.startsWith(documentedBase) ? server.url + a.slice(documentedBase.length) : a,
@@ -246,7 +335,11 @@ describe.each(['README.md', 'docs/examples.md'])('the curl examples of %s', (pat
       for (const [name, value] of printed.headers)
         expect(answer.headers.get(name), name).toMatch(templatePattern(value));
       // The server's last newline is the closing fence's line break in the doc.
-      expect(answer.body.replace(/\n$/, '')).toMatch(templatePattern(printed.body));
+      const body = answer.body.replace(/\n$/, '');
+      const bodyPattern = templatePattern(printed.body, printedValues);
+      expect(body).toMatch(bodyPattern);
+      for (const [name, value] of Object.entries(bodyPattern.exec(body)?.groups ?? {}))
+        printedValues.set(name, value);
       const contentType = answer.headers.get('content-type') ?? null;
       contract.check(
         methodOf(args),
@@ -258,9 +351,12 @@ describe.each(['README.md', 'docs/examples.md'])('the curl examples of %s', (pat
     },
   );
 
+  // Events sent with a project's key (a `$NAME`) are that project's: its examples read them back.
   it('stores every event the accepted POST examples sent, fields as sent', async () => {
     const sent = examples
       .filter((e) => methodOf(e.args) === 'POST' && / 2\d\d /.test(`${e.answer.status} `))
+      .filter((e) => e.args.some((a) => a.startsWith(`${documentedBase}/events`)))
+      .filter((e) => !usesVariables(e.args))
       .flatMap(({ args, answer }) => {
         const body = JSON.parse(dataOf(args)!) as { events?: object[] };
         // With ?partial=true the doc prints the rejected ones as `events[i].field` errors.
@@ -272,7 +368,10 @@ describe.each(['README.md', 'docs/examples.md'])('the curl examples of %s', (pat
     const timestamps = sent.map((e) => e.timestamp);
     const from = Math.min(...timestamps);
     const to = Math.max(...timestamps);
-    const res = await fetch(`${server.url}/events/export?from=${from}&to=${to}`);
+    const rootKey = serverEnv.API_KEYS?.split(',')[0];
+    const res = await fetch(`${server.url}/events/export?from=${from}&to=${to}`, {
+      headers: rootKey === undefined ? {} : { 'x-api-key': rootKey },
+    });
     const stored = (await res.text())
       .split('\n')
       .filter((line) => line !== '')
