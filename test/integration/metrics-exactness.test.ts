@@ -6,6 +6,12 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { makeEvent, postJson, type TestEvent } from '../helpers/events.js';
+import {
+  metricsOracle,
+  metricsSearchParams,
+  type MetricsNumbers,
+  type OracleQuery,
+} from '../helpers/metrics-oracle.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const secondsPerDay = 86_400;
@@ -108,11 +114,7 @@ const window: fc.Arbitrary<Window> = fc.oneof(
     .map(([a, b]) => ({ from: Math.min(a, b), to: Math.max(a, b) })),
 );
 
-interface MetricsQuerySpec extends Window {
-  readonly eventName: string | null;
-  readonly channel: string | null;
-  readonly groupByDay: boolean;
-}
+type MetricsQuerySpec = OracleQuery;
 
 const querySpec: fc.Arbitrary<MetricsQuerySpec> = fc
   .record({
@@ -123,17 +125,8 @@ const querySpec: fc.Arbitrary<MetricsQuerySpec> = fc
   })
   .map(({ window: w, ...rest }) => ({ ...w, ...rest }));
 
-interface MetricsNumbers {
-  totals: { count: number; unique_users: number };
-  buckets?: { bucket_start: number; count: number; unique_users: number }[];
-}
-
 async function fetchMetrics(q: MetricsQuerySpec): Promise<MetricsNumbers> {
-  const params = new URLSearchParams({ from: String(q.from), to: String(q.to) });
-  if (q.eventName !== null) params.set('event_name', q.eventName);
-  if (q.channel !== null) params.set('channel', q.channel);
-  if (q.groupByDay) params.set('group_by', 'day');
-  const res = await fetch(`${server.url}/metrics?${params.toString()}`);
+  const res = await fetch(`${server.url}/metrics?${metricsSearchParams(q).toString()}`);
   const body = (await res.json()) as MetricsNumbers & { cached: boolean };
   if (res.status !== 200) throw new Error(`GET /metrics ${res.status}: ${JSON.stringify(body)}`);
   if (body.cached) throw new Error('METRICS_CACHE_TTL_MS=0 answered from cache');
@@ -142,26 +135,8 @@ async function fetchMetrics(q: MetricsQuerySpec): Promise<MetricsNumbers> {
     : { totals: body.totals, buckets: body.buckets };
 }
 
-const oracleFilter = `extract(epoch FROM occurred_at) BETWEEN $1 AND $2
-  AND ($3::text IS NULL OR event_name = $3) AND ($4::text IS NULL OR channel = $4)`;
-
 /** The truth, straight from the raw table. */
-async function oracle(q: MetricsQuerySpec): Promise<MetricsNumbers> {
-  const values = [q.from, q.to, q.eventName, q.channel];
-  const [totals] = await db.query<{ count: number; unique_users: number }>(
-    `SELECT count(*)::int AS count, count(DISTINCT user_id)::int AS unique_users
-     FROM events WHERE ${oracleFilter}`,
-    values,
-  );
-  if (!q.groupByDay) return { totals: totals! };
-  const buckets = await db.query<{ bucket_start: number; count: number; unique_users: number }>(
-    `SELECT (floor(extract(epoch FROM occurred_at) / 86400) * 86400)::int AS bucket_start,
-            count(*)::int AS count, count(DISTINCT user_id)::int AS unique_users
-     FROM events WHERE ${oracleFilter} GROUP BY 1 ORDER BY 1`,
-    values,
-  );
-  return { totals: totals!, buckets };
-}
+const oracle = (q: MetricsQuerySpec) => metricsOracle(db, q);
 
 let run = 0;
 

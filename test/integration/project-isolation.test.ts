@@ -8,6 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { postJson, type TestEvent } from '../helpers/events.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import {
+  metricsOracle,
+  metricsSearchParams,
+  type MetricsNumbers,
+  type OracleQuery,
+} from '../helpers/metrics-oracle.js';
 import { waitUntil } from '../helpers/wait-until.js';
 
 const rootKey = 'isolation-root-key-0123456789';
@@ -191,25 +197,10 @@ async function deliverAll(sends: Send[], inFlight = 6): Promise<void> {
   await Promise.all(Array.from({ length: inFlight }, lane));
 }
 
-interface Query {
-  readonly from: number;
-  readonly to: number;
-  readonly eventName: string | null;
-  readonly channel: string | null;
-  readonly groupByDay: boolean;
-}
-
-interface MetricsNumbers {
-  totals: { count: number; unique_users: number };
-  buckets?: { bucket_start: number; count: number; unique_users: number }[];
-}
+type Query = OracleQuery;
 
 async function fetchMetrics(project: Project, q: Query): Promise<MetricsNumbers> {
-  const params = new URLSearchParams({ from: String(q.from), to: String(q.to) });
-  if (q.eventName !== null) params.set('event_name', q.eventName);
-  if (q.channel !== null) params.set('channel', q.channel);
-  if (q.groupByDay) params.set('group_by', 'day');
-  const res = await fetch(`${server.url}/metrics?${params.toString()}`, {
+  const res = await fetch(`${server.url}/metrics?${metricsSearchParams(q).toString()}`, {
     headers: readAuth(project),
   });
   const body = (await res.json()) as MetricsNumbers;
@@ -219,27 +210,8 @@ async function fetchMetrics(project: Project, q: Query): Promise<MetricsNumbers>
     : { totals: body.totals, buckets: body.buckets };
 }
 
-const oracleFilter = `project_id = $5
-  AND extract(epoch FROM occurred_at) BETWEEN $1 AND $2
-  AND ($3::text IS NULL OR event_name = $3) AND ($4::text IS NULL OR channel = $4)`;
-
 /** The truth for one project, straight from the raw table. */
-async function oracle(project: Project, q: Query): Promise<MetricsNumbers> {
-  const values = [q.from, q.to, q.eventName, q.channel, Number(project.id)];
-  const [totals] = await db.query<{ count: number; unique_users: number }>(
-    `SELECT count(*)::int AS count, count(DISTINCT user_id)::int AS unique_users
-     FROM events WHERE ${oracleFilter}`,
-    values,
-  );
-  if (!q.groupByDay) return { totals: totals! };
-  const buckets = await db.query<{ bucket_start: number; count: number; unique_users: number }>(
-    `SELECT (floor(extract(epoch FROM occurred_at) / 86400) * 86400)::int AS bucket_start,
-            count(*)::int AS count, count(DISTINCT user_id)::int AS unique_users
-     FROM events WHERE ${oracleFilter} GROUP BY 1 ORDER BY 1`,
-    values,
-  );
-  return { totals: totals!, buckets };
-}
+const oracle = (project: Project, q: Query) => metricsOracle(db, q, Number(project.id));
 
 const day = (d: number) => spanStart + d * secondsPerDay;
 const windows = [

@@ -15,6 +15,7 @@ import type { IncomingEvent } from '../../src/validation/validate-events.js';
 import { EventOutcome } from '../../src/workers/insert-batch-messages.js';
 import { insertGroups } from '../../src/workers/insert-groups.js';
 import { createTestDatabase, servicePool, type TestDatabase } from '../helpers/database.js';
+import { metricsOracle, type MetricsNumbers } from '../helpers/metrics-oracle.js';
 
 const secondsPerDay = 86_400;
 /** 2023-09-09 UTC, three days. */
@@ -81,31 +82,9 @@ const querySpec = fc.record({
   groupByDay: fc.boolean(),
 });
 
-interface MetricsNumbers {
-  totals: { count: number; unique_users: number };
-  buckets?: { bucket_start: number; count: number; unique_users: number }[];
-}
-
-const oracleFilter = `project_id = $5 AND extract(epoch FROM occurred_at) BETWEEN $1 AND $2
-  AND ($3::text IS NULL OR event_name = $3) AND ($4::text IS NULL OR channel = $4)`;
-
 /** One project's truth, straight from its raw rows. */
-async function oracle(projectId: number, q: ValueOf<typeof querySpec>): Promise<MetricsNumbers> {
-  const values = [q.window.from, q.window.to, q.eventName, q.channel, projectId];
-  const [totals] = await db.query<MetricsNumbers['totals']>(
-    `SELECT count(*)::int AS count, count(DISTINCT user_id)::int AS unique_users
-     FROM events WHERE ${oracleFilter}`,
-    values,
-  );
-  if (!q.groupByDay) return { totals: totals! };
-  const buckets = await db.query<NonNullable<MetricsNumbers['buckets']>[number]>(
-    `SELECT (floor(extract(epoch FROM occurred_at) / 86400) * 86400)::int AS bucket_start,
-            count(*)::int AS count, count(DISTINCT user_id)::int AS unique_users
-     FROM events WHERE ${oracleFilter} GROUP BY 1 ORDER BY 1`,
-    values,
-  );
-  return { totals: totals!, buckets };
-}
+const oracle = (projectId: number, q: ValueOf<typeof querySpec>) =>
+  metricsOracle(db, { ...q.window, ...q }, projectId);
 
 /** Every line of one project's export of the whole span, without received_at, sorted. */
 async function exported(projectId: number): Promise<string[]> {
