@@ -56,8 +56,8 @@ export interface RawGroup {
   readonly eventCount: number;
 }
 
-/** What one cell holds of one sliver. */
-export type SliverCounts = CachedUsers;
+/** What one cell holds of one sliver; identity names the sliver and the cell's version. */
+export type SliverCounts = CachedUsers & { readonly identity: string };
 
 export interface MetricsRead {
   /** Epoch ms of the snapshot the answer reflects. */
@@ -216,8 +216,9 @@ function fillSlivers(
     for (const cell of owners) {
       const v = values.get(cell.value);
       const counts = { eventCount: v?.eventCount ?? 0, users: bitmapWith(null, v?.ints ?? []) };
-      bySliver.set(cell.value, counts);
-      store.set(sliverKey(cell, sliver), cell.version, counts);
+      const key = sliverKey(cell, sliver);
+      bySliver.set(cell.value, { ...counts, identity: `${key}@${cell.version}` });
+      store.set(key, cell.version, counts);
     }
   }
 }
