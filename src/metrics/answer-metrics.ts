@@ -10,6 +10,8 @@ import { planMetrics } from './metrics-plan.js';
 import type { CountMemo } from './tally.js';
 import { metricsCacheKey, type MetricsQuery } from './metrics-query.js';
 
+export { parseMetricsQuery } from './metrics-query.js';
+
 /** What an answer is made from: the read pool and the two caches. */
 export interface MetricsSources {
   readonly pool: pg.Pool;

@@ -2,8 +2,11 @@
 import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
 import { problem } from '../../errors.js';
-import { answerMetrics, type MetricsSources } from '../../metrics/answer-metrics.js';
-import { parseMetricsQuery } from '../../metrics/metrics-query.js';
+import {
+  answerMetrics,
+  parseMetricsQuery,
+  type MetricsSources,
+} from '../../metrics/answer-metrics.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import { send, sendProblem } from '../exchange.js';
 import type { ProjectRateLimiters } from '../project-rate-limiters.js';
