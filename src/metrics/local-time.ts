@@ -99,7 +99,7 @@ function chunkOf(tz: string, index: number): Chunk {
   return chunk;
 }
 
-/** The zone's offset at t and the next instant it changes (Infinity: not within a chunk after). */
+/** The zone's offset at t and an instant it holds until: the next change, or a chunk boundary. */
 function offsetSpan(tz: string, t: number): { offset: number; until: number } {
   if (tz === 'UTC') return { offset: 0, until: Infinity };
   const index = Math.floor(t / chunkSeconds);
@@ -109,8 +109,8 @@ function offsetSpan(tz: string, t: number): { offset: number; until: number } {
     if (change.at > t) return { offset, until: change.at };
     offset = change.offset;
   }
-  // Callers look at most a month ahead, well inside the next chunk.
-  return { offset, until: chunkOf(tz, index + 1).changes[0]?.at ?? Infinity };
+  // No change in the next chunk either: the offset holds at least until the one after begins.
+  return { offset, until: chunkOf(tz, index + 1).changes[0]?.at ?? (index + 2) * chunkSeconds };
 }
 
 /** The start of the unit containing a wall-clock time (seconds on the zone's clock), and the next. */
