@@ -1,21 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import { CellBitmapCache } from '../../src/metrics/cell-bitmap-cache.js';
 
-const bitmap = (length: number, fill: number) => new Uint8Array(length).fill(fill);
+const bitmap = (length: number, fill: number) => ({
+  users: new Uint8Array(length).fill(fill),
+  eventCount: fill,
+});
 
 describe('CellBitmapCache', () => {
   it('serves a bitmap only at the version it was stored with', () => {
     const cache = new CellBitmapCache(1024);
     cache.set('cell', '100', bitmap(3, 7));
     expect(cache.get('cell', '101')).toBeUndefined();
-    expect([...cache.get('cell', '100')!.subarray(0, 3)]).toEqual([7, 7, 7]);
+    expect([...cache.get('cell', '100')!.users.subarray(0, 3)]).toEqual([7, 7, 7]);
+    expect(cache.get('cell', '100')!.eventCount).toBe(7);
   });
 
   it('counts a user list by its bytes, 4 per user', () => {
     const cache = new CellBitmapCache(1024);
-    cache.set('list', '1', Uint32Array.from([3, 90_000]));
+    cache.set('list', '1', { users: Uint32Array.from([3, 90_000]), eventCount: 2 });
     expect(cache.size).toBe(8);
-    expect([...cache.get('list', '1')!]).toEqual([3, 90_000]);
+    expect([...cache.get('list', '1')!.users]).toEqual([3, 90_000]);
   });
 
   it('evicts the least recently used entries beyond its byte bound', () => {

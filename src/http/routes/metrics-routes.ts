@@ -2,11 +2,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
 import { problem } from '../../errors.js';
-import {
-  answerMetrics,
-  parseMetricsQuery,
-  type MetricsSources,
-} from '../../metrics/answer-metrics.js';
+import { answerMetrics, type MetricsSources } from '../../metrics/answer-metrics.js';
+import { parseMetricsQuery } from '../../metrics/metrics-query.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import { send, sendProblem } from '../exchange.js';
 import type { ProjectRateLimiters } from '../project-rate-limiters.js';
@@ -51,11 +48,10 @@ export function metricsRoutes(deps: MetricsRouteDeps): Route[] {
         return;
       }
     }
-    const parsed = parseMetricsQuery(
-      head.query,
-      Math.floor(Date.now() / 1000),
-      config.metricsMaxWindowDays,
-    );
+    const parsed = parseMetricsQuery(head.query, Math.floor(Date.now() / 1000), {
+      maxWindowDays: config.metricsMaxWindowDays,
+      maxBuckets: config.metricsMaxBuckets,
+    });
     if (!parsed.ok) {
       sendProblem(exchange, parsed.problem, { headers });
       return;
