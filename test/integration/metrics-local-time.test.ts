@@ -2,7 +2,7 @@
 // 2024 clock changes of New York, Berlin and Lord Howe (30 minutes) and around the day boundaries
 // of Kolkata (+5:30) and Kathmandu (+5:45), asked for by every group_by × tz × fill × breakdown,
 // with windows cut at arbitrary seconds: before any refresh (raw rows only), after one (cells),
-// and with more events after it (cells plus the raw tail).
+// with more events after it (cells plus the raw tail), and after a second one (changed cells).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { postJson, type TestEvent } from '../helpers/events.js';
@@ -218,6 +218,11 @@ describe('GET /metrics in local time against SQL over the raw rows', () => {
     await sendEvents(randomEvents(2025, 600, 'second'));
     await expectEveryCombinationExact();
   });
+
+  it('answers every combination exactly once a second refresh changes the cells it has read', async () => {
+    await refresh();
+    await expectEveryCombinationExact();
+  });
 });
 
 describe('GET /metrics bucket edges pinned by hand', () => {
@@ -234,7 +239,7 @@ describe('GET /metrics bucket edges pinned by hand', () => {
       ...{ eventName: null, channel: null, breakdown: null, limit: null },
     };
     const answered = (await fetchMetrics(q)).buckets!.map((b) => b.bucket_start);
-    expect((await oracle(q)).buckets!.map((b) => b.bucket_start)).toEqual(answered);
+    expect(answered).toEqual((await oracle(q)).buckets!.map((b) => b.bucket_start));
     return answered;
   };
 
@@ -284,6 +289,55 @@ describe('GET /metrics bucket edges pinned by hand', () => {
       'Asia/Kathmandu',
     );
     expect(got).toEqual([utc(2024, 5, 31, 18, 15)]);
+  });
+
+  it.each([
+    ['Almaty 2024 (+6 → +5, the first change since 2005)', 'Asia/Almaty', utc(2022, 6, 1)],
+    ['Moscow 2014 (+4 → +3, three years after the last)', 'Europe/Moscow', utc(2012, 6, 1)],
+    [
+      'Kathmandu 1986 (+5:30 → +5:45, the first change since 1920)',
+      'Asia/Kathmandu',
+      utc(1984, 6, 1),
+    ],
+  ])('follows an offset change more than a year after the one before: %s', async (_, tz, from) => {
+    const got = await starts(from, from + 3 * 365 * day, 'month', tz);
+    // Not vacuous: the months begin at two different times of day, before and after the change.
+    expect(new Set(got.map((s) => s % day)).size).toBe(2);
+  });
+
+  it('starts a Monrovia day of 1971 at 00:44:30 UTC: an offset of seconds', async () => {
+    const q: LocalOracleQuery = {
+      ...{
+        from: utc(1971, 6, 1, 12),
+        to: utc(1971, 6, 2, 12),
+        groupBy: 'day',
+        tz: 'Africa/Monrovia',
+      },
+      ...{
+        eventName: null,
+        channel: null,
+        weekStart: null,
+        fill: 'zero',
+        breakdown: null,
+        limit: null,
+      },
+    };
+    const got = (await fetchMetrics(q)).buckets!.map((b) => b.bucket_start);
+    expect(got).toEqual([utc(1971, 6, 1, 0, 44) + 30, utc(1971, 6, 2, 0, 44) + 30]);
+  });
+
+  it("skips Apia's 30 December 2011, a day its calendar never had", async () => {
+    const got = await starts(
+      utc(2011, 12, 29, 10),
+      utc(2011, 12, 31, 10) - 1,
+      'day',
+      'Pacific/Apia',
+    );
+    expect(got).toEqual([utc(2011, 12, 29, 10), utc(2011, 12, 30, 10)]);
+  });
+
+  it("starts New York's first day of 1970 before the epoch", async () => {
+    expect(await starts(0, day - 1, 'day', 'America/New_York')).toEqual([-19 * hour, 5 * hour]);
   });
 
   it('starts Sunday weeks and months at local midnight in Kolkata', async () => {
