@@ -39,6 +39,17 @@ export async function postJson(
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
+  return jsonResponse(res);
+}
+
+export async function getJson(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<JsonResponse> {
+  return jsonResponse(await fetch(url, { headers }));
+}
+
+async function jsonResponse(res: Response): Promise<JsonResponse> {
   const text = await res.text();
   return {
     status: res.status,
