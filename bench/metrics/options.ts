@@ -41,7 +41,7 @@ const usage = `npm run bench:metrics -- [options]
   --raw-repeats N         executions of each raw-scan query per run (3)
   --refresh-events N      new events before the timed incremental refresh (10000)
   --scenarios LIST        run only these steps, comma-separated ids or groups (all):
-                          local-time  the local-time and breakdown rows and their answer checks
+                          local-time  the uncached local-time and breakdown rows, their answer checks
                           ceiling     cached-90d, cached-90d-new-york, both bare-uWS ceilings
                           raw         the raw scans (and the 90-day UTC answer check)
                           refresh     the timed incremental refresh

@@ -280,7 +280,7 @@ export const scenarios: readonly Scenario[] = [
       to: w.end - 1,
       tz: newYork,
     }),
-    ['ceiling', 'local-time'],
+    ['ceiling'],
   ),
   cached('cached-1d', 'one whole day, cached', (w) => ({
     from: lastDay(w),

@@ -90,7 +90,6 @@ describe('metrics bench scenarios', () => {
     const steps = [...scenarios, ...rawQueries, ...localDayChecks, refreshStep];
     expect(steps.filter((s) => isSelected(filter, s)).map((s) => s.id)).toEqual([
       ...Object.keys(localTimeRows),
-      'cached-90d-new-york',
       'check-new-york-days',
       'check-kolkata-days',
     ]);
