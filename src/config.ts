@@ -38,6 +38,7 @@ export interface Config {
   metricsCacheTtlMs: number;
   metricsCacheMaxKeys: number;
   metricsMaxWindowDays: number;
+  metricsMaxBuckets: number;
   metricsBitmapCacheMb: number;
   metricsPoolSize: number;
   exportPoolSize: number;

@@ -78,6 +78,7 @@ export const configVariables = {
   metricsCacheTtlMs: integer('METRICS_CACHE_TTL_MS', 0, 3_600_000, 1000, '0 = no cache'),
   metricsCacheMaxKeys: integer('METRICS_CACHE_MAX_KEYS', 1, 1_000_000, 10_000),
   metricsMaxWindowDays: integer('METRICS_MAX_WINDOW_DAYS', 1, 36_600, 3660),
+  metricsMaxBuckets: integer('METRICS_MAX_BUCKETS', 1, 100_000, 10_000),
   metricsBitmapCacheMb: integer('METRICS_BITMAP_CACHE_MB', 0, 65_536, 64, '0 = no cache'),
   metricsPoolSize: integer('METRICS_POOL_SIZE', 1, 100, 4),
   exportPoolSize: integer('EXPORT_POOL_SIZE', 1, 100, 2),

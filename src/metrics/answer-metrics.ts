@@ -1,44 +1,94 @@
-// GET /metrics behind one call: the route parses the query here, then asks for its answer, which
-// comes from the answer cache (one database read per key at a time) or from one snapshot of the
-// rollup and the raw tail, counted and rendered once.
+// GET /metrics behind one call: the route parses the query (metrics-query.ts), then asks for its
+// answer, which comes from the answer cache (one database read per key at a time) or from one
+// snapshot of the rollup and the raw rows, planned, read and counted once.
 import type pg from 'pg';
-import { defaultProjectId } from '../sql/insert-events.js';
-import { readMetrics, type CellBitmapStore } from '../sql/read-metrics.js';
+import { readMetrics, type CellSelection, type CellStore } from '../sql/read-metrics.js';
+import { rollupGrainFor } from '../sql/rollup-spans.js';
 import { countMetrics } from './count-metrics.js';
 import type { CachedAnswer, MetricsCache } from './metrics-cache.js';
-import { parseTimeWindow, type WindowQuery } from './time-window.js';
+import { planMetrics } from './metrics-plan.js';
+import type { CountMemo } from './tally.js';
+import { metricsCacheKey, type MetricsQuery } from './metrics-query.js';
+
+export { parseMetricsQuery } from './metrics-query.js';
 
 /** What an answer is made from: the read pool and the two caches. */
 export interface MetricsSources {
   readonly pool: pg.Pool;
   readonly cache: MetricsCache;
-  readonly cellBitmaps: CellBitmapStore;
-}
-
-const metricsParameters = ['event_name', 'channel', 'from', 'to', 'group_by'];
-
-export function parseMetricsQuery(
-  rawQuery: string,
-  nowSeconds: number,
-  maxWindowDays: number,
-): ReturnType<typeof parseTimeWindow> {
-  return parseTimeWindow(rawQuery, nowSeconds, maxWindowDays, metricsParameters);
-}
-
-/** The cache key: the same window and filters give the same key whatever the parameter order;
- *  without a project, the default project's. */
-export function metricsCacheKey(q: WindowQuery, projectId = defaultProjectId): string {
-  return JSON.stringify([projectId, q.from, q.to, q.eventName, q.channel, q.groupByDay]);
+  readonly cellBitmaps: CellStore & CountMemo;
 }
 
 /** One project's answer. { answer, cached }: cached is true when no query ran for this call. */
 export function answerMetrics(
   sources: MetricsSources,
   projectId: number,
-  query: WindowQuery,
+  query: MetricsQuery,
 ): Promise<{ answer: CachedAnswer; cached: boolean }> {
   return sources.cache.get(metricsCacheKey(query, projectId), async () => {
-    const material = await readMetrics(sources.pool, projectId, query, sources.cellBitmaps);
-    return { data: countMetrics(query, material), asOfMs: material.asOfMs };
+    const plan = planMetrics(query);
+    const days = new Set(plan.totals.days);
+    const hours = new Set(plan.totals.hours);
+    for (const b of plan.buckets) {
+      for (const d of b.days) days.add(d);
+      for (const h of b.hours) hours.add(h);
+    }
+    const read = await readMetrics(
+      sources.pool,
+      projectId,
+      {
+        window: query,
+        valueColumn: query.breakdown?.by ?? null,
+        selections: selectionsFor(query),
+        days: [...days],
+        hours: [...hours],
+        edges: plan.edges,
+        middle: plan.middle,
+        slivers: plan.slivers,
+      },
+      sources.cellBitmaps,
+    );
+    return {
+      data: countMetrics(query, plan, read, sources.cellBitmaps),
+      asOfMs: read.asOfMs,
+    };
   });
+}
+
+/** The cells that answer the question as a whole, then, with a breakdown, per value. */
+function selectionsFor(q: MetricsQuery): CellSelection[] {
+  const filtered = { eventName: q.eventName !== null, channel: q.channel !== null };
+  const whole: CellSelection = {
+    grains: [rollupGrainFor(filtered.eventName, filtered.channel).code],
+    eventName: q.eventName ?? '',
+    channel: q.channel ?? '',
+    by: null,
+  };
+  if (q.breakdown?.by === 'event_name') {
+    return [
+      whole,
+      {
+        grains: [rollupGrainFor(true, filtered.channel).code],
+        eventName: q.eventName,
+        channel: q.channel ?? '',
+        by: 'event_name',
+      },
+    ];
+  }
+  if (q.breakdown?.by === 'channel') {
+    return [
+      whole,
+      {
+        // Events with no channel have grains of their own; a channel filter leaves them out.
+        grains: [
+          rollupGrainFor(filtered.eventName, true).code,
+          ...(filtered.channel ? [] : [rollupGrainFor(filtered.eventName, false, true).code]),
+        ],
+        eventName: q.eventName ?? '',
+        channel: q.channel,
+        by: 'channel',
+      },
+    ];
+  }
+  return [whole];
 }

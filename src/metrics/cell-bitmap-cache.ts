@@ -1,19 +1,19 @@
-// Decoded user sets of rollup cells (bitmaps or user lists, sql/user-set-format.ts), kept between
-// requests.
-// A 90-day answer needs ~90 cells of up to 12.5 KB each at 100k users; fetching and decoding them
-// on every uncached request cost most of its time on the main thread, yet a past day's cell changes
-// only when late events arrive for it. Each entry carries the row version it was read at (the
-// cell's xmin), and the reader fetches user sets only for cells whose version moved, all within its
-// one snapshot — so a cached set is never served for a cell that changed.
-import type { CellBitmapStore } from '../sql/read-metrics.js';
-import type { UserSet } from '../sql/user-set-format.js';
+// Decoded user sets of rollup cells and hour slivers (sql/read-cells.ts says why and how they are
+// versioned), and the unique users of unions of them, kept between requests in at most maxBytes,
+// least recently used out first.
+import type { CachedUsers, CellStore } from '../sql/read-metrics.js';
+import type { CountMemo } from './tally.js';
 
-interface Entry {
+interface Entry extends CachedUsers {
   readonly version: string;
-  readonly users: UserSet;
+  readonly bytes: number;
 }
 
-export class CellBitmapCache implements CellBitmapStore {
+/** What a remembered count is charged: its hashed key, the number and the entry. */
+const countBytes = 64;
+const noUsers = new Uint8Array(0);
+
+export class CellBitmapCache implements CellStore, CountMemo {
   // A Map iterates in insertion order; re-inserting on every hit makes the first key the least
   // recently used.
   private readonly entries = new Map<string, Entry>();
@@ -21,20 +21,32 @@ export class CellBitmapCache implements CellBitmapStore {
 
   constructor(private readonly maxBytes: number) {}
 
-  get(key: string, version: string): UserSet | undefined {
+  get(key: string, version: string): CachedUsers | undefined {
     const entry = this.entries.get(key);
     if (entry === undefined || entry.version !== version) return undefined;
     this.entries.delete(key);
     this.entries.set(key, entry);
-    return entry.users;
+    return entry;
   }
 
   /** users must be the caller's own (decodeUserSet makes it so), not a view of a network buffer. */
-  set(key: string, version: string, users: UserSet): void {
+  set(key: string, version: string, { users, eventCount }: CachedUsers): void {
+    this.keep(key, { version, users, eventCount, bytes: users.byteLength });
+  }
+
+  getCount(key: string): number | undefined {
+    return this.get(key, '')?.eventCount;
+  }
+
+  setCount(key: string, count: number): void {
+    this.keep(key, { version: '', users: noUsers, eventCount: count, bytes: countBytes });
+  }
+
+  private keep(key: string, entry: Entry): void {
     this.delete(key);
-    if (users.byteLength > this.maxBytes) return;
-    this.entries.set(key, { version, users });
-    this.bytes += users.byteLength;
+    if (entry.bytes > this.maxBytes) return;
+    this.entries.set(key, entry);
+    this.bytes += entry.bytes;
     for (const [oldest] of this.entries) {
       if (this.bytes <= this.maxBytes) break;
       this.delete(oldest);
@@ -50,6 +62,6 @@ export class CellBitmapCache implements CellBitmapStore {
     const entry = this.entries.get(key);
     if (entry === undefined) return;
     this.entries.delete(key);
-    this.bytes -= entry.users.byteLength;
+    this.bytes -= entry.bytes;
   }
 }

@@ -4,20 +4,21 @@ import { problem, type FieldErrors, type Problem } from '../errors.js';
 import type { MetricsWindow } from '../sql/read-metrics.js';
 import { secondsPerDay } from '../sql/rollup-spans.js';
 
-export interface WindowQuery extends MetricsWindow {
-  readonly groupByDay: boolean;
-}
+/** Adds a parameter's complaint to the problem's errors map. */
+export type AddError = (field: string, message: string) => void;
 
 const maxTimestamp = 253_402_300_799;
 
 /** No window → the 24 h ending now; only from → up to now; only to → the 24 h before to. Both
- *  bounds inclusive. A parameter outside `allowed` is refused, as is one given twice. */
-export function parseTimeWindow(
+ *  bounds inclusive. A parameter outside `allowed` is refused, as is one given twice. `more`
+ *  parses the caller's own parameters into the same errors; it gets the window if that is valid. */
+export function parseTimeWindow<More extends object = object>(
   rawQuery: string,
   nowSeconds: number,
   maxWindowDays: number,
   allowed: readonly string[],
-): { ok: true; query: WindowQuery } | { ok: false; problem: Problem } {
+  more?: (params: URLSearchParams, window: MetricsWindow | undefined, add: AddError) => More,
+): { ok: true; query: MetricsWindow & More } | { ok: false; problem: Problem } {
   const allowedParameters = new Set(allowed);
   const params = new URLSearchParams(rawQuery);
   const errors: FieldErrors = Object.create(null) as FieldErrors;
@@ -46,8 +47,6 @@ export function parseTimeWindow(
   const toParam = epoch('to');
   const eventName = text('event_name');
   const channel = text('channel');
-  const groupBy = params.get('group_by');
-  if (groupBy !== null && groupBy !== 'day') add('group_by', 'must be "day"');
 
   const to = toParam ?? (fromParam !== undefined ? Math.max(nowSeconds, fromParam) : nowSeconds);
   const from = fromParam ?? Math.max(0, to - secondsPerDay);
@@ -57,6 +56,8 @@ export function parseTimeWindow(
       add('to', `the window must not exceed ${maxWindowDays} days (METRICS_MAX_WINDOW_DAYS)`);
     }
   }
+  const window = { from, to, eventName, channel };
+  const extra = more?.(params, Object.keys(errors).length === 0 ? window : undefined, add);
   if (Object.keys(errors).length > 0) {
     return {
       ok: false,
@@ -69,5 +70,5 @@ export function parseTimeWindow(
       ),
     };
   }
-  return { ok: true, query: { from, to, eventName, channel, groupByDay: groupBy === 'day' } };
+  return { ok: true, query: { ...window, ...(extra as More) } };
 }

@@ -1,19 +1,21 @@
-// Everything GET /metrics needs, read in ONE snapshot: the rollup's day cells for whole days and
-// hour cells for the whole hours of partial days, and from the raw table the two slivers shorter
-// than an hour at the window's ends plus every row the rollup has not absorbed yet. Reading both
-// in one REPEATABLE READ transaction is what makes rollup + tail exact: a refresh that commits
-// meanwhile is invisible to the cells and to rollup_state alike.
+// Everything GET /metrics needs, read in ONE snapshot: rollup cells (whole UTC days and hours), the
+// rows of hour slivers the cells already hold (where a local bucket begins off the hour), the raw
+// edges of the window, and every row the rollup has not absorbed yet. Reading them in one
+// REPEATABLE READ transaction is what makes rollup + tail exact: a refresh that commits meanwhile
+// is invisible to the cells and to rollup_state alike.
 import type pg from 'pg';
 import { withClient } from './create-pool.js';
 import {
-  hoursPerDay,
-  rollupGrainFor,
-  rollupSpans,
-  secondsPerDay,
-  secondsPerHour,
-  type RollupSpan,
-} from './rollup-spans.js';
-import { decodeUserSet, type UserSet } from './user-set-format.js';
+  readCells,
+  sliverKey,
+  type CachedUsers,
+  type CellSelection,
+  type CellStore,
+  type StoredCell,
+} from './read-cells.js';
+import { bitmapWith } from './user-set-format.js';
+
+export type { CachedUsers, CellSelection, CellStore, StoredCell } from './read-cells.js';
 
 export interface MetricsWindow {
   readonly from: number;
@@ -22,165 +24,158 @@ export interface MetricsWindow {
   readonly channel: string | null;
 }
 
-export interface MetricsMaterial {
-  /** Epoch ms of the snapshot the answer reflects. */
-  readonly asOfMs: number;
-  /** Whole days. */
-  readonly cells: readonly { day: number; eventCount: number; users: UserSet }[];
-  /** Whole hours of partial days, by the day they belong to. */
-  readonly hourCells: readonly { day: number; eventCount: number; users: UserSet }[];
-  /** Raw rows outside the rollup, per (day, user): user_int null for users the rollup has never seen. */
-  readonly rawGroups: readonly {
-    day: number;
-    userId: string;
-    userInt: number | null;
-    eventCount: number;
-  }[];
+export interface TimeRange {
+  readonly from: number;
+  /** Exclusive. */
+  readonly end: number;
 }
 
-/** User sets already decoded, by cell and row version: the caller keeps them between requests. */
-export interface CellBitmapStore {
-  get(key: string, version: string): UserSet | undefined;
-  set(key: string, version: string, users: UserSet): void;
+export interface MetricsReadRequest {
+  readonly window: MetricsWindow;
+  /** The column a breakdown groups raw rows by. */
+  readonly valueColumn: 'event_name' | 'channel' | null;
+  readonly selections: readonly CellSelection[];
+  /** Day and hour cells whose users are counted. */
+  readonly days: readonly number[];
+  readonly hours: readonly number[];
+  /** Read whole from raw rows. */
+  readonly edges: readonly TimeRange[];
+  /** Where cells (and slivers) count, and rows not in the rollup yet are read raw. */
+  readonly middle: TimeRange | null;
+  readonly slivers: readonly (TimeRange & { readonly hour: number })[];
+}
+
+/** Raw rows per (range, user, value): an edge's by edge index, the tail's by epoch second. */
+export interface RawGroup {
+  readonly at: number;
+  readonly edge: number | null;
+  readonly userId: string;
+  /** null for users the rollup has never seen. */
+  readonly userInt: number | null;
+  readonly value: string | null;
+  readonly eventCount: number;
+}
+
+/** What one cell holds of one sliver; identity names the sliver and the cell's version. */
+export type SliverCounts = CachedUsers & { readonly identity: string };
+
+export interface MetricsRead {
+  /** Epoch ms of the snapshot the answer reflects. */
+  readonly asOfMs: number;
+  /** Per selection, in request order. */
+  readonly cells: readonly (readonly StoredCell[])[];
+  /** Per selection: per sliver index, per cell value, what the cell holds of that sliver. */
+  readonly slivers: readonly Map<number, Map<string | null, SliverCounts>>[];
+  readonly raw: readonly RawGroup[];
 }
 
 // One round trip opens the snapshot. Every statement after it has an index path that reads only
 // what it needs, but the planner's estimate for "txid newer than the snapshot" comes from
-// statistics older than the tail and has chosen a sequential scan of the whole table (measured
-// 135 ms for a 40k-row tail): sequential scans are off for this transaction.
+// statistics older than the tail and has chosen a sequential scan of the whole table: sequential
+// scans are off for this transaction.
 const beginSql = `
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 SET LOCAL enable_seqscan = off;
 SELECT snapshot::text AS snapshot, (extract(epoch FROM now()) * 1000)::int8 AS as_of_ms FROM rollup_state`;
 
-// A cell is ($1 project, $2 grain, $3 event_name, $4 channel): the leading columns of both
-// rollup tables' keys. xmin is the cell row's version: every refresh that touches a cell writes a
-// new row version. Day cells in one range, hour cells in two (they sit at both ends of a window).
-const cellIs = 'project_id = $1 AND grain = $2 AND event_name = $3 AND channel = $4';
-const readCellVersionsSql = `
-SELECT 'day' AS span, day AS start, event_count::int AS event_count, xmin::text AS version
-FROM ${rollupSpans.day.table}
-WHERE ${cellIs} AND day BETWEEN $5 AND $6
-UNION ALL
-SELECT 'hour', hour, event_count::int, xmin::text
-FROM ${rollupSpans.hour.table}
-WHERE ${cellIs} AND (hour BETWEEN $7 AND $8 OR hour BETWEEN $9 AND $10)`;
+const filters = `e.project_id = $1
+  AND ($2::text IS NULL OR e.event_name = $2) AND ($3::text IS NULL OR e.channel = $3)`;
 
-const readCellUsersSql = `
-SELECT 'day' AS span, day AS start, users FROM ${rollupSpans.day.table}
-WHERE ${cellIs} AND day = ANY($5::int[])
-UNION ALL
-SELECT 'hour', hour, users FROM ${rollupSpans.hour.table}
-WHERE ${cellIs} AND hour = ANY($6::int[])`;
-
-const filters = `e.project_id = $8
-  AND ($3::text IS NULL OR e.event_name = $3) AND ($4::text IS NULL OR e.channel = $4)`;
-
-// Three index scans: the two slivers by project and occurred_at (btree; written as two ranges because the
-// planner would otherwise scan the whole window's range and filter, measured 1.3M rows read for
-// 1.3k kept), and rows newer than the rollup's snapshot by txid (BRIN). MATERIALIZED keeps the
-// planner from merging the tail scan into an occurred_at scan.
-//
-// Raw users are matched to rollup bitmaps through the user dictionary, only needed when the window
-// has rollup cells: a window without a whole hour is counted by user_id alone.
-const readRawSql = (withUserInts: boolean) => `
+// Edges and slivers: one index scan by project and occurred_at per range. Slivers keep only rows
+// the rollup has absorbed (their cells' share); the tail, rows newer than the rollup's snapshot, is
+// found through the BRIN index on txid. MATERIALIZED keeps the planner from merging the tail scan
+// into an occurred_at scan. Users are matched to rollup bitmaps through the user dictionary, only
+// needed when there are cells to merge with.
+const readRawSql = (value: string, withUserInts: boolean) => `
 WITH tail AS MATERIALIZED (
   SELECT e.project_id, e.occurred_at, e.user_id, e.event_name, e.channel FROM events e
-  WHERE e.txid >= pg_snapshot_xmin($7::pg_snapshot)::text::bigint
-    AND NOT pg_visible_in_snapshot(e.txid::text::xid8, $7::pg_snapshot) AND e.project_id = $8
+  WHERE e.txid >= pg_snapshot_xmin($4::pg_snapshot)::text::bigint
+    AND NOT pg_visible_in_snapshot(e.txid::text::xid8, $4::pg_snapshot) AND e.project_id = $1
 ), raw AS (
-  SELECT e.occurred_at, e.user_id FROM events e
-  WHERE ${filters} AND e.occurred_at >= to_timestamp($1) AND e.occurred_at < to_timestamp($5)
+  SELECT 0 AS kind, r.i AS key, e.user_id, ${value} AS value
+  FROM unnest($5::int4[], $6::float8[], $7::float8[]) AS r(i, a, b)
+  JOIN events e ON ${filters} AND e.occurred_at >= to_timestamp(r.a) AND e.occurred_at < to_timestamp(r.b)
   UNION ALL
-  SELECT e.occurred_at, e.user_id FROM events e
-  WHERE ${filters} AND e.occurred_at >= to_timestamp($6) AND e.occurred_at < to_timestamp($2)
+  SELECT 1, r.i, e.user_id, ${value}
+  FROM unnest($8::int4[], $9::float8[], $10::float8[]) AS r(i, a, b)
+  JOIN events e ON ${filters} AND e.occurred_at >= to_timestamp(r.a) AND e.occurred_at < to_timestamp(r.b)
+  WHERE pg_visible_in_snapshot(e.txid::text::xid8, $4::pg_snapshot)
   UNION ALL
-  SELECT e.occurred_at, e.user_id FROM tail e
-  WHERE ${filters} AND e.occurred_at >= to_timestamp($5) AND e.occurred_at < to_timestamp($6)
+  SELECT 2, floor(extract(epoch FROM e.occurred_at)), e.user_id, ${value} FROM tail e
+  WHERE ${filters} AND e.occurred_at >= to_timestamp($11) AND e.occurred_at < to_timestamp($12)
 )
-SELECT floor(extract(epoch FROM raw.occurred_at) / ${secondsPerDay})::int AS day,
-       raw.user_id, ${withUserInts ? 'u.user_int' : 'NULL::int AS user_int'}, count(*)::int AS event_count
+SELECT raw.kind, raw.key::float8 AS key, raw.user_id, ${withUserInts ? 'u.user_int' : 'NULL::int AS user_int'},
+       raw.value, count(*)::int AS event_count
 FROM raw ${withUserInts ? 'LEFT JOIN user_ids u USING (user_id)' : ''}
-GROUP BY 1, 2, 3`;
-const readRawWithUserIntsSql = readRawSql(true);
-const readRawByUserIdSql = readRawSql(false);
+GROUP BY 1, 2, 3, 4, 5`;
 
-/** One project's material: its rollup cells and its raw rows. */
+const valueExpression = { event_name: 'e.event_name', channel: 'e.channel' } as const;
+
+/** One project's material for one question. */
 export async function readMetrics(
   pool: pg.Pool,
   projectId: number,
-  window: MetricsWindow,
-  bitmaps: CellBitmapStore,
-): Promise<MetricsMaterial> {
-  // [cellFrom, cellTo) is every whole hour inside [from, to]: its whole days come from day cells,
-  // its other hours from hour cells. [from, cellFrom) and [cellTo, to] are the raw slivers.
-  const firstHour = Math.ceil(window.from / secondsPerHour);
-  const lastHour = Math.floor((window.to + 1) / secondsPerHour) - 1;
-  const hasHours = firstHour <= lastHour;
-  const firstDay = Math.ceil(firstHour / hoursPerDay);
-  const lastDay = Math.floor((lastHour + 1) / hoursPerDay) - 1;
-  const hasDays = hasHours && firstDay <= lastDay;
-  const cellFrom = hasHours ? firstHour * secondsPerHour : window.to + 1;
-  const cellTo = hasHours ? (lastHour + 1) * secondsPerHour : window.to + 1;
-  const hourRanges: [Range, Range] = !hasHours
-    ? [none, none]
-    : hasDays
-      ? [
-          [firstHour, firstDay * hoursPerDay - 1],
-          [(lastDay + 1) * hoursPerDay, lastHour],
-        ]
-      : [[firstHour, lastHour], none];
-
+  request: MetricsReadRequest,
+  store: CellStore,
+): Promise<MetricsRead> {
   return withClient(pool, async (client) => {
     // A multi-statement text returns one result per statement (the typings know only one).
     const opened = (await client.query(beginSql)) as unknown as pg.QueryResult[];
     try {
       const { snapshot, as_of_ms } = opened[2]!.rows[0] as { snapshot: string; as_of_ms: string };
-      const cells = hasHours
-        ? await readCells(
-            client,
-            projectId,
-            window,
-            hasDays ? [firstDay, lastDay] : none,
-            hourRanges,
-            bitmaps,
-          )
-        : [];
-      const { rows: raw } = await client.query<{
-        day: number;
+      const cells: StoredCell[][] = [];
+      const sliverSets: Map<number, Map<string | null, SliverCounts>>[] = [];
+      const unread = new Set<number>();
+      const anyCells = request.middle !== null;
+      for (const selection of request.selections) {
+        const read = anyCells
+          ? await readCells(client, projectId, request, selection, store)
+          : null;
+        cells.push(read?.cells ?? []);
+        sliverSets.push(read?.slivers ?? new Map<number, Map<string | null, SliverCounts>>());
+        for (const i of read?.unreadSlivers ?? []) unread.add(i);
+      }
+      const sliversToRead = [...unread].sort((a, b) => a - b);
+      const valueSql = request.valueColumn ? valueExpression[request.valueColumn] : 'NULL::text';
+      const { rows } = await client.query<{
+        kind: number;
+        key: number;
         user_id: string;
         user_int: number | null;
+        value: string | null;
         event_count: number;
-      }>(hasHours ? readRawWithUserIntsSql : readRawByUserIdSql, [
-        window.from,
-        window.to + 1,
-        window.eventName,
-        window.channel,
-        cellFrom,
-        cellTo,
-        snapshot,
+      }>(readRawSql(valueSql, anyCells), [
         projectId,
+        request.window.eventName,
+        request.window.channel,
+        snapshot,
+        request.edges.map((_, i) => i),
+        request.edges.map((r) => r.from),
+        request.edges.map((r) => r.end),
+        sliversToRead,
+        sliversToRead.map((i) => request.slivers[i]!.from),
+        sliversToRead.map((i) => request.slivers[i]!.end),
+        request.middle?.from ?? 0,
+        request.middle?.end ?? 0,
       ]);
       await client.query('COMMIT');
-      return {
-        asOfMs: Number(as_of_ms),
-        cells: cells
-          .filter((c) => c.span === 'day')
-          .map((c) => ({ day: c.start, eventCount: c.eventCount, users: c.users })),
-        hourCells: cells
-          .filter((c) => c.span === 'hour')
-          .map((c) => ({
-            day: Math.floor(c.start / hoursPerDay),
-            eventCount: c.eventCount,
-            users: c.users,
-          })),
-        rawGroups: raw.map((r) => ({
-          day: r.day,
+      const raw: RawGroup[] = [];
+      const absorbed = rows.filter((r) => r.kind === 1);
+      for (const r of rows) {
+        if (r.kind === 1) continue;
+        raw.push({
+          at: r.kind === 0 ? request.edges[r.key]!.from : r.key,
+          edge: r.kind === 0 ? r.key : null,
           userId: r.user_id,
           userInt: r.user_int,
+          value: r.value,
           eventCount: r.event_count,
-        })),
-      };
+        });
+      }
+      request.selections.forEach((selection, s) =>
+        fillSlivers(selection, cells[s]!, sliverSets[s]!, sliversToRead, absorbed, request, store),
+      );
+      return { asOfMs: Number(as_of_ms), cells, slivers: sliverSets, raw };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
@@ -188,55 +183,49 @@ export async function readMetrics(
   });
 }
 
-type Range = readonly [number, number];
-/** An empty range for BETWEEN. */
-const none: Range = [1, 0];
-
-/** Day and hour cells of the window, fetching users only for cells not cached at their version. */
-async function readCells(
-  client: pg.PoolClient,
-  projectId: number,
-  window: MetricsWindow,
-  dayRange: Range,
-  hourRanges: readonly [Range, Range],
-  bitmaps: CellBitmapStore,
-): Promise<{ span: RollupSpan; start: number; eventCount: number; users: UserSet }[]> {
-  const grain = rollupGrainFor(window.eventName !== null, window.channel !== null);
-  const cell = [projectId, grain.code, window.eventName ?? '', window.channel ?? ''] as const;
-  const { rows: versions } = await client.query<{
-    span: RollupSpan;
-    start: number;
-    event_count: number;
-    version: string;
-  }>(readCellVersionsSql, [...cell, ...dayRange, ...hourRanges.flat()]);
-  const keyOf = (span: RollupSpan, start: number) =>
-    `${span}\u0000${cell.join('\u0000')}\u0000${start}`;
-  const cells = versions.map((v) => ({
-    span: v.span,
-    start: v.start,
-    eventCount: v.event_count,
-    version: v.version,
-    users: bitmaps.get(keyOf(v.span, v.start), v.version),
-  }));
-  const missing = cells.filter((c) => c.users === undefined);
-  if (missing.length > 0) {
-    const startsOf = (span: RollupSpan) =>
-      missing.filter((c) => c.span === span).map((c) => c.start);
-    const { rows } = await client.query<{ span: RollupSpan; start: number; users: Buffer }>(
-      readCellUsersSql,
-      [...cell, startsOf('day'), startsOf('hour')],
-    );
-    const fetched = new Map(rows.map((r) => [keyOf(r.span, r.start), r.users]));
-    for (const c of missing) {
-      const key = keyOf(c.span, c.start);
-      c.users = decodeUserSet(fetched.get(key)!);
-      bitmaps.set(key, c.version, c.users);
+/** What each hour cell holds of each sliver just read, kept at the cell's version. */
+function fillSlivers(
+  selection: CellSelection,
+  cells: readonly StoredCell[],
+  sets: Map<number, Map<string | null, SliverCounts>>,
+  read: readonly number[],
+  absorbed: readonly AbsorbedRow[],
+  request: MetricsReadRequest,
+  store: CellStore,
+): void {
+  const rowsOf = new Map<number, AbsorbedRow[]>();
+  for (const r of absorbed) {
+    const list = rowsOf.get(r.key);
+    if (list) list.push(r);
+    else rowsOf.set(r.key, [r]);
+  }
+  for (const i of read) {
+    const sliver = request.slivers[i]!;
+    const owners = cells.filter((c) => c.span === 'hour' && c.start === sliver.hour);
+    const bySliver = new Map<string | null, SliverCounts>();
+    sets.set(i, bySliver);
+    const values = new Map<string | null, { eventCount: number; ints: number[] }>();
+    for (const r of rowsOf.get(i) ?? []) {
+      const value = selection.by === null ? '' : r.value;
+      const v = values.get(value) ?? { eventCount: 0, ints: [] };
+      values.set(value, v);
+      v.eventCount += r.event_count;
+      // Absorbed rows' users are all in the dictionary: the refresh registered them.
+      v.ints.push(r.user_int!);
+    }
+    for (const cell of owners) {
+      const v = values.get(cell.value);
+      const counts = { eventCount: v?.eventCount ?? 0, users: bitmapWith(null, v?.ints ?? []) };
+      const key = sliverKey(cell, sliver);
+      bySliver.set(cell.value, { ...counts, identity: `${key}@${cell.version}` });
+      store.set(key, cell.version, counts);
     }
   }
-  return cells.map((c) => ({
-    span: c.span,
-    start: c.start,
-    eventCount: c.eventCount,
-    users: c.users!,
-  }));
+}
+
+interface AbsorbedRow {
+  readonly key: number;
+  readonly user_int: number | null;
+  readonly value: string | null;
+  readonly event_count: number;
 }

@@ -172,8 +172,9 @@ export function refreshRollup(pool: pg.Pool, timeoutMs?: number): Promise<Refres
       };
       for (const g of groups) {
         for (const grain of rollupGrains) {
-          const channel = grain.byChannel ? g.channel : '';
-          if (channel === null) continue; // no channel filter matches these events
+          if (grain.byChannel ? g.channel === null : grain.channelIsNull && g.channel !== null)
+            continue;
+          const channel = grain.byChannel ? g.channel! : '';
           const eventName = grain.byEventName ? g.event_name : '';
           touch(g.project_id, grain.code, g.hour, eventName, channel, g.event_count, g.user_ints);
         }

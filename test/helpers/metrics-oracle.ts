@@ -1,5 +1,6 @@
 // What GET /metrics must answer, computed straight from the raw events table: the oracle the
 // exactness and isolation tests compare the server's answers with.
+import { parseMetricsQuery, type MetricsQuery } from '../../src/metrics/metrics-query.js';
 import type { TestDatabase } from './database.js';
 
 export interface MetricsNumbers {
@@ -22,6 +23,23 @@ export function metricsSearchParams(q: OracleQuery): URLSearchParams {
   if (q.channel !== null) params.set('channel', q.channel);
   if (q.groupByDay) params.set('group_by', 'day');
   return params;
+}
+
+/** The same question as the server parses it, for tests that call the metrics wing directly. */
+export function metricsQueryOf(q: OracleQuery): MetricsQuery {
+  const parsed = parseMetricsQuery(metricsSearchParams(q).toString(), q.to, {
+    maxWindowDays: 36_600,
+    maxBuckets: 100_000,
+  });
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.problem));
+  return parsed.query;
+}
+
+/** The counts of an answer, without what it repeats of the question. */
+export function numbersOf(answer: MetricsNumbers): MetricsNumbers {
+  return answer.buckets === undefined
+    ? { totals: answer.totals }
+    : { totals: answer.totals, buckets: answer.buckets };
 }
 
 /** The truth over every row, or over one project's rows when projectId is given. */

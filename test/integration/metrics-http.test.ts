@@ -106,7 +106,7 @@ function rateLimitHeaders(answer: Answer) {
 }
 
 describe('GET /metrics response', () => {
-  it('answers totals, as_of and cached without group_by', async () => {
+  it('answers totals, the window it was given, as_of and cached without group_by', async () => {
     const before = Date.now();
     const answer = await get(uncachedServer, twoDays);
     const after = Date.now();
@@ -114,9 +114,12 @@ describe('GET /metrics response', () => {
     expect(answer.headers.get('content-type')).toBe('application/json');
     expect(answer.body).toEqual({
       totals: { count: 5, unique_users: 3 },
+      from: day0,
+      to: day0 + 2 * secondsPerDay - 1,
       as_of: expect.any(Number) as number,
       cached: false,
     });
+    expect(Object.keys(answer.body)).toEqual(['totals', 'from', 'to', 'as_of', 'cached']);
     // as_of is epoch milliseconds of the database snapshot (same machine clock, loose bounds).
     const asOf = answer.body.as_of as number;
     expect(Number.isInteger(asOf)).toBe(true);
@@ -132,6 +135,9 @@ describe('GET /metrics response', () => {
         { bucket_start: day0, count: 3, unique_users: 2 },
         { bucket_start: day0 + secondsPerDay, count: 2, unique_users: 2 },
       ],
+      from: day0,
+      to: day0 + 2 * secondsPerDay - 1,
+      group_by: 'day',
       as_of: expect.any(Number) as number,
       cached: false,
     });
@@ -296,7 +302,7 @@ describe('GET /metrics 400 problems', () => {
     ['from=-5', 'from'],
     ['to=1.5', 'to'],
     ['from=200&to=100', 'from'],
-    ['group_by=hour', 'group_by'],
+    ['group_by=year', 'group_by'],
     ['user=u1', 'user'],
     ['channel=a&channel=b', 'channel'],
     ['from=0&to=999999999', 'to'],

@@ -19,13 +19,15 @@ import {
   userSetSize,
 } from '../../src/sql/user-set-format.js';
 import { refreshRollup } from '../../src/sql/refresh-rollup.js';
-import { countMetrics } from '../../src/metrics/count-metrics.js';
+import { answerMetrics } from '../../src/metrics/answer-metrics.js';
+import { MetricsCache } from '../../src/metrics/metrics-cache.js';
+import { parseMetricsQuery } from '../../src/metrics/metrics-query.js';
 import { CellBitmapCache } from '../../src/metrics/cell-bitmap-cache.js';
 import { idempotencyKey, insertEvents } from '../../src/sql/insert-events.js';
-import { readMetrics } from '../../src/sql/read-metrics.js';
 import { rollupGrains, rollupSpans } from '../../src/sql/rollup-spans.js';
 import { encodeUserSet } from '../../src/sql/user-set-format.js';
 import { withDatabase } from '../helpers/global-setup.js';
+import { metricsQueryOf, numbersOf, type MetricsNumbers } from '../helpers/metrics-oracle.js';
 
 const serverDsn = inject('postgresDsn');
 // Not cloned from the migrated template: this database starts with nothing in it.
@@ -50,24 +52,28 @@ afterAll(async () => {
 });
 
 /** A fresh database migrated only up to (not including) `firstNew`, as the release before that
- *  migration left it; `test` runs against it, then the database is dropped. */
+ *  migration left it; `test` runs against it, then the database is dropped. `migrateThrough`
+ *  applies the migrations up to and including the one named, as that release would. */
 async function withDatabaseBefore(
   firstNew: string,
-  test: (pool: pg.Pool) => Promise<void>,
+  test: (pool: pg.Pool, migrateThrough: (last: string) => Promise<string[]>) => Promise<void>,
 ): Promise<void> {
   const upgradeName = `pulse_test_${randomBytes(6).toString('hex')}`;
   await admin((c) => c.query(`CREATE DATABASE ${upgradeName}`));
   const [pool] = processPools(1, withDatabase(serverDsn, upgradeName));
-  const olderMigrations = await mkdtemp(join(tmpdir(), 'pulse-migrations-'));
-  try {
-    for (const file of (await listMigrations()).filter((f) => f < firstNew)) {
-      await copyFile(join(migrationsDir, file), join(olderMigrations, file));
+  const migrations = await mkdtemp(join(tmpdir(), 'pulse-migrations-'));
+  const migrateThrough = async (last: string) => {
+    for (const file of (await listMigrations()).filter((f) => f < `${last}~`)) {
+      await copyFile(join(migrationsDir, file), join(migrations, file));
     }
-    await migrate(pool!, olderMigrations);
-    await test(pool!);
+    return migrate(pool!, migrations);
+  };
+  try {
+    await migrateThrough(String(Number(firstNew) - 1).padStart(4, '0'));
+    await test(pool!, migrateThrough);
   } finally {
     await pool!.end();
-    await rm(olderMigrations, { recursive: true, force: true });
+    await rm(migrations, { recursive: true, force: true });
     await admin((c) => c.query(`DROP DATABASE IF EXISTS ${upgradeName} WITH (FORCE)`));
   }
 }
@@ -144,7 +150,7 @@ describe('migrations', () => {
     }));
 
   it('keeps every day cell exact when 0004 re-tags the plain bitmaps an older rollup wrote', () =>
-    withDatabaseBefore('0004', async (pool) => {
+    withDatabaseBefore('0004', async (pool, migrateThrough) => {
       // 1,000 users first, so the cell's 30 users sit at user_ints 1000–1029: sparse enough that
       // the list (121 bytes) is smaller than the bitmap (129).
       await pool.query(
@@ -178,7 +184,10 @@ describe('migrations', () => {
         return rows[0]!;
       };
 
-      expect(await migrate(pool)).toEqual((await listMigrations()).filter((f) => f >= '0004'));
+      // Through 0006, the schema the refresh below writes; 0007 would rebuild the rollup.
+      expect(await migrateThrough('0006')).toEqual(
+        (await listMigrations()).filter((f) => f >= '0004' && f < '0007'),
+      );
       const retagged = await dayCell();
       expect(retagged.users[0]).toBe(0);
       const plain = decodeUserSet(retagged.users);
@@ -197,7 +206,7 @@ describe('migrations', () => {
     }));
 
   it('puts every event and rollup cell in the default project with every answer unchanged when 0006 upgrades a database', () =>
-    withDatabaseBefore('0006', async (pool) => {
+    withDatabaseBefore('0006', async (pool, migrateThrough) => {
       const day = 19_950;
       const events = Array.from({ length: 240 }, (_, i) => ({
         event_id: `before-projects-${i}`,
@@ -233,7 +242,7 @@ describe('migrations', () => {
       for (const q of queries) truths.push(await rawTruth(pool, q));
       const cellsBefore = await allCells(pool);
 
-      expect(await migrate(pool)).toEqual(['0006_events_by_project.sql']);
+      expect(await migrateThrough('0006')).toEqual(['0006_events_by_project.sql']);
       const { rows: owners } = await pool.query<{ owner: string }>(
         `SELECT 'events ' || project_id AS owner FROM events
          UNION SELECT 'rollup_cells ' || project_id FROM rollup_cells
@@ -247,16 +256,60 @@ describe('migrations', () => {
       expect(await allCells(pool)).toEqual(cellsBefore);
       // Nothing new to absorb: the answers below come from the migrated cells.
       expect(await refreshRollup(pool)).toMatchObject({ ran: true, rows: 0 });
-      const bitmaps = new CellBitmapCache(1024 * 1024);
+      const sources = {
+        pool,
+        cache: new MetricsCache({ ttlMs: 0, maxKeys: 10 }),
+        cellBitmaps: new CellBitmapCache(1024 * 1024),
+      };
+      const answerOf = async (projectId: number, q: (typeof queries)[number]) => {
+        const { answer } = await answerMetrics(sources, projectId, metricsQueryOf(q));
+        return numbersOf(JSON.parse(answer.dataJson) as MetricsNumbers);
+      };
       const answers = [];
-      for (const q of queries)
-        answers.push(countMetrics(q, await readMetrics(pool, 1, q, bitmaps)));
+      for (const q of queries) answers.push(await answerOf(1, q));
       expect(answers).toEqual(truths);
-      const elsewhere = await readMetrics(pool, 2, queries[0]!, bitmaps);
-      expect(countMetrics(queries[0]!, elsewhere).totals).toEqual({ count: 0, unique_users: 0 });
+      expect((await answerOf(2, queries[0]!)).totals).toEqual({ count: 0, unique_users: 0 });
       // The keys stored before are the default project's keys.
       expect((await insertEvents(pool, events.slice(0, 10))).inserted).toBe(0);
       expect((await insertEvents(pool, events.slice(0, 10), 2)).inserted).toBe(10);
+    }));
+  it('rebuilds the rollup when 0007 upgrades, so a breakdown by channel counts events with no channel exactly', () =>
+    withDatabaseBefore('0007', async (pool, migrateThrough) => {
+      const day = 19_960;
+      const events = Array.from({ length: 120 }, (_, i) => ({
+        event_id: `before-null-channel-cells-${i}`,
+        event_name: 'view',
+        user_id: `user-${i % 23}`,
+        timestamp: day * 86_400 + i * 700,
+        ...(i % 3 === 0 ? {} : { channel: i % 2 === 0 ? 'ios' : 'web' }),
+      }));
+      await insertEvents(pool, events);
+      await refreshRollup(pool);
+      // As the release before wrote it: no cells for events without a channel.
+      await pool.query('DELETE FROM rollup_cells WHERE grain >= 4');
+      await pool.query('DELETE FROM rollup_hour_cells WHERE grain >= 4');
+      expect(await migrateThrough('0007')).toEqual(['0007_cells_without_channel.sql']);
+      expect(await allCells(pool)).toEqual([]);
+      expect(await refreshRollup(pool)).toMatchObject({ ran: true, rows: events.length });
+      const { rows: truth } = await pool.query<{ value: string | null }>(
+        `SELECT channel AS value, count(*)::int AS count, count(DISTINCT user_id)::int AS unique_users
+         FROM events GROUP BY 1 ORDER BY 2 DESC, channel COLLATE "C" NULLS LAST`,
+      );
+      const sources = {
+        pool,
+        cache: new MetricsCache({ ttlMs: 0, maxKeys: 10 }),
+        cellBitmaps: new CellBitmapCache(1024 * 1024),
+      };
+      const query = parseMetricsQuery(
+        `from=${day * 86_400}&to=${(day + 2) * 86_400 - 1}&breakdown=channel`,
+        day * 86_400,
+        { maxWindowDays: 10, maxBuckets: 10 },
+      );
+      if (!query.ok) throw new Error('the query is valid');
+      const { answer } = await answerMetrics(sources, 1, query.query);
+      const { breakdown } = JSON.parse(answer.dataJson) as { breakdown: { values: unknown } };
+      expect(truth.map((r) => r.value)).toContain(null);
+      expect(breakdown.values).toEqual(truth);
     }));
 });
 
@@ -266,7 +319,8 @@ async function buildRollupBeforeProjects(pool: pg.Pool): Promise<void> {
     'INSERT INTO user_ids (user_id) SELECT DISTINCT user_id FROM events ORDER BY user_id',
   );
   for (const { table, unit, seconds } of Object.values(rollupSpans)) {
-    for (const grain of rollupGrains) {
+    // The grains of that release: none for events with no channel yet.
+    for (const grain of rollupGrains.filter((g) => !g.channelIsNull)) {
       const { rows } = await pool.query<{
         start: number;
         event_name: string;

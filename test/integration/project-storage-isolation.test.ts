@@ -15,7 +15,12 @@ import type { IncomingEvent } from '../../src/validation/validate-events.js';
 import { EventOutcome } from '../../src/workers/insert-batch-messages.js';
 import { insertGroups } from '../../src/workers/insert-groups.js';
 import { createTestDatabase, servicePool, type TestDatabase } from '../helpers/database.js';
-import { metricsOracle, type MetricsNumbers } from '../helpers/metrics-oracle.js';
+import {
+  metricsOracle,
+  metricsQueryOf,
+  numbersOf,
+  type MetricsNumbers,
+} from '../helpers/metrics-oracle.js';
 
 const secondsPerDay = 86_400;
 /** 2023-09-09 UTC, three days. */
@@ -162,13 +167,12 @@ describe('project isolation in storage', () => {
               const answers = [];
               const truths = [];
               for (const q of queries) {
-                const { answer } = await answerMetrics(sources, projectId, {
-                  ...q.window,
-                  eventName: q.eventName,
-                  channel: q.channel,
-                  groupByDay: q.groupByDay,
-                });
-                answers.push(JSON.parse(answer.dataJson) as MetricsNumbers);
+                const { answer } = await answerMetrics(
+                  sources,
+                  projectId,
+                  metricsQueryOf({ ...q.window, ...q }),
+                );
+                answers.push(numbersOf(JSON.parse(answer.dataJson) as MetricsNumbers));
                 truths.push(await oracle(projectId, q));
               }
               expect(answers).toEqual(truths);

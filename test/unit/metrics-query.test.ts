@@ -1,9 +1,15 @@
 // Pure pieces of GET /metrics: query parsing and its cache key, the user bitmaps, the rate limiter.
 import { describe, expect, it } from 'vitest';
 import { RateLimiter } from '../../src/http/rate-limiter.js';
-import { metricsCacheKey, parseMetricsQuery } from '../../src/metrics/answer-metrics.js';
 import { countMetrics } from '../../src/metrics/count-metrics.js';
-import { parseTimeWindow, type WindowQuery } from '../../src/metrics/time-window.js';
+import { planMetrics } from '../../src/metrics/metrics-plan.js';
+import {
+  metricsCacheKey,
+  parseMetricsQuery,
+  type MetricsQuery,
+} from '../../src/metrics/metrics-query.js';
+import { parseTimeWindow } from '../../src/metrics/time-window.js';
+import type { RawGroup } from '../../src/sql/read-metrics.js';
 import {
   bitmapWith,
   decodeUserSet,
@@ -21,15 +27,15 @@ const now = 1_700_000_000;
 const day = 86_400;
 const maxDays = 3660;
 
-function parsed(query: string, maxWindowDays = maxDays): WindowQuery {
-  const result = parseMetricsQuery(query, now, maxWindowDays);
+function parsed(query: string, maxWindowDays = maxDays): MetricsQuery {
+  const result = parseMetricsQuery(query, now, { maxWindowDays, maxBuckets: 10_000 });
   if (!result.ok) throw new Error(`expected ${query} to parse: ${JSON.stringify(result.problem)}`);
   return result.query;
 }
 
 /** The problem's code and the fields it names (fails the test if the query was accepted). */
 function refusal(query: string, maxWindowDays = maxDays): { code: string; fields: string[] } {
-  const result = parseMetricsQuery(query, now, maxWindowDays);
+  const result = parseMetricsQuery(query, now, { maxWindowDays, maxBuckets: 10_000 });
   if (result.ok) throw new Error(`expected ${query} to be refused`);
   return { code: result.problem.code, fields: Object.keys(result.problem.errors ?? {}) };
 }
@@ -41,7 +47,10 @@ describe('parseMetricsQuery', () => {
       to: now,
       eventName: null,
       channel: null,
-      groupByDay: false,
+      buckets: null,
+      fillZero: false,
+      breakdown: null,
+      echo: {},
     });
   });
 
@@ -72,7 +81,10 @@ describe('parseMetricsQuery', () => {
       to: 2,
       eventName: 'signup',
       channel: 'web',
-      groupByDay: true,
+      buckets: { rule: { unit: 'day', tz: 'UTC', weekStart: 'monday' }, boundaries: [0, day] },
+      fillZero: false,
+      breakdown: null,
+      echo: { group_by: 'day', from: 1, to: 2 },
     });
   });
 
@@ -102,7 +114,7 @@ describe('parseMetricsQuery', () => {
     expect(refusal('from=2000&to=1999')).toEqual({ code: 'invalid_query', fields: ['from'] });
   });
 
-  it.each(['hour', 'week', 'DAY', ''])('refuses group_by=%s', (value) => {
+  it.each(['year', 'minute', 'DAY', ''])('refuses group_by=%s', (value) => {
     expect(refusal(`group_by=${value}`)).toEqual({ code: 'invalid_query', fields: ['group_by'] });
   });
 
@@ -121,7 +133,7 @@ describe('parseMetricsQuery', () => {
   });
 
   it('names every bad parameter at once', () => {
-    expect(refusal('from=x&to=y&group_by=hour&bogus=1').fields.sort()).toEqual([
+    expect(refusal('from=x&to=y&group_by=year&bogus=1').fields.sort()).toEqual([
       'bogus',
       'from',
       'group_by',
@@ -156,7 +168,7 @@ describe('parseMetricsQuery', () => {
 });
 
 describe('metricsCacheKey', () => {
-  const key = (query: string) => metricsCacheKey(parsed(query));
+  const key = (query: string) => metricsCacheKey(parsed(query), 1);
 
   it('is the same whatever the parameter order', () => {
     expect(key('channel=web&from=10&event_name=a&to=20&group_by=day')).toBe(
@@ -164,10 +176,9 @@ describe('metricsCacheKey', () => {
     );
   });
 
-  it('is the same for defaults left out and defaults spelled out', () => {
-    expect(key('')).toBe(key(`from=${now - day}&to=${now}`));
-    expect(key(`from=${now - 5}`)).toBe(key(`to=${now}&from=${now - 5}`));
-    expect(key(`to=${now - 100}`)).toBe(key(`from=${now - 100 - day}&to=${now - 100}`));
+  it('differs for defaults left out and spelled out: the answer repeats what was given', () => {
+    expect(key('')).not.toBe(key(`from=${now - day}&to=${now}`));
+    expect(key(`from=${now - 5}`)).not.toBe(key(`to=${now}&from=${now - 5}`));
   });
 
   it('differs when anything that changes the answer differs', () => {
@@ -185,55 +196,72 @@ describe('metricsCacheKey', () => {
 });
 
 describe('countMetrics', () => {
-  const q = (groupByDay: boolean): WindowQuery => ({
-    from: 0,
-    to: 10 * day,
-    eventName: null,
-    channel: null,
-    groupByDay,
+  const stored = (userInts: number[]) => decodeUserSet(encodeUserSet(bitmapWith(null, userInts)));
+  const cell = (start: number, eventCount: number, userInts: number[]) => ({
+    span: 'day' as const,
+    start,
+    value: '',
+    eventCount,
+    version: '1',
+    key: `day/${start}`,
+    users: stored(userInts),
+  });
+  const tail = (
+    d: number,
+    userId: string,
+    userInt: number | null,
+    eventCount: number,
+  ): RawGroup => ({
+    at: d * day + 5,
+    edge: null,
+    userId,
+    userInt,
+    value: null,
+    eventCount,
   });
 
-  const stored = (userInts: number[]) => decodeUserSet(encodeUserSet(bitmapWith(null, userInts)));
-
   it('unions rollup user sets, known raw users and unseen raw users without double counting', () => {
-    const material = {
+    const q = parsed(`from=0&to=${10 * day - 1}&group_by=day`);
+    const read = {
       asOfMs: 0,
       // Both read forms: day 2 a bitmap (0, 3), day 1 a list (3000).
-      cells: [
-        { day: 2, eventCount: 5, users: stored([0, 3]) },
-        { day: 1, eventCount: 2, users: stored([3000]) },
-      ],
-      // Day 3's whole hours, in both forms: a list (9, 900) and a bitmap (0, 1).
-      hourCells: [
-        { day: 3, eventCount: 3, users: stored([9, 900]) },
-        { day: 3, eventCount: 1, users: stored([0, 1]) },
-      ],
-      rawGroups: [
-        { day: 2, userId: 'u-zero', userInt: 0, eventCount: 1 },
-        { day: 2, userId: 'u-five', userInt: 5, eventCount: 1 },
-        { day: 1, userId: 'u-3000', userInt: 3000, eventCount: 1 },
-        { day: 2, userId: 'new-a', userInt: null, eventCount: 2 },
-        { day: 3, userId: 'new-a', userInt: null, eventCount: 1 },
-        { day: 3, userId: 'u-nine', userInt: 9, eventCount: 1 },
+      cells: [[cell(2, 5, [0, 3]), cell(1, 2, [3000])]],
+      slivers: [new Map()],
+      raw: [
+        tail(2, 'u-zero', 0, 1),
+        tail(2, 'u-five', 5, 1),
+        tail(1, 'u-3000', 3000, 1),
+        tail(2, 'new-a', null, 2),
+        tail(3, 'new-a', null, 1),
+        tail(3, 'u-nine', 9, 1),
       ],
     };
-    expect(countMetrics(q(true), material)).toEqual({
-      totals: { count: 18, unique_users: 8 },
+    expect(countMetrics(q, planMetrics(q), read)).toEqual({
+      totals: { count: 14, unique_users: 6 },
       buckets: [
         { bucket_start: 1 * day, count: 3, unique_users: 1 },
         { bucket_start: 2 * day, count: 9, unique_users: 4 },
-        { bucket_start: 3 * day, count: 6, unique_users: 5 },
+        { bucket_start: 3 * day, count: 2, unique_users: 2 },
       ],
+      group_by: 'day',
+      from: 0,
+      to: 10 * day - 1,
     });
   });
 
   it('leaves buckets out without group_by and answers zeros for nothing', () => {
-    expect(countMetrics(q(false), { asOfMs: 0, cells: [], hourCells: [], rawGroups: [] })).toEqual({
+    const empty = { asOfMs: 0, cells: [[]], slivers: [new Map()], raw: [] };
+    const totalsOnly = parsed('from=0&to=100');
+    expect(countMetrics(totalsOnly, planMetrics(totalsOnly), empty)).toEqual({
       totals: { count: 0, unique_users: 0 },
+      from: 0,
+      to: 100,
     });
-    expect(countMetrics(q(true), { asOfMs: 0, cells: [], hourCells: [], rawGroups: [] })).toEqual({
+    const byDay = parsed('group_by=day');
+    expect(countMetrics(byDay, planMetrics(byDay), empty)).toEqual({
       totals: { count: 0, unique_users: 0 },
       buckets: [],
+      group_by: 'day',
     });
   });
 });

@@ -1,0 +1,124 @@
+// Which stored pieces answer a question: the window cut into rollup cells (whole UTC days and
+// hours), slivers shorter than an hour inside a cell's hour (where a local bucket begins off the
+// hour), and the raw edges. Pure arithmetic on epoch seconds.
+import { secondsPerDay, secondsPerHour } from '../sql/rollup-spans.js';
+import type { MetricsQuery } from './metrics-query.js';
+
+export interface Range {
+  readonly from: number;
+  /** Exclusive. */
+  readonly end: number;
+}
+
+/** Part of one UTC hour, inside the window's whole hours: its events are in that hour's cell. */
+export interface Sliver extends Range {
+  readonly hour: number;
+}
+
+export interface Pieces {
+  readonly days: number[];
+  readonly hours: number[];
+  /** Indexes into MetricsPlan.slivers. */
+  readonly slivers: number[];
+  /** Indexes into MetricsPlan.edges. */
+  readonly edges: number[];
+}
+
+export interface MetricsPlan {
+  /** The window's partial first and last hours, cut at bucket starts: read whole from raw rows. */
+  readonly edges: Range[];
+  /** The whole hours between the edges: cells, slivers, and the rows not in the rollup yet. */
+  readonly middle: Range | null;
+  readonly slivers: Sliver[];
+  readonly totals: Pieces;
+  /** One per bucket, in order: [boundaries[i], boundaries[i + 1]). */
+  readonly buckets: Pieces[];
+  readonly boundaries: readonly number[];
+}
+
+const ceilTo = (t: number, unit: number) => Math.ceil(t / unit) * unit;
+const floorTo = (t: number, unit: number) => Math.floor(t / unit) * unit;
+const emptyPieces = (): Pieces => ({ days: [], hours: [], slivers: [], edges: [] });
+
+export function planMetrics(q: MetricsQuery): MetricsPlan {
+  const end = q.to + 1;
+  const boundaries = q.buckets?.boundaries ?? [];
+  const wholeFrom = ceilTo(q.from, secondsPerHour);
+  const wholeEnd = floorTo(end, secondsPerHour);
+  const middle = wholeFrom < wholeEnd ? { from: wholeFrom, end: wholeEnd } : null;
+  const edgeRanges: Range[] = !middle
+    ? [{ from: q.from, end }]
+    : [
+        { from: q.from, end: wholeFrom },
+        { from: wholeEnd, end },
+      ].filter((r) => r.from < r.end);
+
+  const plan: MetricsPlan = {
+    edges: [],
+    middle,
+    slivers: [],
+    totals: emptyPieces(),
+    buckets: boundaries.slice(1).map(emptyPieces),
+    boundaries,
+  };
+  const bucketOf = (t: number) => bucketIndex(boundaries, t);
+  for (const range of edgeRanges) {
+    for (const part of cutAt(range, boundaries)) {
+      const index = plan.edges.push(part) - 1;
+      plan.totals.edges.push(index);
+      if (boundaries.length > 0) plan.buckets[bucketOf(part.from)]!.edges.push(index);
+    }
+  }
+  if (middle) {
+    decompose(middle, plan.totals, plan.slivers);
+    for (const part of cutAt(middle, boundaries)) {
+      if (boundaries.length > 0) decompose(part, plan.buckets[bucketOf(part.from)]!, plan.slivers);
+    }
+  }
+  return plan;
+}
+
+/** The index of the bucket containing t: boundaries[i] ≤ t < boundaries[i + 1]. */
+export function bucketIndex(boundaries: readonly number[], t: number): number {
+  let lo = 0;
+  let hi = boundaries.length - 2;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (boundaries[mid]! <= t) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+function cutAt(range: Range, boundaries: readonly number[]): Range[] {
+  const parts: Range[] = [];
+  let from = range.from;
+  for (const b of boundaries) {
+    if (b <= from) continue;
+    if (b >= range.end) break;
+    parts.push({ from, end: b });
+    from = b;
+  }
+  parts.push({ from, end: range.end });
+  return parts;
+}
+
+/** The fewest cells for [from, end), hour-aligned at neither end necessarily: whole days, whole
+ *  hours, and slivers of the hours cut by the range's ends. */
+function decompose(range: Range, into: Pieces, slivers: Sliver[]): void {
+  let at = range.from;
+  while (at < range.end) {
+    if (at % secondsPerDay === 0 && at + secondsPerDay <= range.end) {
+      into.days.push(at / secondsPerDay);
+      at += secondsPerDay;
+    } else if (at % secondsPerHour === 0 && at + secondsPerHour <= range.end) {
+      into.hours.push(at / secondsPerHour);
+      at += secondsPerHour;
+    } else {
+      const hour = Math.floor(at / secondsPerHour);
+      const end = Math.min(range.end, (hour + 1) * secondsPerHour);
+      into.slivers.push(slivers.push({ from: at, end, hour }) - 1);
+      at = end;
+    }
+  }
+}
