@@ -2,11 +2,13 @@
 // synthetic dataset in SQL (default 10M events over the 90 days ending at today's UTC midnight),
 // absorbs it into the rollup, then drives the BUILT server with autocannon: uncached (a
 // METRICS_CACHE_TTL_MS=0 server, and a distinct cache key per concurrent request so single flight
-// shares nothing), cached (the default 1 s TTL, one URL), the Go MVP's raw count(DISTINCT) scans on
-// the same data, and a bare-uWS ceiling. Then it times one incremental refresh after
-// --refresh-events new events. Results go to stdout as Markdown; progress goes to stderr. Only
-// numbers from the same run compare. Scenarios: bench/metrics/scenarios.ts; one run:
-// measure-run.ts; the report: report.ts.
+// shares nothing), including local-time buckets and breakdowns, cached (the default 1 s TTL, one
+// URL), the Go MVP's raw count(DISTINCT) scans on the same data, and a bare-uWS ceiling. Then it
+// times one incremental refresh after --refresh-events new events and checks the 90-day answers
+// (UTC and local days) against the raw rows. Each row prints its target and whether it was met.
+// Results go to stdout as Markdown; progress goes to stderr. Only numbers from the same run
+// compare. Scenarios and targets: bench/metrics/scenarios.ts; one run: measure-run.ts; the checks:
+// answer-checks.ts; the report: report.ts. --scenarios runs a subset.
 import { writeFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import { readConditions } from './lib/conditions.js';
@@ -33,7 +35,7 @@ async function main(): Promise<void> {
   const rows = summarize(runs, options);
   const report = renderReport(options, conditions, postgresSettings, dataset, initial, runs, rows);
   process.stdout.write(`${report}\n`);
-  if (runs.some((r) => !r.correctness.totalsEqual || r.correctness.bucketMismatches > 0))
+  if (runs.some((r) => r.checks.some((c) => !c.totalsEqual || c.bucketMismatches > 0)))
     process.exitCode = 1;
   if (options.jsonPath) {
     await writeFile(

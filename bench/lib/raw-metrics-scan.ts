@@ -33,9 +33,37 @@ const perDaySql = `SELECT (floor(extract(epoch FROM occurred_at) / 86400) * 8640
        count(*)::int8 AS count, count(DISTINCT user_id)::int8 AS unique_users
 FROM events WHERE ${filters} GROUP BY 1 ORDER BY 1`;
 
+// The local day's first instant, as the contract defines bucket_start (zones whose midnight
+// exists); the empty grouping set adds the totals row (bucket_start NULL) in the same scan.
+const perLocalDaySql = `WITH local_events AS (
+  SELECT extract(epoch FROM date_trunc('day', occurred_at AT TIME ZONE $5) AT TIME ZONE $5)::int8
+           AS bucket_start,
+         user_id
+  FROM events WHERE ${filters})
+SELECT bucket_start, count(*)::int8 AS count, count(DISTINCT user_id)::int8 AS unique_users
+FROM local_events GROUP BY GROUPING SETS ((bucket_start), ()) ORDER BY bucket_start NULLS FIRST`;
+
+interface DayRow {
+  bucket_start: string | null;
+  count: string;
+  unique_users: string;
+}
+
+const toDays = (rows: readonly DayRow[]): RawDay[] =>
+  rows.map((r) => ({
+    bucketStart: Number(r.bucket_start),
+    count: Number(r.count),
+    uniqueUsers: Number(r.unique_users),
+  }));
+
 export interface RawScanner {
   totals(window: RawWindow): Promise<{ ms: number; totals: RawTotals }>;
   perDay(window: RawWindow): Promise<{ ms: number; days: RawDay[] }>;
+  /** Days in an IANA zone, and the window's totals. */
+  perLocalDay(
+    window: RawWindow,
+    tz: string,
+  ): Promise<{ ms: number; totals: RawTotals; days: RawDay[] }>;
   close(): Promise<void>;
 }
 
@@ -59,20 +87,16 @@ export async function openRawScanner(dsn: string): Promise<RawScanner> {
     },
     perDay: async (window) => {
       const started = performance.now();
-      const { rows } = await client.query<{
-        bucket_start: string;
-        count: string;
-        unique_users: string;
-      }>(perDaySql, params(window));
+      const { rows } = await client.query<DayRow>(perDaySql, params(window));
+      return { ms: performance.now() - started, days: toDays(rows) };
+    },
+    perLocalDay: async (window, tz) => {
+      const started = performance.now();
+      const { rows } = await client.query<DayRow>(perLocalDaySql, [...params(window), tz]);
       const ms = performance.now() - started;
-      return {
-        ms,
-        days: rows.map((r) => ({
-          bucketStart: Number(r.bucket_start),
-          count: Number(r.count),
-          uniqueUsers: Number(r.unique_users),
-        })),
-      };
+      // The empty grouping set always yields its row, sorted first.
+      const [total, ...days] = toDays(rows);
+      return { ms, totals: { count: total!.count, uniqueUsers: total!.uniqueUsers }, days };
     },
     close: () => client.end(),
   };

@@ -1,6 +1,6 @@
 // One run of the metrics bench: the uncached scenarios, the cached ones between two bare-uWS
 // ceilings, new events through POST /events/bulk and a timed refresh, then the raw scans on the
-// same data and a correctness check of the 90-day answer against them.
+// same data and the answer checks (answer-checks.ts). --scenarios leaves out what it does not name.
 import type pg from 'pg';
 import { refreshRollup } from '../../src/sql/refresh-rollup.js';
 import type { BenchDatabase } from '../lib/bench-database.js';
@@ -8,18 +8,20 @@ import { startBareUwsServer, startBenchServer, type BenchServer } from '../lib/b
 import { driveGetLoad, type LoadResult } from '../lib/drive-load.js';
 import { eventNameOf, secondsPerDay } from '../lib/metrics-dataset.js';
 import { progress } from '../lib/progress.js';
-import { openRawScanner, type RawDay, type RawTotals } from '../lib/raw-metrics-scan.js';
+import { fetchMetrics, scanAndCheck } from './answer-checks.js';
 import type { MetricsOptions } from './options.js';
-import { rawQueries } from './raw-queries.js';
 import { fmtInt } from './report.js';
-import type { Correctness, RawRun, RefreshRun, RunResult, ScenarioRun } from './results.js';
+import type { RefreshRun, RunResult, ScenarioRun } from './results.js';
 import {
   channels,
   days,
   eventNameCount,
+  isSelected,
   metricsPath,
+  refreshStep,
   scenarios,
   type Scenario,
+  type Selectable,
   type ServerKind,
   type Windows,
 } from './scenarios.js';
@@ -71,8 +73,20 @@ export async function measureRun(
         `${label}: server logged ${server.problems.length} problem line(s), first: ${server.problems[0]}`,
       );
   };
+  const withServer = async <T>(
+    kind: Exclude<ServerKind, 'bare'>,
+    use: (s: BenchServer) => Promise<T>,
+  ) => {
+    const server = await start(kind);
+    try {
+      return await use(server);
+    } finally {
+      await stop(server);
+    }
+  };
+  const selected = (s: Selectable) => isSelected(options.scenarios, s);
   const measure = async (server: BenchServer, wanted: (s: Scenario) => boolean) => {
-    for (const scenario of scenarios.filter(wanted)) {
+    for (const scenario of scenarios.filter((s) => wanted(s) && selected(s))) {
       const connections = scenario.connections(options);
       const nextPath = scenario.paths(windows);
       if (options.warmupSeconds > 0)
@@ -94,21 +108,19 @@ export async function measureRun(
       results.push({ scenario: scenario.id, connections, load });
     }
   };
+  const anySelected = (kind: ServerKind) => scenarios.some((s) => s.server === kind && selected(s));
 
-  // Uncached server: the correctness answer first, then the uncached scenarios.
+  // Uncached server: the 90-day answer (the ceiling's body) first, then the uncached scenarios.
   const ninetyDays = metricsPath({ from: windows.start, to: windows.end - 1, group_by: 'day' });
-  const uncached = await start('uncached');
-  let answer: MetricsAnswer;
-  let answerBody: string;
-  try {
-    ({ answer, body: answerBody } = await fetchMetrics(uncached.url, ninetyDays));
-    await measure(uncached, (s) => s.server === 'uncached');
-  } finally {
-    await stop(uncached);
-  }
+  const answerBody = await withServer('uncached', async (server) => {
+    const { body } = await fetchMetrics(server.url, ninetyDays);
+    await measure(server, (s) => s.server === 'uncached');
+    return body;
+  });
 
   // The bare-uWS ceiling just before and just after the cached scenarios, answering their bytes.
   const ceiling = async (id: string) => {
+    if (!scenarios.some((s) => s.id === id && selected(s))) return;
     const bare = await startBareUwsServer({ BARE_UWS_BODY: answerBody });
     setCurrentServer(bare);
     try {
@@ -118,99 +130,26 @@ export async function measureRun(
     }
   };
   await ceiling('bare-uws-before');
-  const cached = await start('cached');
-  let refresh: RefreshRun;
-  try {
-    await measure(cached, (s) => s.server === 'cached');
-  } finally {
-    await stop(cached);
-  }
+  if (anySelected('cached'))
+    await withServer('cached', (server) => measure(server, (s) => s.server === 'cached'));
   await ceiling('bare-uws-after');
 
   // The new events go in through a server's POST /events/bulk, as a client would send them.
-  const writer = await start('cached');
-  try {
-    refresh = await insertAndRefresh(context, writer.url);
-  } finally {
-    await stop(writer);
-  }
+  const refresh = selected(refreshStep)
+    ? await withServer('cached', (server) => insertAndRefresh(context, server.url))
+    : null;
 
   // The Go MVP's approach on the same data, after the servers are gone. The new events above are
-  // today's (outside the window) and late ones inside it: the 90-day answer is re-read below.
-  const raw: RawRun[] = [];
-  const scanner = await openRawScanner(dsn);
-  let correctness: Correctness;
-  try {
-    const window = { from: windows.start, to: windows.end - 1, eventName: null };
-    let rawTotals: RawTotals | undefined;
-    let rawDays: RawDay[] = [];
-    for (const query of rawQueries) {
-      const samplesMs: number[] = [];
-      for (let i = 0; i < options.rawRepeats; i++) {
-        if (query.id === 'raw-90d-per-day') {
-          const { ms, days: d } = await scanner.perDay(window);
-          samplesMs.push(ms);
-          rawDays = d;
-        } else if (query.id === 'raw-90d-name-totals') {
-          samplesMs.push((await scanner.totals({ ...window, eventName: eventNameOf(0) })).ms);
-        } else {
-          const { ms, totals } = await scanner.totals(window);
-          samplesMs.push(ms);
-          rawTotals = totals;
-        }
-        progress(`${label} ${query.id}: ${(samplesMs.at(-1)! / 1000).toFixed(2)} s`);
-      }
-      raw.push({ query: query.id, samplesMs });
-    }
-    // The rollup now holds the new events too (insertAndRefresh refreshed): compare through a
-    // fresh server so the answer and the scan see the same rows.
-    const checker = await start('uncached');
-    try {
-      ({ answer } = await fetchMetrics(checker.url, ninetyDays));
-    } finally {
-      await stop(checker);
-    }
-    correctness = compare(answer, rawTotals!, rawDays);
-    progress(
-      `${label} correctness: /metrics ${answer.totals.count}/${answer.totals.unique_users} vs raw ${rawTotals!.count}/${rawTotals!.uniqueUsers}; ${correctness.bucketMismatches} of ${correctness.bucketsCompared} day buckets differ`,
-    );
-  } finally {
-    await scanner.close();
-  }
-  return { run, scenarios: results, raw, correctness, refresh };
-}
-
-interface MetricsAnswer {
-  totals: { count: number; unique_users: number };
-  buckets?: { bucket_start: number; count: number; unique_users: number }[];
-}
-
-async function fetchMetrics(
-  baseUrl: string,
-  path: string,
-): Promise<{ answer: MetricsAnswer; body: string }> {
-  const res = await fetch(new URL(path, baseUrl), { signal: AbortSignal.timeout(30_000) });
-  const body = await res.text();
-  if (res.status !== 200) throw new Error(`GET ${path} answered ${res.status}: ${body}`);
-  return { answer: JSON.parse(body) as MetricsAnswer, body };
-}
-
-function compare(answer: MetricsAnswer, rawTotals: RawTotals, rawDays: RawDay[]): Correctness {
-  const buckets = new Map((answer.buckets ?? []).map((b) => [b.bucket_start, b]));
-  let mismatches = Math.abs(buckets.size - rawDays.length);
-  for (const day of rawDays) {
-    const b = buckets.get(day.bucketStart);
-    if (!b || b.count !== day.count || b.unique_users !== day.uniqueUsers) mismatches++;
-  }
-  return {
-    metricsTotals: answer.totals,
-    rawTotals,
-    totalsEqual:
-      answer.totals.count === rawTotals.count &&
-      answer.totals.unique_users === rawTotals.uniqueUsers,
-    bucketsCompared: rawDays.length,
-    bucketMismatches: mismatches,
-  };
+  // today's (outside the window) and late ones inside it: the checked answers are read afterwards.
+  const { raw, checks } = await scanAndCheck({
+    label,
+    filter: options.scenarios,
+    rawRepeats: options.rawRepeats,
+    windows,
+    dsn,
+    withServer: (read) => withServer('uncached', (server) => read(server.url)),
+  });
+  return { run, scenarios: results, raw, checks, refresh };
 }
 
 /** --refresh-events new events through POST /events/bulk (99% today, 1% late ones for days of

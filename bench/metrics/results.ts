@@ -3,6 +3,7 @@
 import type { LoadResult } from '../lib/drive-load.js';
 import type { RawTotals } from '../lib/raw-metrics-scan.js';
 import type { RawQueryId } from './raw-queries.js';
+import type { Target } from './scenarios.js';
 
 export interface ScenarioRun {
   readonly scenario: string;
@@ -15,8 +16,12 @@ export interface RawRun {
   readonly samplesMs: number[];
 }
 
+/** One answer against the raw rows; `error` when /metrics gave no answer to compare. */
 export interface Correctness {
-  readonly metricsTotals: { count: number; unique_users: number };
+  readonly check: string;
+  readonly label: string;
+  readonly error: string | null;
+  readonly metricsTotals: { count: number; unique_users: number } | null;
   readonly rawTotals: RawTotals;
   readonly totalsEqual: boolean;
   readonly bucketsCompared: number;
@@ -36,8 +41,10 @@ export interface RunResult {
   readonly run: number;
   readonly scenarios: ScenarioRun[];
   readonly raw: RawRun[];
-  readonly correctness: Correctness;
-  readonly refresh: RefreshRun;
+  /** Empty when --scenarios left out the scans the checks need. */
+  readonly checks: Correctness[];
+  /** Null when --scenarios left out the refresh. */
+  readonly refresh: RefreshRun | null;
 }
 
 export interface InitialRefresh {
@@ -57,5 +64,11 @@ export interface Row {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly requestsPerSecond: number | null;
+  /** Cached rows: median over runs of req/s over the mean of that run's two ceilings. */
+  readonly shareOfBare: number | null;
+  readonly target: Target | null;
+  /** Null without a target, or for a share when no ceiling ran. A row with any non-200 or
+   *  connection error misses its target. */
+  readonly met: boolean | null;
   readonly notes: string;
 }
