@@ -39,6 +39,7 @@ export interface Config {
   metricsCacheMaxKeys: number;
   metricsMaxWindowDays: number;
   metricsMaxBuckets: number;
+  metricsMaxSeriesBuckets: number;
   metricsBitmapCacheMb: number;
   metricsPoolSize: number;
   exportPoolSize: number;

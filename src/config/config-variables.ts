@@ -79,6 +79,8 @@ export const configVariables = {
   metricsCacheMaxKeys: integer('METRICS_CACHE_MAX_KEYS', 1, 1_000_000, 10_000),
   metricsMaxWindowDays: integer('METRICS_MAX_WINDOW_DAYS', 1, 36_600, 3660),
   metricsMaxBuckets: integer('METRICS_MAX_BUCKETS', 1, 100_000, 10_000),
+  // A breakdown's series repeat the buckets per top value: 100k entries is ~5 MB of JSON.
+  metricsMaxSeriesBuckets: integer('METRICS_MAX_SERIES_BUCKETS', 1, 10_000_000, 100_000),
   metricsBitmapCacheMb: integer('METRICS_BITMAP_CACHE_MB', 0, 65_536, 64, '0 = no cache'),
   metricsPoolSize: integer('METRICS_POOL_SIZE', 1, 100, 4),
   exportPoolSize: integer('EXPORT_POOL_SIZE', 1, 100, 2),

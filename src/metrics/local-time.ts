@@ -7,7 +7,7 @@ export type WeekStart = 'monday' | 'sunday';
 
 export interface BucketRule {
   readonly unit: BucketUnit;
-  /** An IANA zone name the server's ICU knows (checked by isKnownTimeZone). */
+  /** A canonical IANA zone name (canonicalTimeZone). */
   readonly tz: string;
   readonly weekStart: WeekStart;
 }
@@ -20,6 +20,7 @@ const sampleSeconds = secondsPerDay;
 const chunkSeconds = 365 * secondsPerDay;
 const maxChunksKept = 4096;
 
+/** Formatters by canonical zone name: as many as ICU has zones. */
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
 function formatterOf(tz: string): Intl.DateTimeFormat {
@@ -40,15 +41,27 @@ function formatterOf(tz: string): Intl.DateTimeFormat {
   return f;
 }
 
-/** Whether Intl knows the zone. The caller bounds the name's length and characters first. */
-export function isKnownTimeZone(tz: string): boolean {
-  if (formatters.has(tz)) return true;
-  try {
-    formatterOf(tz);
-    return true;
-  } catch {
-    return false;
+/** Canonical zone names (or null: unknown) by lower-cased spelling: Intl accepts any letter case
+ *  and aliases, so spellings are many while zones are few. */
+const canonicalNames = new Map<string, string | null>();
+const maxSpellingsKept = 4096;
+
+/** The zone's canonical name, if Intl knows it. The caller bounds the name's length first. */
+export function canonicalTimeZone(tz: string): string | undefined {
+  const spelling = tz.toLowerCase();
+  let name = canonicalNames.get(spelling);
+  if (name === undefined) {
+    try {
+      name = new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
+    } catch {
+      name = null;
+    }
+    if (canonicalNames.size >= maxSpellingsKept) {
+      canonicalNames.delete(canonicalNames.keys().next().value!);
+    }
+    canonicalNames.set(spelling, name);
   }
+  return name ?? undefined;
 }
 
 /** Seconds the zone's wall clock is ahead of UTC at instant t (epoch seconds). */

@@ -5,7 +5,7 @@ import type { Problem } from '../errors.js';
 import type { MetricsWindow } from '../sql/read-metrics.js';
 import {
   bucketBoundaries,
-  isKnownTimeZone,
+  canonicalTimeZone,
   type BucketRule,
   type BucketUnit,
 } from './local-time.js';
@@ -26,6 +26,8 @@ export interface MetricsQuery extends MetricsWindow {
 export interface MetricsLimits {
   readonly maxWindowDays: number;
   readonly maxBuckets: number;
+  /** Buckets in one answer, each breakdown series' included. */
+  readonly maxSeriesBuckets: number;
 }
 
 const metricsParameters = [
@@ -76,8 +78,8 @@ export function parseMetricsQuery(
       const fill = oneOf(params, 'fill', ['none', 'zero'] as const, add);
       const by = oneOf(params, 'breakdown', breakdownColumns, add);
       const tz = params.get('tz');
-      if (tz !== null && !(zoneName.test(tz) && isKnownTimeZone(tz)))
-        add('tz', 'must be an IANA time zone name, such as America/New_York');
+      const zone = tz === null ? 'UTC' : zoneName.test(tz) ? canonicalTimeZone(tz) : undefined;
+      if (zone === undefined) add('tz', 'must be an IANA time zone name, such as America/New_York');
       const rawLimit = params.get('limit');
       let limit = defaultLimit;
       if (rawLimit !== null) {
@@ -86,13 +88,20 @@ export function parseMetricsQuery(
         else if (params.get('breakdown') === null) add('limit', 'applies only with breakdown');
       }
       let buckets: MetricsQuery['buckets'] = null;
-      if (unit !== null && window !== undefined && (tz === null || isKnownTimeZone(tz))) {
-        const rule: BucketRule = { unit, tz: tz ?? 'UTC', weekStart: weekStart ?? 'monday' };
+      if (unit !== null && window !== undefined && zone !== undefined) {
+        const rule: BucketRule = { unit, tz: zone, weekStart: weekStart ?? 'monday' };
         const boundaries = bucketBoundaries(rule, window.from, window.to + 1, limits.maxBuckets);
+        const count = (boundaries?.length ?? 0) - 1;
         if (boundaries === undefined) {
           add(
             'group_by',
             `the window holds more than ${limits.maxBuckets} buckets (METRICS_MAX_BUCKETS)`,
+          );
+        } else if (by !== null && count * (1 + limit) > limits.maxSeriesBuckets) {
+          // Each top value repeats the buckets in its series: the answer's size is their product.
+          add(
+            'limit',
+            `${count} buckets × (1 + limit) must not exceed ${limits.maxSeriesBuckets} (METRICS_MAX_SERIES_BUCKETS)`,
           );
         } else buckets = { rule, boundaries };
       }

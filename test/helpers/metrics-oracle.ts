@@ -30,6 +30,7 @@ export function metricsQueryOf(q: OracleQuery): MetricsQuery {
   const parsed = parseMetricsQuery(metricsSearchParams(q).toString(), q.to, {
     maxWindowDays: 36_600,
     maxBuckets: 100_000,
+    maxSeriesBuckets: 1_000_000,
   });
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problem));
   return parsed.query;

@@ -209,6 +209,34 @@ describe('GET /metrics bucket limit', () => {
   });
 });
 
+describe('GET /metrics answer size with a breakdown', () => {
+  const hourStart = utc(2023, 1, 1);
+  const hours = (n: number) => `from=${hourStart}&to=${hourStart + n * hour - 1}&group_by=hour`;
+
+  it('refuses buckets × (1 + limit) over METRICS_MAX_SERIES_BUCKETS naming limit, and answers at the bound', async () => {
+    // 10000 buckets × (1 + 9) is the default 100000; one more top value is over.
+    const at = await get(uncached, `${hours(10_000)}&breakdown=channel&limit=9`);
+    expect(at.status).toBe(200);
+    const { status, body } = await get(uncached, `${hours(10_000)}&breakdown=channel&limit=10`);
+    expect({ status, errors: Object.keys(body.errors as object) }).toEqual({
+      status: 400,
+      errors: ['limit'],
+    });
+    expect((body.errors as Record<string, string[]>).limit!.join(' ')).toContain(
+      'METRICS_MAX_SERIES_BUCKETS',
+    );
+    // Without group_by there are no series: any limit.
+    expect(
+      (
+        await get(
+          uncached,
+          `${hours(10_000).replace('&group_by=hour', '')}&breakdown=channel&limit=100`,
+        )
+      ).status,
+    ).toBe(200);
+  });
+});
+
 describe('GET /metrics answer shape', () => {
   it('echoes from and to when given, and no tz or group_by', async () => {
     expect(Object.keys(await numbers(uncached, wholeDay0))).toEqual(['totals', 'from', 'to']);

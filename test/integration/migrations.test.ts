@@ -303,7 +303,7 @@ describe('migrations', () => {
       const query = parseMetricsQuery(
         `from=${day * 86_400}&to=${(day + 2) * 86_400 - 1}&breakdown=channel`,
         day * 86_400,
-        { maxWindowDays: 10, maxBuckets: 10 },
+        { maxWindowDays: 10, maxBuckets: 10, maxSeriesBuckets: 100 },
       );
       if (!query.ok) throw new Error('the query is valid');
       const { answer } = await answerMetrics(sources, 1, query.query);

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { RateLimiter } from '../../src/http/rate-limiter.js';
 import { countMetrics } from '../../src/metrics/count-metrics.js';
+import { canonicalTimeZone } from '../../src/metrics/local-time.js';
 import { planMetrics } from '../../src/metrics/metrics-plan.js';
 import {
   metricsCacheKey,
@@ -28,14 +29,22 @@ const day = 86_400;
 const maxDays = 3660;
 
 function parsed(query: string, maxWindowDays = maxDays): MetricsQuery {
-  const result = parseMetricsQuery(query, now, { maxWindowDays, maxBuckets: 10_000 });
+  const result = parseMetricsQuery(query, now, {
+    maxWindowDays,
+    maxBuckets: 10_000,
+    maxSeriesBuckets: 100_000,
+  });
   if (!result.ok) throw new Error(`expected ${query} to parse: ${JSON.stringify(result.problem)}`);
   return result.query;
 }
 
 /** The problem's code and the fields it names (fails the test if the query was accepted). */
 function refusal(query: string, maxWindowDays = maxDays): { code: string; fields: string[] } {
-  const result = parseMetricsQuery(query, now, { maxWindowDays, maxBuckets: 10_000 });
+  const result = parseMetricsQuery(query, now, {
+    maxWindowDays,
+    maxBuckets: 10_000,
+    maxSeriesBuckets: 100_000,
+  });
   if (result.ok) throw new Error(`expected ${query} to be refused`);
   return { code: result.problem.code, fields: Object.keys(result.problem.errors ?? {}) };
 }
@@ -447,5 +456,15 @@ describe('RateLimiter', () => {
   it('reports itself disabled at 0 per minute', () => {
     expect(new RateLimiter(0, 10).enabled).toBe(false);
     expect(new RateLimiter(1, 10).enabled).toBe(true);
+  });
+});
+
+describe('canonicalTimeZone', () => {
+  it('folds spellings and aliases to one zone, so spellings cannot multiply what is kept', () => {
+    const kolkata = canonicalTimeZone('Asia/Kolkata');
+    expect(kolkata).toBeDefined();
+    expect(canonicalTimeZone('ASIA/kolkata')).toBe(kolkata);
+    expect(canonicalTimeZone('Asia/Calcutta')).toBe(kolkata);
+    expect(canonicalTimeZone('Mars/Olympus_Mons')).toBeUndefined();
   });
 });

@@ -54,6 +54,7 @@ export function metricsRoutes(deps: MetricsRouteDeps): Route[] {
     const parsed = parseMetricsQuery(head.query, Math.floor(Date.now() / 1000), {
       maxWindowDays: config.metricsMaxWindowDays,
       maxBuckets: config.metricsMaxBuckets,
+      maxSeriesBuckets: config.metricsMaxSeriesBuckets,
     });
     if (!parsed.ok) {
       sendProblem(exchange, parsed.problem, { headers });
