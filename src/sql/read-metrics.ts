@@ -79,7 +79,9 @@ const filters = `e.project_id = $8
 // Three index scans: the two slivers by project and occurred_at (btree; written as two ranges because the
 // planner would otherwise scan the whole window's range and filter, measured 1.3M rows read for
 // 1.3k kept), and rows newer than the rollup's snapshot by txid (BRIN). MATERIALIZED keeps the
-// planner from merging the tail scan into an occurred_at scan.
+// planner from merging the tail scan into an occurred_at scan. The tail takes every project's new
+// rows (the same pages) and is filtered by project outside: given a project condition, a planner
+// without fresh statistics read the project's whole history through the btree instead.
 //
 // Raw users are matched to rollup bitmaps through the user dictionary, only needed when the window
 // has rollup cells: a window without a whole hour is counted by user_id alone.
@@ -87,7 +89,7 @@ const readRawSql = (withUserInts: boolean) => `
 WITH tail AS MATERIALIZED (
   SELECT e.project_id, e.occurred_at, e.user_id, e.event_name, e.channel FROM events e
   WHERE e.txid >= pg_snapshot_xmin($7::pg_snapshot)::text::bigint
-    AND NOT pg_visible_in_snapshot(e.txid::text::xid8, $7::pg_snapshot) AND e.project_id = $8
+    AND NOT pg_visible_in_snapshot(e.txid::text::xid8, $7::pg_snapshot)
 ), raw AS (
   SELECT e.occurred_at, e.user_id FROM events e
   WHERE ${filters} AND e.occurred_at >= to_timestamp($1) AND e.occurred_at < to_timestamp($5)
