@@ -83,13 +83,15 @@ const filters = `e.project_id = $1
 
 // Edges: one index scan by project and occurred_at per range. The tail, rows newer than the
 // rollup's snapshot, is found through the BRIN index on txid; MATERIALIZED keeps the planner from
-// merging its scan into an occurred_at scan. Users are matched to rollup bitmaps through the user
-// dictionary, only needed when there are cells to merge with.
+// merging its scan into an occurred_at scan. The tail takes every project's new rows (the same
+// pages) and is filtered by project outside: given a project condition, a planner without fresh
+// statistics read the project's whole history through the btree instead. Users are matched to
+// rollup bitmaps through the user dictionary, only needed when there are cells to merge with.
 const readRawSql = (value: string, withUserInts: boolean) => `
 WITH tail AS MATERIALIZED (
   SELECT e.project_id, e.occurred_at, e.user_id, e.event_name, e.channel FROM events e
   WHERE e.txid >= pg_snapshot_xmin($4::pg_snapshot)::text::bigint
-    AND NOT pg_visible_in_snapshot(e.txid::text::xid8, $4::pg_snapshot) AND e.project_id = $1
+    AND NOT pg_visible_in_snapshot(e.txid::text::xid8, $4::pg_snapshot)
 ), raw AS (
   SELECT 0 AS kind, r.i AS key, e.user_id, ${value} AS value
   FROM unnest($5::int4[], $6::float8[], $7::float8[]) AS r(i, a, b)

@@ -16,6 +16,10 @@ import { bitmapWith, decodeUserSet, encodeUserSet, orUserSetInto } from './user-
 const newRows = `events.txid >= pg_snapshot_xmin($1::pg_snapshot)::text::bigint
   AND NOT pg_visible_in_snapshot(events.txid::text::xid8, $1::pg_snapshot)`;
 
+// New rows are found through the BRIN index on txid. Without statistics on events (a table
+// autovacuum has not analyzed yet) the planner chose a parallel scan of the whole table instead.
+const brinOnlySql = 'SET LOCAL enable_seqscan = off';
+
 const lockSql = 'SELECT pg_try_advisory_lock($1) AS locked';
 const unlockSql = 'SELECT pg_advisory_unlock($1)';
 const readStateSql =
@@ -120,6 +124,7 @@ export function refreshRollup(pool: pg.Pool, timeoutMs?: number): Promise<Refres
       // The lock is taken before the snapshot: a refresh that started after another committed
       // always sees that one's rollup_state.
       await query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await query(brinOnlySql);
       if (timeoutMs) {
         await query(`SET LOCAL statement_timeout = ${timeoutMs}`);
         await query(`SET LOCAL idle_in_transaction_session_timeout = ${timeoutMs}`);
