@@ -19,11 +19,15 @@ export interface MetricsAnswer {
   };
 }
 
-/** One value's tallies: its total and, with buckets, one per bucket. */
+/** One value's tallies: its total and, with buckets, one per bucket that has anything. */
 interface ValueTallies {
   readonly total: Tally;
+  /** Sparse: a value touches few of ten thousand hours. */
   readonly buckets: Tally[];
 }
+
+const none = new Tally();
+const bucketOf = (t: ValueTallies, i: number): Tally => (t.buckets[i] ??= new Tally());
 
 /** memo: unique users of unions of cells already counted (cell-bitmap-cache.ts). */
 export function countMetrics(
@@ -34,13 +38,14 @@ export function countMetrics(
 ): MetricsAnswer {
   const bucketsOf = (tallies: ValueTallies): Bucket[] => {
     const buckets: Bucket[] = [];
-    tallies.buckets.forEach((tally, i) => {
-      if (tally.count === 0 && !q.fillZero) return;
+    for (let i = 0; i < plan.buckets.length; i++) {
+      const tally = tallies.buckets[i] ?? none;
+      if (tally.count === 0 && !q.fillZero) continue;
       buckets.push({ bucket_start: plan.boundaries[i]!, ...tally.counts(memo) });
-    });
+    }
     return buckets;
   };
-  const whole = tallySelection(plan, read, 0).get('') ?? emptyTallies(plan);
+  const whole = tallySelection(plan, read, 0).get('') ?? emptyTallies();
   const answer: MetricsAnswer = {
     totals: whole.total.counts(memo),
     ...(q.buckets ? { buckets: bucketsOf(whole) } : {}),
@@ -67,10 +72,7 @@ export function countMetrics(
   };
 }
 
-const emptyTallies = (plan: MetricsPlan): ValueTallies => ({
-  total: new Tally(),
-  buckets: plan.buckets.map(() => new Tally()),
-});
+const emptyTallies = (): ValueTallies => ({ total: new Tally(), buckets: [] });
 
 /** Null (events with no channel) after every string; strings in code-point order. */
 function compareValues(a: string | null, b: string | null): number {
@@ -89,7 +91,7 @@ function tallySelection(
   const byValue = new Map<string | null, ValueTallies>();
   const of = (value: string | null): ValueTallies => {
     let t = byValue.get(value);
-    if (!t) byValue.set(value, (t = emptyTallies(plan)));
+    if (!t) byValue.set(value, (t = emptyTallies()));
     return t;
   };
   const use = piecesIndex(plan);
@@ -100,13 +102,13 @@ function tallySelection(
     const t = of(cell.value);
     const identity = `${cell.key}@${cell.version}`;
     if (at.total) t.total.addCell(cell.eventCount, cell.users, identity);
-    if (at.bucket >= 0) t.buckets[at.bucket]!.addCell(cell.eventCount, cell.users, identity);
+    if (at.bucket >= 0) bucketOf(t, at.bucket).addCell(cell.eventCount, cell.users, identity);
   }
   for (const [sliver, values] of read.slivers[selection] ?? []) {
     const bucket = use.sliverBucket.get(sliver);
     if (bucket === undefined) continue;
     for (const [value, kept] of values)
-      of(value).buckets[bucket]!.addCell(kept.eventCount, kept.users, kept.identity);
+      bucketOf(of(value), bucket).addCell(kept.eventCount, kept.users, kept.identity);
   }
   const whole = selection === 0;
   for (const r of read.raw) {
@@ -114,7 +116,7 @@ function tallySelection(
     t.total.addRaw(r.eventCount, r.userInt, r.userId);
     if (plan.boundaries.length === 0) continue;
     const bucket = r.edge !== null ? use.edgeBucket[r.edge]! : bucketIndex(plan.boundaries, r.at);
-    t.buckets[bucket]!.addRaw(r.eventCount, r.userInt, r.userId);
+    bucketOf(t, bucket).addRaw(r.eventCount, r.userInt, r.userId);
   }
   return byValue;
 }
