@@ -48,13 +48,28 @@ export interface CellStore {
 
 const cellWhere = `project_id = $1 AND grain = ANY($2::int2[])
   AND ($3::text IS NULL OR event_name = $3) AND ($4::text IS NULL OR channel = $4)`;
-const readVersionsSql = `
+// A span's starts are either listed (a few edge hours) or, when they fill most of their range (the
+// hours of local days off the UTC midnight), read as one range: one index descent instead of one
+// per start, the starts not asked for left out afterwards.
+const startsIn = (unit: string, param: number, asRange: boolean) =>
+  asRange
+    ? `${unit} BETWEEN ($${param}::int4[])[1] AND ($${param}::int4[])[2]`
+    : `${unit} = ANY($${param}::int4[])`;
+const readVersionsSql = (daysAsRange: boolean, hoursAsRange: boolean) => `
 SELECT 'day' AS span, day AS start, grain, event_name, channel, event_count::int AS event_count,
        xmin::text AS version
-FROM ${rollupSpans.day.table} WHERE ${cellWhere} AND day = ANY($5::int4[])
+FROM ${rollupSpans.day.table} WHERE ${cellWhere} AND ${startsIn('day', 5, daysAsRange)}
 UNION ALL
 SELECT 'hour', hour, grain, event_name, channel, event_count::int, xmin::text
-FROM ${rollupSpans.hour.table} WHERE ${cellWhere} AND hour = ANY($6::int4[])`;
+FROM ${rollupSpans.hour.table} WHERE ${cellWhere} AND ${startsIn('hour', 6, hoursAsRange)}`;
+
+/** [min, max] when the starts fill at least half of it, else undefined. */
+function denseRange(starts: readonly number[]): [number, number] | undefined {
+  if (starts.length < 32) return undefined;
+  const min = Math.min(...starts);
+  const max = Math.max(...starts);
+  return 2 * starts.length >= max - min + 1 ? [min, max] : undefined;
+}
 
 const readUsersSql = `
 SELECT 'day' AS span, c.day AS start, c.grain, c.event_name, c.channel, c.users
@@ -100,13 +115,25 @@ export async function readCells(
 }> {
   const countedHours = new Set(request.hours);
   const hours = [...new Set([...request.hours, ...request.slivers.map((s) => s.hour)])];
+  const dayRange = denseRange(request.days);
+  const hourRange = denseRange(hours);
   const { rows } = await client.query<Row & { event_count: number; version: string }>(
-    readVersionsSql,
-    [projectId, selection.grains, selection.eventName, selection.channel, request.days, hours],
+    readVersionsSql(dayRange !== undefined, hourRange !== undefined),
+    [
+      projectId,
+      selection.grains,
+      selection.eventName,
+      selection.channel,
+      dayRange ?? request.days,
+      hourRange ?? hours,
+    ],
   );
+  const askedDays = new Set(request.days);
+  const askedHours = new Set(hours);
   const cells: StoredCell[] = [];
   const missing: (Row & { cell: StoredCell })[] = [];
   for (const r of rows) {
+    if (!(r.span === 'day' ? askedDays : askedHours).has(r.start)) continue;
     const cell: StoredCell = {
       span: r.span,
       start: r.start,
