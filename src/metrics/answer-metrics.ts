@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import { readMetrics, type CellSelection, type CellStore } from '../sql/read-metrics.js';
 import { rollupGrainFor } from '../sql/rollup-spans.js';
+import { BucketMemo } from './bucket-memo.js';
 import { countMetrics } from './count-metrics.js';
 import type { CachedAnswer, MetricsCache } from './metrics-cache.js';
 import { planMetrics } from './metrics-plan.js';
@@ -27,29 +28,25 @@ export function answerMetrics(
 ): Promise<{ answer: CachedAnswer; cached: boolean }> {
   return sources.cache.get(metricsCacheKey(query, projectId), async () => {
     const plan = planMetrics(query);
-    const days = new Set(plan.totals.days);
-    const hours = new Set(plan.totals.hours);
-    for (const b of plan.buckets) {
-      for (const d of b.days) days.add(d);
-      for (const h of b.hours) hours.add(h);
-    }
+    const selections = selectionsFor(query);
+    const known = new BucketMemo(sources.cellBitmaps, plan, selections, projectId, query);
     const read = await readMetrics(
       sources.pool,
       projectId,
       {
         window: query,
         valueColumn: query.breakdown?.by ?? null,
-        selections: selectionsFor(query),
-        days: [...days],
-        hours: [...hours],
+        selections,
         edges: plan.edges,
         middle: plan.middle,
         slivers: plan.slivers,
+        bucketDays: plan.bucketDays,
+        choose: (signatures, raw) => known.choose(signatures, raw),
       },
       sources.cellBitmaps,
     );
     return {
-      data: countMetrics(query, plan, read, sources.cellBitmaps),
+      data: countMetrics(query, plan, read, sources.cellBitmaps, known),
       asOfMs: read.asOfMs,
     };
   });

@@ -2,14 +2,15 @@
 // versioned), and the unique users of unions of them, kept between requests in at most maxBytes,
 // least recently used out first.
 import type { CachedUsers, CellStore } from '../sql/read-metrics.js';
-import type { CountMemo } from './tally.js';
+import type { CountMemo, Counts } from './tally.js';
 
 interface Entry extends CachedUsers {
   readonly version: string;
   readonly bytes: number;
+  readonly counts?: Counts;
 }
 
-/** What a remembered count is charged: its hashed key, the number and the entry. */
+/** What remembered counts are charged beyond their key: the numbers and the entry. */
 const countBytes = 64;
 const noUsers = new Uint8Array(0);
 
@@ -34,12 +35,22 @@ export class CellBitmapCache implements CellStore, CountMemo {
     this.keep(key, { version, users, eventCount, bytes: users.byteLength });
   }
 
-  getCount(key: string): number | undefined {
-    return this.get(key, '')?.eventCount;
+  getCounts(key: string): Counts | undefined {
+    const entry = this.entries.get(key);
+    if (entry?.counts === undefined) return undefined;
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    return entry.counts;
   }
 
-  setCount(key: string, count: number): void {
-    this.keep(key, { version: '', users: noUsers, eventCount: count, bytes: countBytes });
+  setCounts(key: string, counts: Counts): void {
+    this.keep(key, {
+      version: '',
+      users: noUsers,
+      eventCount: 0,
+      counts,
+      bytes: countBytes + key.length,
+    });
   }
 
   private keep(key: string, entry: Entry): void {

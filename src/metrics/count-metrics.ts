@@ -2,6 +2,7 @@
 // total, per local bucket, and per breakdown value. Pure: runs once per uncached answer, on the
 // main thread.
 import type { MetricsRead } from '../sql/read-metrics.js';
+import type { BucketMemo } from './bucket-memo.js';
 import { bucketIndex, type MetricsPlan } from './metrics-plan.js';
 import type { MetricsQuery } from './metrics-query.js';
 import { Tally, type CountMemo, type Counts } from './tally.js';
@@ -27,28 +28,37 @@ interface ValueTallies {
 }
 
 const none = new Tally();
+const zero: Counts = { count: 0, unique_users: 0 };
 const bucketOf = (t: ValueTallies, i: number): Tally => (t.buckets[i] ??= new Tally());
 
-/** memo: unique users of unions of cells already counted (cell-bitmap-cache.ts). */
+/** memo: unions of cells already counted (cell-bitmap-cache.ts); known: whole buckets' counts
+ *  already made (bucket-memo.ts), for the buckets the reader did not read in full. */
 export function countMetrics(
   q: MetricsQuery,
   plan: MetricsPlan,
   read: MetricsRead,
   memo?: CountMemo,
+  known?: BucketMemo,
 ): MetricsAnswer {
-  const bucketsOf = (tallies: ValueTallies): Bucket[] => {
+  const bucketsOf = (tallies: ValueTallies, selection: number, value: string | null): Bucket[] => {
     const buckets: Bucket[] = [];
     for (let i = 0; i < plan.buckets.length; i++) {
-      const tally = tallies.buckets[i] ?? none;
-      if (tally.count === 0 && !q.fillZero) continue;
-      buckets.push({ bucket_start: plan.boundaries[i]!, ...tally.counts(memo) });
+      let counts: Counts;
+      if (known && !known.detail.has(i)) {
+        counts = known.knownCounts(selection, i, value) ?? zero;
+      } else {
+        counts = (tallies.buckets[i] ?? none).counts(memo);
+        known?.remember(selection, i, value, counts);
+      }
+      if (counts.count === 0 && !q.fillZero) continue;
+      buckets.push({ bucket_start: plan.boundaries[i]!, ...counts });
     }
     return buckets;
   };
   const whole = tallySelection(plan, read, 0).get('') ?? emptyTallies();
   const answer: MetricsAnswer = {
     totals: whole.total.counts(memo),
-    ...(q.buckets ? { buckets: bucketsOf(whole) } : {}),
+    ...(q.buckets ? { buckets: bucketsOf(whole, 0, '') } : {}),
   };
   if (!q.breakdown) return { ...answer, ...q.echo };
   const ranked = [...tallySelection(plan, read, 1)]
@@ -63,9 +73,11 @@ export function countMetrics(
     breakdown: {
       by: q.breakdown.by,
       values: top.map((v) => ({ value: v.value, ...v.tallies.total.counts(memo) })),
-      other: other.counts(),
+      other: other.counts(memo),
       ...(q.buckets
-        ? { series: top.map((v) => ({ value: v.value, buckets: bucketsOf(v.tallies) })) }
+        ? {
+            series: top.map((v) => ({ value: v.value, buckets: bucketsOf(v.tallies, 1, v.value) })),
+          }
         : {}),
     },
     ...q.echo,

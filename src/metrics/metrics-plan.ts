@@ -33,9 +33,14 @@ export interface MetricsPlan {
   readonly totals: Pieces;
   /** One per bucket, in order: [boundaries[i], boundaries[i + 1]). */
   readonly buckets: Pieces[];
+  /** Per bucket made of many hour cells or slivers, the UTC days [first, last] it touches: its
+   *  counts may be known by their cells' signature (bucket-memo.ts). null: counted from cells. */
+  readonly bucketDays: ([number, number] | null)[];
   readonly boundaries: readonly number[];
 }
 
+/** Fewer hours and slivers than this are read and counted as fast as their signature. */
+const cellsWorthASignature = 4;
 const ceilTo = (t: number, unit: number) => Math.ceil(t / unit) * unit;
 const floorTo = (t: number, unit: number) => Math.floor(t / unit) * unit;
 const emptyPieces = (): Pieces => ({ days: [], hours: [], slivers: [], edges: [] });
@@ -59,6 +64,7 @@ export function planMetrics(q: MetricsQuery): MetricsPlan {
     slivers: [],
     totals: emptyPieces(),
     buckets: boundaries.slice(1).map(emptyPieces),
+    bucketDays: boundaries.slice(1).map(() => null),
     boundaries,
   };
   const bucketOf = (t: number) => bucketIndex(boundaries, t);
@@ -72,7 +78,16 @@ export function planMetrics(q: MetricsQuery): MetricsPlan {
   if (middle) {
     decompose(middle, plan.totals, plan.slivers);
     for (const part of cutAt(middle, boundaries)) {
-      if (boundaries.length > 0) decompose(part, plan.buckets[bucketOf(part.from)]!, plan.slivers);
+      if (boundaries.length === 0) continue;
+      const bucket = bucketOf(part.from);
+      const pieces = plan.buckets[bucket]!;
+      decompose(part, pieces, plan.slivers);
+      if (pieces.hours.length + pieces.slivers.length > cellsWorthASignature) {
+        plan.bucketDays[bucket] = [
+          Math.floor(part.from / secondsPerDay),
+          Math.floor((part.end - 1) / secondsPerDay),
+        ];
+      }
     }
   }
   return plan;

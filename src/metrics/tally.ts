@@ -24,10 +24,10 @@ export interface Counts {
   unique_users: number;
 }
 
-/** Unique users of unions already counted, by what the union was made of. */
+/** Counts already made, by what they were made of. */
 export interface CountMemo {
-  getCount(key: string): number | undefined;
-  setCount(key: string, count: number): void;
+  getCounts(key: string): Counts | undefined;
+  setCounts(key: string, counts: Counts): void;
 }
 
 export class Tally {
@@ -54,7 +54,9 @@ export class Tally {
   }
 
   merge(other: Tally): void {
-    this.identities = null;
+    if (this.identities && other.identities) {
+      for (const i of other.identities) this.identities.push(i);
+    } else this.identities = null;
     this.count += other.count;
     for (const s of other.sets) this.sets.push(s);
     for (const i of other.userInts) this.userInts.push(i);
@@ -69,9 +71,12 @@ export class Tally {
     // Sorted: the database returns cells in no set order.
     const of = this.identities.sort().join('\n');
     const key = `count\u0000${createHash('sha1').update(of).digest('base64')}`;
-    let unique = memo.getCount(key);
-    if (unique === undefined) memo.setCount(key, (unique = this.uniqueUsers()));
-    return { count: this.count, unique_users: unique };
+    let counts = memo.getCounts(key);
+    if (counts === undefined) {
+      counts = { count: this.count, unique_users: this.uniqueUsers() };
+      memo.setCounts(key, counts);
+    }
+    return counts;
   }
 
   private uniqueUsers(): number {

@@ -8,7 +8,7 @@
 // cell that changed. A sliver (part of an hour) is kept at its hour cell's version: the cell's
 // rows are exactly the sliver's absorbed rows plus the rest of the hour.
 import type pg from 'pg';
-import type { MetricsReadRequest, SliverCounts, TimeRange } from './read-metrics.js';
+import type { SliverCounts, TimeRange } from './read-metrics.js';
 import { rollupGrains, rollupSpans, type RollupSpan } from './rollup-spans.js';
 import { decodeUserSet, type UserSet } from './user-set-format.js';
 
@@ -33,6 +33,23 @@ export interface StoredCell {
   readonly key: string;
   /** Only for the day and hour cells counted whole. */
   users?: UserSet;
+}
+
+/** Which cells and slivers to read. */
+export interface CellPieces {
+  readonly days: readonly number[];
+  readonly hours: readonly number[];
+  readonly slivers: readonly (TimeRange & { readonly hour: number })[];
+  /** The slivers to read, as indexes into slivers. */
+  readonly sliverIndexes: readonly number[];
+}
+
+/** What the cells of one bucket and value are, at their versions: the UTC day cells it touches,
+ *  which every event absorbed into any of its hours rewrites. Equal signatures, equal counts. */
+export interface BucketSignature {
+  readonly bucket: number;
+  readonly value: string | null;
+  readonly signature: string;
 }
 
 export interface CachedUsers {
@@ -71,6 +88,13 @@ function denseRange(starts: readonly number[]): [number, number] | undefined {
   return 2 * starts.length >= max - min + 1 ? [min, max] : undefined;
 }
 
+const readSignaturesSql = `
+SELECT r.b AS bucket, grain, event_name, channel,
+       md5(string_agg(day::text || ':' || c.xmin::text, ',' ORDER BY day)) AS signature
+FROM unnest($5::int4[], $6::int4[], $7::int4[]) AS r(b, lo, hi)
+JOIN ${rollupSpans.day.table} c ON ${cellWhere} AND day BETWEEN r.lo AND r.hi
+GROUP BY 1, 2, 3, 4`;
+
 const readUsersSql = `
 SELECT 'day' AS span, c.day AS start, c.grain, c.event_name, c.channel, c.users
 FROM ${rollupSpans.day.table} c
@@ -101,10 +125,36 @@ function valueOf(selection: CellSelection, r: Row): string | null {
   return '';
 }
 
+/** Per bucket (UTC days [lo, hi] of each; null: none) and value, the signature of its cells. */
+export async function readBucketSignatures(
+  client: pg.PoolClient,
+  projectId: number,
+  selection: CellSelection,
+  bucketDays: readonly (readonly [number, number] | null)[],
+): Promise<BucketSignature[]> {
+  const asked = bucketDays.flatMap((span, b) => (span ? [[b, ...span]] : []));
+  if (asked.length === 0) return [];
+  const { rows } = await client.query<Row & { bucket: number; signature: string }>(
+    readSignaturesSql,
+    [
+      projectId,
+      selection.grains,
+      selection.eventName,
+      selection.channel,
+      ...[0, 1, 2].map((k) => asked.map((a) => a[k]!)),
+    ],
+  );
+  return rows.map((r) => ({
+    bucket: r.bucket,
+    value: valueOf(selection, r),
+    signature: r.signature,
+  }));
+}
+
 export async function readCells(
   client: pg.PoolClient,
   projectId: number,
-  request: MetricsReadRequest,
+  request: CellPieces,
   selection: CellSelection,
   store: CellStore,
 ): Promise<{
@@ -114,7 +164,9 @@ export async function readCells(
   unreadSlivers: number[];
 }> {
   const countedHours = new Set(request.hours);
-  const hours = [...new Set([...request.hours, ...request.slivers.map((s) => s.hour)])];
+  const hours = [
+    ...new Set([...request.hours, ...request.sliverIndexes.map((i) => request.slivers[i]!.hour)]),
+  ];
   const dayRange = denseRange(request.days);
   const hourRange = denseRange(hours);
   const { rows } = await client.query<Row & { event_count: number; version: string }>(
@@ -175,19 +227,19 @@ export async function readCells(
     if (list) list.push(c);
     else hourCells.set(c.start, [c]);
   }
-  request.slivers.forEach((sliver, i) => {
+  for (const i of request.sliverIndexes) {
+    const sliver = request.slivers[i]!;
     const kept = new Map<string | null, SliverCounts>();
+    let complete = true;
     for (const cell of hourCells.get(sliver.hour) ?? []) {
       const key = sliverKey(cell, sliver);
       const entry = store.get(key, cell.version);
-      if (entry === undefined) {
-        unreadSlivers.push(i);
-        return;
-      }
-      kept.set(cell.value, { ...entry, identity: `${key}@${cell.version}` });
+      if (entry === undefined) complete = false;
+      else kept.set(cell.value, { ...entry, identity: `${key}@${cell.version}` });
     }
-    slivers.set(i, kept);
-  });
+    if (complete) slivers.set(i, kept);
+    else unreadSlivers.push(i);
+  }
   return { cells, slivers, unreadSlivers };
 }
 

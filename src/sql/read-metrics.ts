@@ -6,8 +6,10 @@
 import type pg from 'pg';
 import { withClient } from './create-pool.js';
 import {
+  readBucketSignatures,
   readCells,
   sliverKey,
+  type BucketSignature,
   type CachedUsers,
   type CellSelection,
   type CellStore,
@@ -15,7 +17,13 @@ import {
 } from './read-cells.js';
 import { bitmapWith } from './user-set-format.js';
 
-export type { CachedUsers, CellSelection, CellStore, StoredCell } from './read-cells.js';
+export type {
+  BucketSignature,
+  CachedUsers,
+  CellSelection,
+  CellStore,
+  StoredCell,
+} from './read-cells.js';
 
 export interface MetricsWindow {
   readonly from: number;
@@ -35,14 +43,19 @@ export interface MetricsReadRequest {
   /** The column a breakdown groups raw rows by. */
   readonly valueColumn: 'event_name' | 'channel' | null;
   readonly selections: readonly CellSelection[];
-  /** Day and hour cells whose users are counted. */
-  readonly days: readonly number[];
-  readonly hours: readonly number[];
   /** Read whole from raw rows. */
   readonly edges: readonly TimeRange[];
   /** Where cells (and slivers) count, and rows not in the rollup yet are read raw. */
   readonly middle: TimeRange | null;
   readonly slivers: readonly (TimeRange & { readonly hour: number })[];
+  /** Per bucket, the UTC days [lo, hi] its cells lie in (null: none): signatures come first. */
+  readonly bucketDays: readonly (readonly [number, number] | null)[];
+  /** Given the signatures (per selection) and the raw rows, the cells and slivers to read: what
+   *  an answer cannot take from counts it already knows. */
+  readonly choose: (
+    signatures: readonly (readonly BucketSignature[])[],
+    raw: readonly RawGroup[],
+  ) => { days: readonly number[]; hours: readonly number[]; sliverIndexes: readonly number[] };
 }
 
 /** Raw rows per (range, user, value): an edge's by edge index, the tail's by epoch second. */
@@ -67,6 +80,8 @@ export interface MetricsRead {
   /** Per selection: per sliver index, per cell value, what the cell holds of that sliver. */
   readonly slivers: readonly Map<number, Map<string | null, SliverCounts>>[];
   readonly raw: readonly RawGroup[];
+  /** Per selection. */
+  readonly signatures: readonly (readonly BucketSignature[])[];
 }
 
 // One round trip opens the snapshot. Every statement after it has an index path that reads only
@@ -131,19 +146,7 @@ export async function readMetrics(
     const opened = (await client.query(beginSql)) as unknown as pg.QueryResult[];
     try {
       const { snapshot, as_of_ms } = opened[2]!.rows[0] as { snapshot: string; as_of_ms: string };
-      const cells: StoredCell[][] = [];
-      const sliverSets: Map<number, Map<string | null, SliverCounts>>[] = [];
-      const unread = new Set<number>();
       const anyCells = request.middle !== null;
-      for (const selection of request.selections) {
-        const read = anyCells
-          ? await readCells(client, projectId, request, selection, store)
-          : null;
-        cells.push(read?.cells ?? []);
-        sliverSets.push(read?.slivers ?? new Map<number, Map<string | null, SliverCounts>>());
-        for (const i of read?.unreadSlivers ?? []) unread.add(i);
-      }
-      const sliversToRead = [...unread].sort((a, b) => a - b);
       const valueSql = request.valueColumn ? valueExpression[request.valueColumn] : 'NULL::text';
       const common = [projectId, request.window.eventName, request.window.channel, snapshot];
       const { rows } = await client.query<{
@@ -161,6 +164,33 @@ export async function readMetrics(
         request.middle?.from ?? 0,
         request.middle?.end ?? 0,
       ]);
+      const raw: RawGroup[] = rows.map((r) => ({
+        at: r.kind === 0 ? request.edges[r.key]!.from : r.key,
+        edge: r.kind === 0 ? r.key : null,
+        userId: r.user_id,
+        userInt: r.user_int,
+        value: r.value,
+        eventCount: r.event_count,
+      }));
+      const signatures: BucketSignature[][] = [];
+      for (const selection of request.selections) {
+        signatures.push(
+          anyCells
+            ? await readBucketSignatures(client, projectId, selection, request.bucketDays)
+            : [],
+        );
+      }
+      const pieces = { ...request.choose(signatures, raw), slivers: request.slivers };
+      const cells: StoredCell[][] = [];
+      const sliverSets: Map<number, Map<string | null, SliverCounts>>[] = [];
+      const unread = new Set<number>();
+      for (const selection of request.selections) {
+        const read = anyCells ? await readCells(client, projectId, pieces, selection, store) : null;
+        cells.push(read?.cells ?? []);
+        sliverSets.push(read?.slivers ?? new Map<number, Map<string | null, SliverCounts>>());
+        for (const i of read?.unreadSlivers ?? []) unread.add(i);
+      }
+      const sliversToRead = [...unread].sort((a, b) => a - b);
       const absorbed =
         sliversToRead.length === 0
           ? []
@@ -173,18 +203,10 @@ export async function readMetrics(
               ])
             ).rows;
       await client.query('COMMIT');
-      const raw: RawGroup[] = rows.map((r) => ({
-        at: r.kind === 0 ? request.edges[r.key]!.from : r.key,
-        edge: r.kind === 0 ? r.key : null,
-        userId: r.user_id,
-        userInt: r.user_int,
-        value: r.value,
-        eventCount: r.event_count,
-      }));
       request.selections.forEach((selection, s) =>
         fillSlivers(selection, cells[s]!, sliverSets[s]!, sliversToRead, absorbed, request, store),
       );
-      return { asOfMs: Number(as_of_ms), cells, slivers: sliverSets, raw };
+      return { asOfMs: Number(as_of_ms), cells, slivers: sliverSets, raw, signatures };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;

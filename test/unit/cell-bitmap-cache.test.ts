@@ -58,10 +58,10 @@ describe('Tally with a count memo', () => {
   const users = (ints: number[]) => bitmapWith(null, ints);
 
   it('counts a union of cells once per version of its cells, then answers from the memo', () => {
-    const counts = new Map<string, number>();
+    const counts = new Map<string, { count: number; unique_users: number }>();
     const memo: CountMemo = {
-      getCount: (key) => counts.get(key),
-      setCount: (key, n) => void counts.set(key, n),
+      getCounts: (key) => counts.get(key),
+      setCounts: (key, c) => void counts.set(key, c),
     };
     const tally = (version: string) => {
       const t = new Tally();
@@ -72,7 +72,7 @@ describe('Tally with a count memo', () => {
     expect(tally('1').counts(memo)).toEqual({ count: 5, unique_users: 3 });
     // Remembered: the same cells at the same versions are not counted again.
     expect(counts.size).toBe(1);
-    for (const key of counts.keys()) counts.set(key, 99);
+    for (const key of counts.keys()) counts.set(key, { count: 5, unique_users: 99 });
     expect(tally('1').counts(memo)).toEqual({ count: 5, unique_users: 99 });
     // A cell at another version is another union.
     expect(tally('2').counts(memo)).toEqual({ count: 5, unique_users: 3 });
@@ -86,7 +86,7 @@ describe('Tally with a count memo', () => {
     t.addRaw(1, null, 'someone-new');
     expect(t.counts(memo)).toEqual({ count: 4, unique_users: 4 });
     expect(memo.size).toBe(0);
-    memo.setCount('k', 7);
-    expect([memo.getCount('k'), memo.size]).toEqual([7, 64]);
+    memo.setCounts('k', { count: 9, unique_users: 7 });
+    expect([memo.getCounts('k'), memo.size]).toEqual([{ count: 9, unique_users: 7 }, 65]);
   });
 });

@@ -236,6 +236,7 @@ describe('countMetrics', () => {
       // Both read forms: day 2 a bitmap (0, 3), day 1 a list (3000).
       cells: [[cell(2, 5, [0, 3]), cell(1, 2, [3000])]],
       slivers: [new Map()],
+      signatures: [[]],
       raw: [
         tail(2, 'u-zero', 0, 1),
         tail(2, 'u-five', 5, 1),
@@ -259,7 +260,7 @@ describe('countMetrics', () => {
   });
 
   it('leaves buckets out without group_by and answers zeros for nothing', () => {
-    const empty = { asOfMs: 0, cells: [[]], slivers: [new Map()], raw: [] };
+    const empty = { asOfMs: 0, cells: [[]], slivers: [new Map()], raw: [], signatures: [[]] };
     const totalsOnly = parsed('from=0&to=100');
     expect(countMetrics(totalsOnly, planMetrics(totalsOnly), empty)).toEqual({
       totals: { count: 0, unique_users: 0 },

@@ -1,0 +1,112 @@
+// Counts of whole buckets already made, by the signature of their cells. A local day off the UTC
+// midnight is 24 hour cells; reading and OR-ing them for each of 90 buckets on every uncached
+// answer cost more than everything else in it, yet a past bucket changes only when late events
+// reach it. So the reader first asks the database for each bucket's signature (the row versions
+// of the UTC day cells it touches, hashed: any event absorbed into the bucket rewrites one), and
+// only buckets whose counts are not known at that signature, or that hold raw rows, are read and
+// counted in full.
+import type { BucketSignature, CellSelection, RawGroup } from '../sql/read-metrics.js';
+import { bucketIndex, type MetricsPlan } from './metrics-plan.js';
+import type { CountMemo, Counts } from './tally.js';
+
+export class BucketMemo {
+  /** Buckets counted from their cells, slivers and raw rows this time. */
+  readonly detail = new Set<number>();
+  /** Buckets holding raw rows (window edges, the tail): their counts are never remembered. */
+  private readonly withRaw = new Set<number>();
+  /** Per selection: bucket → value → signature. */
+  private signatures: Map<number, Map<string | null, string>>[] = [];
+  /** Counts found for the other buckets, held for the count that follows. */
+  private readonly known = new Map<string, Counts>();
+
+  constructor(
+    private readonly memo: CountMemo,
+    private readonly plan: MetricsPlan,
+    private readonly selections: readonly CellSelection[],
+    private readonly project: number,
+    private readonly window: { readonly from: number; readonly to: number },
+  ) {}
+
+  /** The cells and slivers to read: the totals', and those of every bucket not known. */
+  choose(
+    signatures: readonly (readonly BucketSignature[])[],
+    raw: readonly RawGroup[],
+  ): { days: number[]; hours: number[]; sliverIndexes: number[] } {
+    const { plan } = this;
+    if (plan.boundaries.length > 0) {
+      for (const r of raw) {
+        this.withRaw.add(
+          r.edge !== null ? edgeBucket(plan, r.edge) : bucketIndex(plan.boundaries, r.at),
+        );
+      }
+    }
+    for (const b of this.withRaw) this.detail.add(b);
+    plan.bucketDays.forEach((days, b) => {
+      if (days === null) this.detail.add(b);
+    });
+    this.signatures = signatures.map((list) => {
+      const byBucket = new Map<number, Map<string | null, string>>();
+      for (const s of list) {
+        const values = byBucket.get(s.bucket) ?? new Map<string | null, string>();
+        byBucket.set(s.bucket, values.set(s.value, s.signature));
+      }
+      return byBucket;
+    });
+    this.signatures.forEach((byBucket, s) => {
+      for (const [bucket, values] of byBucket) {
+        if (this.detail.has(bucket)) continue;
+        for (const [value, signature] of values) {
+          const counts = this.memo.getCounts(this.keyOf(s, bucket, value, signature));
+          if (counts === undefined) this.detail.add(bucket);
+          else this.known.set(`${s}/${bucket}/${value}`, counts);
+        }
+      }
+    });
+    const days = new Set(plan.totals.days);
+    const hours = new Set(plan.totals.hours);
+    const sliverIndexes: number[] = [];
+    for (const b of this.detail) {
+      const pieces = plan.buckets[b]!;
+      for (const d of pieces.days) days.add(d);
+      for (const h of pieces.hours) hours.add(h);
+      for (const i of pieces.slivers) sliverIndexes.push(i);
+    }
+    return { days: [...days], hours: [...hours], sliverIndexes };
+  }
+
+  /** A bucket not counted in full this time: its counts for the value (zeros: no cells). */
+  knownCounts(selection: number, bucket: number, value: string | null): Counts | undefined {
+    return this.known.get(`${selection}/${bucket}/${value}`);
+  }
+
+  /** Counts just made for a bucket, remembered when they came from cells alone. */
+  remember(selection: number, bucket: number, value: string | null, counts: Counts): void {
+    if (this.withRaw.has(bucket)) return;
+    const signature = this.signatures[selection]?.get(bucket)?.get(value);
+    if (signature !== undefined)
+      this.memo.setCounts(this.keyOf(selection, bucket, value, signature), counts);
+  }
+
+  private keyOf(
+    selection: number,
+    bucket: number,
+    value: string | null,
+    signature: string,
+  ): string {
+    const { boundaries } = this.plan;
+    // The bucket as far as the window covers it: interior buckets are the same for any window.
+    return JSON.stringify([
+      'bucket',
+      this.project,
+      this.selections[selection],
+      value,
+      Math.max(boundaries[bucket]!, this.window.from),
+      Math.min(boundaries[bucket + 1]!, this.window.to + 1),
+      signature,
+    ]);
+  }
+}
+
+function edgeBucket(plan: MetricsPlan, edge: number): number {
+  return plan.buckets.findIndex((pieces) => pieces.edges.includes(edge));
+}
