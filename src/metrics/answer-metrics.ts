@@ -40,7 +40,7 @@ export function answerMetrics(
         edges: plan.edges,
         middle: plan.middle,
         slivers: plan.slivers,
-        bucketDays: plan.bucketDays,
+        bucketDays: known.signatureDays,
         choose: (signatures, raw) => known.choose(signatures, raw),
       },
       sources.cellBitmaps,

@@ -5,9 +5,22 @@
 // of the UTC day cells it touches, hashed: any event absorbed into the bucket rewrites one), and
 // only buckets whose counts are not known at that signature, or that hold raw rows, are read and
 // counted in full.
-import type { BucketSignature, CellSelection, RawGroup } from '../sql/read-metrics.js';
+import type {
+  BucketSignature,
+  CachedUsers,
+  CellSelection,
+  CellStore,
+  RawGroup,
+} from '../sql/read-metrics.js';
 import { bucketIndex, type MetricsPlan } from './metrics-plan.js';
+import { bitmapWith, orUserSetInto, type UserSet } from '../sql/user-set-format.js';
 import type { CountMemo, Counts } from './tally.js';
+
+/** The window's whole days of one value, as one union, named for the count memo by its key. */
+export type KnownDays = CachedUsers & { readonly identity: string };
+
+/** Fewer whole days than this are read as fast as their signature. */
+const daysWorthASignature = 8;
 
 export class BucketMemo {
   /** Buckets counted from their cells, slivers and raw rows this time. */
@@ -18,9 +31,11 @@ export class BucketMemo {
   private signatures: Map<number, Map<string | null, string>>[] = [];
   /** Counts found for the other buckets, held for the count that follows. */
   private readonly known = new Map<string, Counts>();
+  /** Per selection whose whole days are known: value → their union. */
+  private readonly knownDays = new Map<number, Map<string | null, KnownDays>>();
 
   constructor(
-    private readonly memo: CountMemo,
+    private readonly memo: CountMemo & CellStore,
     private readonly plan: MetricsPlan,
     private readonly selections: readonly CellSelection[],
     private readonly project: number,
@@ -54,7 +69,7 @@ export class BucketMemo {
     });
     this.signatures.forEach((byBucket, s) => {
       for (const [bucket, values] of byBucket) {
-        if (this.detail.has(bucket)) continue;
+        if (this.detail.has(bucket) || bucket === this.plan.buckets.length) continue;
         for (const [value, signature] of values) {
           const counts = this.memo.getCounts(this.keyOf(s, bucket, value, signature));
           if (counts === undefined) this.detail.add(bucket);
@@ -62,7 +77,20 @@ export class BucketMemo {
         }
       }
     });
-    const days = new Set(plan.totals.days);
+    const totals = this.plan.buckets.length;
+    this.signatures.forEach((byBucket, s) => {
+      if (this.totalDaysRange === null) return;
+      const kept = new Map<string | null, KnownDays>();
+      for (const [value, signature] of byBucket.get(totals) ?? []) {
+        const key = this.daysKey(s, value, signature);
+        const entry = this.memo.get(key, '');
+        if (entry === undefined) return;
+        kept.set(value, { ...entry, identity: key });
+      }
+      this.knownDays.set(s, kept);
+    });
+    const allDaysKnown = this.knownDays.size === this.selections.length;
+    const days = new Set(allDaysKnown ? [] : plan.totals.days);
     const hours = new Set(plan.totals.hours);
     const sliverIndexes: number[] = [];
     for (const b of this.detail) {
@@ -85,6 +113,51 @@ export class BucketMemo {
     const signature = this.signatures[selection]?.get(bucket)?.get(value);
     if (signature !== undefined)
       this.memo.setCounts(this.keyOf(selection, bucket, value, signature), counts);
+  }
+
+  /** The signature ranges to ask for: one per bucket, then the window's whole days (the totals). */
+  get signatureDays(): ([number, number] | null)[] {
+    return [...this.plan.bucketDays, this.totalDaysRange];
+  }
+
+  private get totalDaysRange(): [number, number] | null {
+    const { days } = this.plan.totals;
+    return days.length < daysWorthASignature ? null : [days[0]!, days.at(-1)!];
+  }
+
+  /** The union of the window's whole days per value, when known for this selection. */
+  knownTotalDays(selection: number): ReadonlyMap<string | null, KnownDays> | undefined {
+    return this.knownDays.get(selection);
+  }
+
+  /** The day cells just counted for the totals, as one union per value, remembered. */
+  rememberTotalDays(
+    selection: number,
+    dayCells: ReadonlyMap<string | null, { eventCount: number; users: UserSet[] }>,
+  ): void {
+    if (this.totalDaysRange === null || this.knownDays.has(selection)) return;
+    const signatures = this.signatures[selection]?.get(this.plan.buckets.length);
+    for (const [value, signature] of signatures ?? []) {
+      const cells = dayCells.get(value);
+      if (cells === undefined) continue;
+      let users = bitmapWith(null, []);
+      for (const u of cells.users) users = orUserSetInto(users, u);
+      this.memo.set(this.daysKey(selection, value, signature), '', {
+        users,
+        eventCount: cells.eventCount,
+      });
+    }
+  }
+
+  private daysKey(selection: number, value: string | null, signature: string): string {
+    return JSON.stringify([
+      'days',
+      this.project,
+      this.selections[selection],
+      value,
+      this.totalDaysRange,
+      signature,
+    ]);
   }
 
   private keyOf(

@@ -2,6 +2,7 @@
 // total, per local bucket, and per breakdown value. Pure: runs once per uncached answer, on the
 // main thread.
 import type { MetricsRead } from '../sql/read-metrics.js';
+import type { UserSet } from '../sql/user-set-format.js';
 import type { BucketMemo } from './bucket-memo.js';
 import { bucketIndex, type MetricsPlan } from './metrics-plan.js';
 import type { MetricsQuery } from './metrics-query.js';
@@ -55,13 +56,13 @@ export function countMetrics(
     }
     return buckets;
   };
-  const whole = tallySelection(plan, read, 0).get('') ?? emptyTallies();
+  const whole = tallySelection(plan, read, 0, known).get('') ?? emptyTallies();
   const answer: MetricsAnswer = {
     totals: whole.total.counts(memo),
     ...(q.buckets ? { buckets: bucketsOf(whole, 0, '') } : {}),
   };
   if (!q.breakdown) return { ...answer, ...q.echo };
-  const ranked = [...tallySelection(plan, read, 1)]
+  const ranked = [...tallySelection(plan, read, 1, known)]
     .filter(([, t]) => t.total.count > 0)
     .map(([value, tallies]) => ({ value, tallies, count: tallies.total.count }))
     .sort((a, b) => b.count - a.count || compareValues(a.value, b.value));
@@ -99,6 +100,7 @@ function tallySelection(
   plan: MetricsPlan,
   read: MetricsRead,
   selection: number,
+  known: BucketMemo | undefined,
 ): Map<string | null, ValueTallies> {
   const byValue = new Map<string | null, ValueTallies>();
   const of = (value: string | null): ValueTallies => {
@@ -107,15 +109,30 @@ function tallySelection(
     return t;
   };
   const use = piecesIndex(plan);
+  // The window's whole days: one union per value, known, or made here from the day cells.
+  const knownDays = known?.knownTotalDays(selection);
+  const dayCells = new Map<string | null, { eventCount: number; users: UserSet[] }>();
+  for (const [value, days] of knownDays ?? []) {
+    of(value).total.addCell(days.eventCount, days.users, days.identity);
+  }
   for (const cell of read.cells[selection] ?? []) {
     if (cell.users === undefined) continue; // read for its slivers' version only
     const at = (cell.span === 'day' ? use.days : use.hours).get(cell.start);
     if (!at) continue;
     const t = of(cell.value);
     const identity = `${cell.key}@${cell.version}`;
-    if (at.total) t.total.addCell(cell.eventCount, cell.users, identity);
+    if (at.total && cell.span === 'day') {
+      if (!knownDays) {
+        t.total.addCell(cell.eventCount, cell.users, identity);
+        const days = dayCells.get(cell.value) ?? { eventCount: 0, users: [] };
+        dayCells.set(cell.value, days);
+        days.eventCount += cell.eventCount;
+        days.users.push(cell.users);
+      }
+    } else if (at.total) t.total.addCell(cell.eventCount, cell.users, identity);
     if (at.bucket >= 0) bucketOf(t, at.bucket).addCell(cell.eventCount, cell.users, identity);
   }
+  known?.rememberTotalDays(selection, dayCells);
   for (const [sliver, values] of read.slivers[selection] ?? []) {
     const bucket = use.sliverBucket.get(sliver);
     if (bucket === undefined) continue;
