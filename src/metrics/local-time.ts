@@ -197,6 +197,31 @@ export function bucketBoundaries(
   from: number,
   end: number,
   maxBuckets: number,
+): readonly number[] | undefined {
+  // Every request is parsed, cached answers too: a dashboard's repeated window costs a lookup.
+  const key = `${rule.tz}\u0000${rule.unit}\u0000${rule.weekStart}\u0000${from}\u0000${end}\u0000${maxBuckets}`;
+  const kept = boundariesKept.get(key);
+  if (kept) return kept;
+  const boundaries = walkBoundaries(rule, from, end, maxBuckets);
+  if (boundaries && boundaries.length <= maxBoundariesPerEntry) {
+    if (boundariesKept.size >= maxBoundaryListsKept) {
+      boundariesKept.delete(boundariesKept.keys().next().value!);
+    }
+    boundariesKept.set(key, boundaries);
+  }
+  return boundaries;
+}
+
+/** Recent windows' boundaries, for repeated questions: at most 256 lists of 1,000 (2 MB). */
+const boundariesKept = new Map<string, readonly number[]>();
+const maxBoundaryListsKept = 256;
+const maxBoundariesPerEntry = 1000;
+
+function walkBoundaries(
+  rule: BucketRule,
+  from: number,
+  end: number,
+  maxBuckets: number,
 ): number[] | undefined {
   const boundaries = [bucketStartOf(rule, from)];
   let at = boundaries[0]!;

@@ -30,7 +30,7 @@ export interface MetricsLimits {
   readonly maxSeriesBuckets: number;
 }
 
-const metricsParameters = [
+const metricsParameters = new Set([
   'event_name',
   'channel',
   'from',
@@ -41,7 +41,7 @@ const metricsParameters = [
   'fill',
   'breakdown',
   'limit',
-];
+]);
 const units: readonly BucketUnit[] = ['hour', 'day', 'week', 'month'];
 const breakdownColumns: readonly BreakdownColumn[] = ['event_name', 'channel'];
 const defaultLimit = 10;

@@ -16,15 +16,14 @@ export function parseTimeWindow<More extends object = object>(
   rawQuery: string,
   nowSeconds: number,
   maxWindowDays: number,
-  allowed: readonly string[],
+  allowed: ReadonlySet<string>,
   more?: (params: URLSearchParams, window: MetricsWindow | undefined, add: AddError) => More,
 ): { ok: true; query: MetricsWindow & More } | { ok: false; problem: Problem } {
-  const allowedParameters = new Set(allowed);
   const params = new URLSearchParams(rawQuery);
   const errors: FieldErrors = Object.create(null) as FieldErrors;
   const add = (field: string, message: string) => (errors[field] ??= []).push(message);
   for (const name of new Set(params.keys())) {
-    if (!allowedParameters.has(name)) add(name, 'is not a known parameter');
+    if (!allowed.has(name)) add(name, 'is not a known parameter');
     else if (params.getAll(name).length > 1) add(name, 'must be given once');
   }
   const epoch = (name: string): number | undefined => {
@@ -70,5 +69,5 @@ export function parseTimeWindow<More extends object = object>(
       ),
     };
   }
-  return { ok: true, query: { ...window, ...(extra as More) } };
+  return { ok: true, query: Object.assign(window, extra as More) };
 }

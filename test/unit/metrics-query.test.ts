@@ -171,7 +171,7 @@ describe('parseMetricsQuery', () => {
   });
 
   it('only accepts the parameters it is given as allowed (export has no group_by)', () => {
-    const result = parseTimeWindow('group_by=day', now, maxDays, ['from', 'to']);
+    const result = parseTimeWindow('group_by=day', now, maxDays, new Set(['from', 'to']));
     expect(result.ok ? [] : Object.keys(result.problem.errors ?? {})).toEqual(['group_by']);
   });
 });

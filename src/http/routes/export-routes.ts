@@ -33,7 +33,7 @@ export interface ExportRouteDeps {
   readonly log: Logger;
 }
 
-const exportParameters = ['event_name', 'channel', 'from', 'to'];
+const exportParameters = new Set(['event_name', 'channel', 'from', 'to']);
 const exportLimit = { requests: 'exports', variable: 'RATE_LIMIT_EXPORTS_PER_MIN' };
 
 /** Reads may take as long as the export waits for its reader; the idle timeout adds 5 s for a busy
