@@ -134,6 +134,9 @@ GROUP BY 1, 2`;
 
 const valueExpression = { event_name: 'e.event_name', channel: 'e.channel' } as const;
 
+/** Slivers read per statement: each holds at most one hour of rows. */
+const sliversPerStatement = 16;
+
 /** One project's material for one question. */
 export async function readMetrics(
   pool: pg.Pool,
@@ -191,17 +194,20 @@ export async function readMetrics(
         for (const i of read?.unreadSlivers ?? []) unread.add(i);
       }
       const sliversToRead = [...unread].sort((a, b) => a - b);
-      const absorbed =
-        sliversToRead.length === 0
-          ? []
-          : (
-              await client.query<AbsorbedRow>(readAbsorbedSql(valueSql), [
-                ...common,
-                sliversToRead,
-                sliversToRead.map((i) => request.slivers[i]!.from),
-                sliversToRead.map((i) => request.slivers[i]!.end),
-              ])
-            ).rows;
+      // A statement per few slivers: a long window's first read in a half-hour zone is hundreds of
+      // thousands of rows, which in one statement outlasted PG_STATEMENT_TIMEOUT_MS and so was
+      // never kept. Each statement stays short; the answer waits for all of them.
+      const absorbed: AbsorbedRow[] = [];
+      for (let at = 0; at < sliversToRead.length; at += sliversPerStatement) {
+        const chunk = sliversToRead.slice(at, at + sliversPerStatement);
+        const { rows: read } = await client.query<AbsorbedRow>(readAbsorbedSql(valueSql), [
+          ...common,
+          chunk,
+          chunk.map((i) => request.slivers[i]!.from),
+          chunk.map((i) => request.slivers[i]!.end),
+        ]);
+        for (const r of read) absorbed.push(r);
+      }
       await client.query('COMMIT');
       request.selections.forEach((selection, s) =>
         fillSlivers(selection, cells[s]!, sliverSets[s]!, sliversToRead, absorbed, request, store),
