@@ -92,7 +92,8 @@ async function rollupCells(): Promise<Map<CellKey, CellValue>> {
   return cells;
 }
 
-/** What every cell must hold, computed from the raw table (grains as in 0002_daily_rollup.sql). */
+/** What every cell must hold, computed from the raw table (grains as in 0002_daily_rollup.sql, and
+ *  4 and 5 for events with no channel, 0007_cells_without_channel.sql). */
 async function rawCells(): Promise<Map<CellKey, CellValue>> {
   const rows = await db.query<{
     span: string;
@@ -115,6 +116,8 @@ async function rawCells(): Promise<Map<CellKey, CellValue>> {
       UNION ALL SELECT span, 1, start, event_name, '', user_id FROM e
       UNION ALL SELECT span, 2, start, '', channel, user_id FROM e WHERE channel IS NOT NULL
       UNION ALL SELECT span, 3, start, event_name, channel, user_id FROM e WHERE channel IS NOT NULL
+      UNION ALL SELECT span, 4, start, '', '', user_id FROM e WHERE channel IS NULL
+      UNION ALL SELECT span, 5, start, event_name, '', user_id FROM e WHERE channel IS NULL
     )
     SELECT span, grain, start, event_name, channel, count(*)::int AS count,
            array_agg(DISTINCT user_id ORDER BY user_id) AS users
@@ -296,7 +299,8 @@ describe('rollup refresh under concurrent writes', () => {
     } finally {
       await holder.end();
     }
-    expect(await refreshRollup(otherPool)).toMatchObject({ ran: true, rows: 1, cells: 2 });
+    // An event with no channel: day cells of grains 0, 1 (all, by name) and 4, 5 (no channel).
+    expect(await refreshRollup(otherPool)).toMatchObject({ ran: true, rows: 1, cells: 4 });
   });
 
   it('releases the advisory lock after each refresh, so refreshes from different pools alternate', async () => {
