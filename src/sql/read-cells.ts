@@ -116,6 +116,8 @@ interface Row {
   channel: string;
 }
 
+const cellsPerStatement = 256;
+
 const rowKey = (projectId: number, r: Row) =>
   [r.span, projectId, r.grain, r.event_name, r.channel, r.start].join('\u0000');
 
@@ -199,8 +201,11 @@ export async function readCells(
     cell.users = store.get(cell.key, cell.version)?.users;
     if (cell.users === undefined) missing.push({ ...r, cell });
   }
-  if (missing.length > 0) {
-    const of = (span: RollupSpan) => missing.filter((m) => m.span === span);
+  // A few hundred cells per statement: a cold 90-day answer by local day is ~2,000 cells of up to
+  // 12.5 KB, and no statement may grow with the window (PG_STATEMENT_TIMEOUT_MS).
+  for (let at = 0; at < missing.length; at += cellsPerStatement) {
+    const chunk = missing.slice(at, at + cellsPerStatement);
+    const of = (span: RollupSpan) => chunk.filter((m) => m.span === span);
     const columns = (list: Row[]) => [
       list.map((m) => m.grain),
       list.map((m) => m.event_name),
@@ -213,7 +218,7 @@ export async function readCells(
       ...columns(of('hour')),
     ]);
     const byKey = new Map(fetched.rows.map((r) => [rowKey(projectId, r), r.users]));
-    for (const m of missing) {
+    for (const m of chunk) {
       m.cell.users = decodeUserSet(byKey.get(m.cell.key)!);
       store.set(m.cell.key, m.cell.version, { users: m.cell.users, eventCount: m.cell.eventCount });
     }
