@@ -8,7 +8,6 @@
 // cell that changed. A sliver (part of an hour) is kept at its hour cell's version: the cell's
 // rows are exactly the sliver's absorbed rows plus the rest of the hour.
 import type pg from 'pg';
-import type { SliverCounts, TimeRange } from './read-metrics.js';
 import { rollupGrains, rollupSpans, type RollupSpan } from './rollup-spans.js';
 import { decodeUserSet, type UserSet } from './user-set-format.js';
 
@@ -34,6 +33,15 @@ export interface StoredCell {
   /** Only for the day and hour cells counted whole. */
   users?: UserSet;
 }
+
+export interface TimeRange {
+  readonly from: number;
+  /** Exclusive. */
+  readonly end: number;
+}
+
+/** What one cell holds of one sliver; identity names the sliver and the cell's version. */
+export type SliverCounts = CachedUsers & { readonly identity: string };
 
 /** Which cells and slivers to read. */
 export interface CellPieces {

@@ -10,10 +10,11 @@ import {
   readCells,
   sliverKey,
   type BucketSignature,
-  type CachedUsers,
   type CellSelection,
   type CellStore,
+  type SliverCounts,
   type StoredCell,
+  type TimeRange,
 } from './read-cells.js';
 import { bitmapWith } from './user-set-format.js';
 
@@ -22,7 +23,9 @@ export type {
   CachedUsers,
   CellSelection,
   CellStore,
+  SliverCounts,
   StoredCell,
+  TimeRange,
 } from './read-cells.js';
 
 export interface MetricsWindow {
@@ -30,12 +33,6 @@ export interface MetricsWindow {
   readonly to: number;
   readonly eventName: string | null;
   readonly channel: string | null;
-}
-
-export interface TimeRange {
-  readonly from: number;
-  /** Exclusive. */
-  readonly end: number;
 }
 
 export interface MetricsReadRequest {
@@ -68,9 +65,6 @@ export interface RawGroup {
   readonly value: string | null;
   readonly eventCount: number;
 }
-
-/** What one cell holds of one sliver; identity names the sliver and the cell's version. */
-export type SliverCounts = CachedUsers & { readonly identity: string };
 
 export interface MetricsRead {
   /** Epoch ms of the snapshot the answer reflects. */
