@@ -120,9 +120,12 @@ export class BucketMemo {
     return [...this.plan.bucketDays, this.totalDaysRange];
   }
 
+  /** Only a breakdown's totals are worth a signature: twenty names are 1,800 day cells over 90
+   *  days, where the whole question's 90 cells cost no more to read than their signature. */
   private get totalDaysRange(): [number, number] | null {
     const { days } = this.plan.totals;
-    return days.length < daysWorthASignature ? null : [days[0]!, days.at(-1)!];
+    if (this.selections.length < 2 || days.length < daysWorthASignature) return null;
+    return [days[0]!, days.at(-1)!];
   }
 
   /** The union of the window's whole days per value, when known for this selection. */
