@@ -7,13 +7,16 @@ import { rollupGrainFor } from '../sql/rollup-spans.js';
 import { countMetrics } from './count-metrics.js';
 import type { CachedAnswer, MetricsCache } from './metrics-cache.js';
 import { planMetrics } from './metrics-plan.js';
+import type { CountMemo } from './tally.js';
 import { metricsCacheKey, type MetricsQuery } from './metrics-query.js';
+
+export { parseMetricsQuery } from './metrics-query.js';
 
 /** What an answer is made from: the read pool and the two caches. */
 export interface MetricsSources {
   readonly pool: pg.Pool;
   readonly cache: MetricsCache;
-  readonly cellBitmaps: CellStore;
+  readonly cellBitmaps: CellStore & CountMemo;
 }
 
 /** One project's answer. { answer, cached }: cached is true when no query ran for this call. */
@@ -45,7 +48,10 @@ export function answerMetrics(
       },
       sources.cellBitmaps,
     );
-    return { data: countMetrics(query, plan, read), asOfMs: read.asOfMs };
+    return {
+      data: countMetrics(query, plan, read, sources.cellBitmaps),
+      asOfMs: read.asOfMs,
+    };
   });
 }
 

@@ -4,7 +4,7 @@
 import type { MetricsRead } from '../sql/read-metrics.js';
 import { bucketIndex, type MetricsPlan } from './metrics-plan.js';
 import type { MetricsQuery } from './metrics-query.js';
-import { Tally, type Counts } from './tally.js';
+import { Tally, type CountMemo, type Counts } from './tally.js';
 
 export type Bucket = { bucket_start: number } & Counts;
 
@@ -25,11 +25,25 @@ interface ValueTallies {
   readonly buckets: Tally[];
 }
 
-export function countMetrics(q: MetricsQuery, plan: MetricsPlan, read: MetricsRead): MetricsAnswer {
+/** memo: unique users of unions of cells already counted (cell-bitmap-cache.ts). */
+export function countMetrics(
+  q: MetricsQuery,
+  plan: MetricsPlan,
+  read: MetricsRead,
+  memo?: CountMemo,
+): MetricsAnswer {
+  const bucketsOf = (tallies: ValueTallies): Bucket[] => {
+    const buckets: Bucket[] = [];
+    tallies.buckets.forEach((tally, i) => {
+      if (tally.count === 0 && !q.fillZero) return;
+      buckets.push({ bucket_start: plan.boundaries[i]!, ...tally.counts(memo) });
+    });
+    return buckets;
+  };
   const whole = tallySelection(plan, read, 0).get('') ?? emptyTallies(plan);
   const answer: MetricsAnswer = {
-    totals: whole.total.counts(),
-    ...(q.buckets ? { buckets: bucketsOf(q, plan, whole) } : {}),
+    totals: whole.total.counts(memo),
+    ...(q.buckets ? { buckets: bucketsOf(whole) } : {}),
   };
   if (!q.breakdown) return { ...answer, ...q.echo };
   const ranked = [...tallySelection(plan, read, 1)]
@@ -43,23 +57,14 @@ export function countMetrics(q: MetricsQuery, plan: MetricsPlan, read: MetricsRe
     ...answer,
     breakdown: {
       by: q.breakdown.by,
-      values: top.map((v) => ({ value: v.value, ...v.tallies.total.counts() })),
+      values: top.map((v) => ({ value: v.value, ...v.tallies.total.counts(memo) })),
       other: other.counts(),
       ...(q.buckets
-        ? { series: top.map((v) => ({ value: v.value, buckets: bucketsOf(q, plan, v.tallies) })) }
+        ? { series: top.map((v) => ({ value: v.value, buckets: bucketsOf(v.tallies) })) }
         : {}),
     },
     ...q.echo,
   };
-}
-
-function bucketsOf(q: MetricsQuery, plan: MetricsPlan, tallies: ValueTallies): Bucket[] {
-  const buckets: Bucket[] = [];
-  tallies.buckets.forEach((tally, i) => {
-    if (tally.count === 0 && !q.fillZero) return;
-    buckets.push({ bucket_start: plan.boundaries[i]!, ...tally.counts() });
-  });
-  return buckets;
 }
 
 const emptyTallies = (plan: MetricsPlan): ValueTallies => ({
@@ -93,14 +98,15 @@ function tallySelection(
     const at = (cell.span === 'day' ? use.days : use.hours).get(cell.start);
     if (!at) continue;
     const t = of(cell.value);
-    if (at.total) t.total.addCell(cell.eventCount, cell.users);
-    if (at.bucket >= 0) t.buckets[at.bucket]!.addCell(cell.eventCount, cell.users);
+    const identity = `${cell.key}@${cell.version}`;
+    if (at.total) t.total.addCell(cell.eventCount, cell.users, identity);
+    if (at.bucket >= 0) t.buckets[at.bucket]!.addCell(cell.eventCount, cell.users, identity);
   }
   for (const [sliver, values] of read.slivers[selection] ?? []) {
     const bucket = use.sliverBucket.get(sliver);
     if (bucket === undefined) continue;
     for (const [value, kept] of values)
-      of(value).buckets[bucket]!.addCell(kept.eventCount, kept.users);
+      of(value).buckets[bucket]!.addCell(kept.eventCount, kept.users, kept.identity);
   }
   const whole = selection === 0;
   for (const r of read.raw) {

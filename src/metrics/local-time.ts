@@ -53,18 +53,12 @@ export function isKnownTimeZone(tz: string): boolean {
 
 /** Seconds the zone's wall clock is ahead of UTC at instant t (epoch seconds). */
 function offsetFromIcu(tz: string, t: number): number {
-  const parts = formatterOf(tz).formatToParts(new Date(t * 1000));
-  const field = (type: Intl.DateTimeFormatPartTypes) =>
-    Number(parts.find((p) => p.type === type)!.value);
-  const wall = Date.UTC(
-    field('year'),
-    field('month') - 1,
-    field('day'),
-    field('hour'),
-    field('minute'),
-    field('second'),
-  );
-  return wall / 1000 - t;
+  // format() and a split cost a third of formatToParts(): "7/14/2017, 14:00:00" in en-US, h23.
+  const [month, day, year, hour, minute, second] = formatterOf(tz)
+    .format(new Date(t * 1000))
+    .split(/\D+/)
+    .map(Number);
+  return Date.UTC(year!, month! - 1, day, hour, minute, second) / 1000 - t;
 }
 
 interface Chunk {
@@ -105,7 +99,7 @@ function chunkOf(tz: string, index: number): Chunk {
   return chunk;
 }
 
-/** The zone's offset at t and the next instant it changes (Infinity: not within a chunk after). */
+/** The zone's offset at t and an instant it holds until: the next change, or a chunk boundary. */
 function offsetSpan(tz: string, t: number): { offset: number; until: number } {
   if (tz === 'UTC') return { offset: 0, until: Infinity };
   const index = Math.floor(t / chunkSeconds);
@@ -115,8 +109,8 @@ function offsetSpan(tz: string, t: number): { offset: number; until: number } {
     if (change.at > t) return { offset, until: change.at };
     offset = change.offset;
   }
-  // Callers look at most a month ahead, well inside the next chunk.
-  return { offset, until: chunkOf(tz, index + 1).changes[0]?.at ?? Infinity };
+  // No change in the next chunk either: the offset holds at least until the one after begins.
+  return { offset, until: chunkOf(tz, index + 1).changes[0]?.at ?? (index + 2) * chunkSeconds };
 }
 
 /** The start of the unit containing a wall-clock time (seconds on the zone's clock), and the next. */
@@ -175,7 +169,7 @@ function previousChange(tz: string, at: number, after: number): number | undefin
   let found: number | undefined;
   // A change at a chunk's first second is listed in the chunk before.
   const first = Math.floor(after / chunkSeconds) - 1;
-  for (let index = Math.max(0, first); index <= Math.floor(at / chunkSeconds); index++) {
+  for (let index = first; index <= Math.floor(at / chunkSeconds); index++) {
     for (const c of chunkOf(tz, index).changes) if (c.at > after && c.at <= at) found = c.at;
   }
   return found;

@@ -1,5 +1,6 @@
 // Events and exact unique users of one bucket (or total, or breakdown value), gathered from cells'
 // user sets, raw rows' user numbers and users the rollup has not seen yet, and counted once.
+import { createHash } from 'node:crypto';
 import {
   bitmapWith,
   orUserSetInto,
@@ -23,33 +24,54 @@ export interface Counts {
   unique_users: number;
 }
 
+/** Unique users of unions already counted, by what the union was made of. */
+export interface CountMemo {
+  getCount(key: string): number | undefined;
+  setCount(key: string, count: number): void;
+}
+
 export class Tally {
   count = 0;
   private readonly sets: UserSet[] = [];
+  /** Each set's cell and version, while the tally holds nothing else: what its union is of. */
+  private identities: string[] | null = [];
   private readonly userInts: number[] = [];
   /** Raw users the rollup's dictionary has not seen yet: no bit, so kept by name. */
   private readonly unseen = new Set<string>();
 
-  addCell(eventCount: number, users: UserSet): void {
+  /** identity: the set's cell (or sliver) and version, which name its users for good. */
+  addCell(eventCount: number, users: UserSet, identity: string): void {
     this.count += eventCount;
     this.sets.push(users);
+    this.identities?.push(identity);
   }
 
   addRaw(eventCount: number, userInt: number | null, userId: string): void {
+    this.identities = null;
     this.count += eventCount;
     if (userInt === null) this.unseen.add(userId);
     else this.userInts.push(userInt);
   }
 
   merge(other: Tally): void {
+    this.identities = null;
     this.count += other.count;
     for (const s of other.sets) this.sets.push(s);
     for (const i of other.userInts) this.userInts.push(i);
     for (const u of other.unseen) this.unseen.add(u);
   }
 
-  counts(): Counts {
-    return { count: this.count, unique_users: this.uniqueUsers() };
+  /** memo: a union of cells alone is counted once per version of its cells, then remembered. */
+  counts(memo?: CountMemo): Counts {
+    if (!memo || this.identities === null || this.sets.length < 2) {
+      return { count: this.count, unique_users: this.uniqueUsers() };
+    }
+    // Sorted: the database returns cells in no set order.
+    const of = this.identities.sort().join('\n');
+    const key = `count\u0000${createHash('sha1').update(of).digest('base64')}`;
+    let unique = memo.getCount(key);
+    if (unique === undefined) memo.setCount(key, (unique = this.uniqueUsers()));
+    return { count: this.count, unique_users: unique };
   }
 
   private uniqueUsers(): number {

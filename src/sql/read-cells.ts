@@ -8,7 +8,7 @@
 // cell that changed. A sliver (part of an hour) is kept at its hour cell's version: the cell's
 // rows are exactly the sliver's absorbed rows plus the rest of the hour.
 import type pg from 'pg';
-import type { MetricsReadRequest, TimeRange } from './read-metrics.js';
+import type { MetricsReadRequest, SliverCounts, TimeRange } from './read-metrics.js';
 import { rollupGrains, rollupSpans, type RollupSpan } from './rollup-spans.js';
 import { decodeUserSet, type UserSet } from './user-set-format.js';
 
@@ -94,7 +94,7 @@ export async function readCells(
   store: CellStore,
 ): Promise<{
   cells: StoredCell[];
-  slivers: Map<number, Map<string | null, CachedUsers>>;
+  slivers: Map<number, Map<string | null, SliverCounts>>;
   /** Slivers some cell of which is not kept at its version: read their absorbed rows. */
   unreadSlivers: number[];
 }> {
@@ -139,7 +139,7 @@ export async function readCells(
       store.set(m.cell.key, m.cell.version, { users: m.cell.users, eventCount: m.cell.eventCount });
     }
   }
-  const slivers = new Map<number, Map<string | null, CachedUsers>>();
+  const slivers = new Map<number, Map<string | null, SliverCounts>>();
   const unreadSlivers: number[] = [];
   const hourCells = new Map<number, StoredCell[]>();
   for (const c of cells) {
@@ -149,14 +149,15 @@ export async function readCells(
     else hourCells.set(c.start, [c]);
   }
   request.slivers.forEach((sliver, i) => {
-    const kept = new Map<string | null, CachedUsers>();
+    const kept = new Map<string | null, SliverCounts>();
     for (const cell of hourCells.get(sliver.hour) ?? []) {
-      const entry = store.get(sliverKey(cell, sliver), cell.version);
+      const key = sliverKey(cell, sliver);
+      const entry = store.get(key, cell.version);
       if (entry === undefined) {
         unreadSlivers.push(i);
         return;
       }
-      kept.set(cell.value, entry);
+      kept.set(cell.value, { ...entry, identity: `${key}@${cell.version}` });
     }
     slivers.set(i, kept);
   });

@@ -56,8 +56,8 @@ export interface RawGroup {
   readonly eventCount: number;
 }
 
-/** What one cell holds of one sliver. */
-export type SliverCounts = CachedUsers;
+/** What one cell holds of one sliver; identity names the sliver and the cell's version. */
+export type SliverCounts = CachedUsers & { readonly identity: string };
 
 export interface MetricsRead {
   /** Epoch ms of the snapshot the answer reflects. */
@@ -81,11 +81,10 @@ SELECT snapshot::text AS snapshot, (extract(epoch FROM now()) * 1000)::int8 AS a
 const filters = `e.project_id = $1
   AND ($2::text IS NULL OR e.event_name = $2) AND ($3::text IS NULL OR e.channel = $3)`;
 
-// Edges and slivers: one index scan by project and occurred_at per range. Slivers keep only rows
-// the rollup has absorbed (their cells' share); the tail, rows newer than the rollup's snapshot, is
-// found through the BRIN index on txid. MATERIALIZED keeps the planner from merging the tail scan
-// into an occurred_at scan. Users are matched to rollup bitmaps through the user dictionary, only
-// needed when there are cells to merge with.
+// Edges: one index scan by project and occurred_at per range. The tail, rows newer than the
+// rollup's snapshot, is found through the BRIN index on txid; MATERIALIZED keeps the planner from
+// merging its scan into an occurred_at scan. Users are matched to rollup bitmaps through the user
+// dictionary, only needed when there are cells to merge with.
 const readRawSql = (value: string, withUserInts: boolean) => `
 WITH tail AS MATERIALIZED (
   SELECT e.project_id, e.occurred_at, e.user_id, e.event_name, e.channel FROM events e
@@ -96,18 +95,25 @@ WITH tail AS MATERIALIZED (
   FROM unnest($5::int4[], $6::float8[], $7::float8[]) AS r(i, a, b)
   JOIN events e ON ${filters} AND e.occurred_at >= to_timestamp(r.a) AND e.occurred_at < to_timestamp(r.b)
   UNION ALL
-  SELECT 1, r.i, e.user_id, ${value}
-  FROM unnest($8::int4[], $9::float8[], $10::float8[]) AS r(i, a, b)
-  JOIN events e ON ${filters} AND e.occurred_at >= to_timestamp(r.a) AND e.occurred_at < to_timestamp(r.b)
-  WHERE pg_visible_in_snapshot(e.txid::text::xid8, $4::pg_snapshot)
-  UNION ALL
   SELECT 2, floor(extract(epoch FROM e.occurred_at)), e.user_id, ${value} FROM tail e
-  WHERE ${filters} AND e.occurred_at >= to_timestamp($11) AND e.occurred_at < to_timestamp($12)
+  WHERE ${filters} AND e.occurred_at >= to_timestamp($8) AND e.occurred_at < to_timestamp($9)
 )
 SELECT raw.kind, raw.key::float8 AS key, raw.user_id, ${withUserInts ? 'u.user_int' : 'NULL::int AS user_int'},
        raw.value, count(*)::int AS event_count
 FROM raw ${withUserInts ? 'LEFT JOIN user_ids u USING (user_id)' : ''}
 GROUP BY 1, 2, 3, 4, 5`;
+
+// Slivers: what the rollup has absorbed of each range (its cells' share), per value, as one array
+// of user numbers each (every absorbed user is in the dictionary: the refresh registered it).
+// Aggregated here: a sliver of a busy hour holds thousands of rows.
+const readAbsorbedSql = (value: string) => `
+SELECT r.i AS key, ${value} AS value, count(*)::int AS event_count,
+       array_agg(DISTINCT u.user_int) AS user_ints
+FROM unnest($5::int4[], $6::float8[], $7::float8[]) AS r(i, a, b)
+JOIN events e ON ${filters} AND e.occurred_at >= to_timestamp(r.a) AND e.occurred_at < to_timestamp(r.b)
+JOIN user_ids u ON u.user_id = e.user_id
+WHERE pg_visible_in_snapshot(e.txid::text::xid8, $4::pg_snapshot)
+GROUP BY 1, 2`;
 
 const valueExpression = { event_name: 'e.event_name', channel: 'e.channel' } as const;
 
@@ -137,6 +143,7 @@ export async function readMetrics(
       }
       const sliversToRead = [...unread].sort((a, b) => a - b);
       const valueSql = request.valueColumn ? valueExpression[request.valueColumn] : 'NULL::text';
+      const common = [projectId, request.window.eventName, request.window.channel, snapshot];
       const { rows } = await client.query<{
         kind: number;
         key: number;
@@ -145,33 +152,33 @@ export async function readMetrics(
         value: string | null;
         event_count: number;
       }>(readRawSql(valueSql, anyCells), [
-        projectId,
-        request.window.eventName,
-        request.window.channel,
-        snapshot,
+        ...common,
         request.edges.map((_, i) => i),
         request.edges.map((r) => r.from),
         request.edges.map((r) => r.end),
-        sliversToRead,
-        sliversToRead.map((i) => request.slivers[i]!.from),
-        sliversToRead.map((i) => request.slivers[i]!.end),
         request.middle?.from ?? 0,
         request.middle?.end ?? 0,
       ]);
+      const absorbed =
+        sliversToRead.length === 0
+          ? []
+          : (
+              await client.query<AbsorbedRow>(readAbsorbedSql(valueSql), [
+                ...common,
+                sliversToRead,
+                sliversToRead.map((i) => request.slivers[i]!.from),
+                sliversToRead.map((i) => request.slivers[i]!.end),
+              ])
+            ).rows;
       await client.query('COMMIT');
-      const raw: RawGroup[] = [];
-      const absorbed = rows.filter((r) => r.kind === 1);
-      for (const r of rows) {
-        if (r.kind === 1) continue;
-        raw.push({
-          at: r.kind === 0 ? request.edges[r.key]!.from : r.key,
-          edge: r.kind === 0 ? r.key : null,
-          userId: r.user_id,
-          userInt: r.user_int,
-          value: r.value,
-          eventCount: r.event_count,
-        });
-      }
+      const raw: RawGroup[] = rows.map((r) => ({
+        at: r.kind === 0 ? request.edges[r.key]!.from : r.key,
+        edge: r.kind === 0 ? r.key : null,
+        userId: r.user_id,
+        userInt: r.user_int,
+        value: r.value,
+        eventCount: r.event_count,
+      }));
       request.selections.forEach((selection, s) =>
         fillSlivers(selection, cells[s]!, sliverSets[s]!, sliversToRead, absorbed, request, store),
       );
@@ -206,25 +213,26 @@ function fillSlivers(
     sets.set(i, bySliver);
     const values = new Map<string | null, { eventCount: number; ints: number[] }>();
     for (const r of rowsOf.get(i) ?? []) {
+      // The whole question's share sums every value's rows.
       const value = selection.by === null ? '' : r.value;
       const v = values.get(value) ?? { eventCount: 0, ints: [] };
       values.set(value, v);
       v.eventCount += r.event_count;
-      // Absorbed rows' users are all in the dictionary: the refresh registered them.
-      v.ints.push(r.user_int!);
+      for (const u of r.user_ints) v.ints.push(u);
     }
     for (const cell of owners) {
       const v = values.get(cell.value);
       const counts = { eventCount: v?.eventCount ?? 0, users: bitmapWith(null, v?.ints ?? []) };
-      bySliver.set(cell.value, counts);
-      store.set(sliverKey(cell, sliver), cell.version, counts);
+      const key = sliverKey(cell, sliver);
+      bySliver.set(cell.value, { ...counts, identity: `${key}@${cell.version}` });
+      store.set(key, cell.version, counts);
     }
   }
 }
 
 interface AbsorbedRow {
   readonly key: number;
-  readonly user_int: number | null;
   readonly value: string | null;
   readonly event_count: number;
+  readonly user_ints: number[];
 }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CellBitmapCache } from '../../src/metrics/cell-bitmap-cache.js';
+import { Tally, type CountMemo } from '../../src/metrics/tally.js';
+import { bitmapWith } from '../../src/sql/user-set-format.js';
 
 const bitmap = (length: number, fill: number) => ({
   users: new Uint8Array(length).fill(fill),
@@ -49,5 +51,42 @@ describe('CellBitmapCache', () => {
     const cache = new CellBitmapCache(0);
     cache.set('a', '1', bitmap(1, 1));
     expect(cache.get('a', '1')).toBeUndefined();
+  });
+});
+
+describe('Tally with a count memo', () => {
+  const users = (ints: number[]) => bitmapWith(null, ints);
+
+  it('counts a union of cells once per version of its cells, then answers from the memo', () => {
+    const counts = new Map<string, number>();
+    const memo: CountMemo = {
+      getCount: (key) => counts.get(key),
+      setCount: (key, n) => void counts.set(key, n),
+    };
+    const tally = (version: string) => {
+      const t = new Tally();
+      t.addCell(2, users([1, 2]), `a@${version}`);
+      t.addCell(3, users([2, 3]), `b@1`);
+      return t;
+    };
+    expect(tally('1').counts(memo)).toEqual({ count: 5, unique_users: 3 });
+    // Remembered: the same cells at the same versions are not counted again.
+    expect(counts.size).toBe(1);
+    for (const key of counts.keys()) counts.set(key, 99);
+    expect(tally('1').counts(memo)).toEqual({ count: 5, unique_users: 99 });
+    // A cell at another version is another union.
+    expect(tally('2').counts(memo)).toEqual({ count: 5, unique_users: 3 });
+  });
+
+  it('never remembers a union that holds raw rows', () => {
+    const memo = new CellBitmapCache(1024);
+    const t = new Tally();
+    t.addCell(2, users([1, 2]), 'a@1');
+    t.addCell(1, users([5]), 'b@1');
+    t.addRaw(1, null, 'someone-new');
+    expect(t.counts(memo)).toEqual({ count: 4, unique_users: 4 });
+    expect(memo.size).toBe(0);
+    memo.setCount('k', 7);
+    expect([memo.getCount('k'), memo.size]).toEqual([7, 64]);
   });
 });

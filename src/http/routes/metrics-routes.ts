@@ -2,8 +2,11 @@
 import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
 import { problem } from '../../errors.js';
-import { answerMetrics, type MetricsSources } from '../../metrics/answer-metrics.js';
-import { parseMetricsQuery } from '../../metrics/metrics-query.js';
+import {
+  answerMetrics,
+  parseMetricsQuery,
+  type MetricsSources,
+} from '../../metrics/answer-metrics.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
 import { send, sendProblem } from '../exchange.js';
 import type { ProjectRateLimiters } from '../project-rate-limiters.js';
@@ -94,8 +97,12 @@ export function metricsRoutes(deps: MetricsRouteDeps): Route[] {
   ];
 }
 
+const groupByUnits = ['hour', 'day', 'week', 'month'];
+const breakdownColumns = ['event_name', 'channel'];
+
 const metricsOperation = {
-  summary: 'Totals, unique users and daily buckets; exact, from the rollup plus the raw tail',
+  summary:
+    'Totals, unique users, buckets in local time and breakdowns; exact, from the rollup plus the raw tail',
   parameters: [
     ...eventFilterParameters('Exact match; events without a channel never match.'),
     queryParameter('from', 'Epoch seconds, inclusive. Default: to − 24 h.', {
@@ -106,7 +113,43 @@ const metricsOperation = {
       type: 'integer',
       minimum: 0,
     }),
-    queryParameter('group_by', 'Daily UTC buckets.', { type: 'string', enum: ['day'] }),
+    queryParameter(
+      'group_by',
+      'Buckets: local calendar hours, days, weeks or months in `tz`. An hour bucket is one wall-clock hour at one UTC offset, so a repeated hour is two buckets. Without it: totals only.',
+      { type: 'string', enum: groupByUnits },
+    ),
+    queryParameter(
+      'tz',
+      'IANA time zone the buckets are cut in (`America/New_York`, `Asia/Kolkata`); send `+` as `%2B`. Totals do not depend on it.',
+      {
+        type: 'string',
+        minLength: 1,
+        maxLength: 64,
+        pattern: '^[A-Za-z0-9_+/-]+$',
+        default: 'UTC',
+      },
+    ),
+    queryParameter(
+      'week_start',
+      'The day a week bucket starts on, at 00:00 local; accepted with any group_by, used by `week`.',
+      { type: 'string', enum: ['monday', 'sunday'], default: 'monday' },
+    ),
+    queryParameter(
+      'fill',
+      '`none`: only the buckets holding events; `zero`: every bucket overlapping [from, to], the empty ones with zero counts.',
+      { type: 'string', enum: ['none', 'zero'], default: 'none' },
+    ),
+    queryParameter(
+      'breakdown',
+      'Adds the top `limit` values of this column by count, `other` for the rest and, with group_by, a series of buckets per top value.',
+      { type: 'string', enum: breakdownColumns },
+    ),
+    queryParameter('limit', 'How many breakdown values; only with breakdown.', {
+      type: 'integer',
+      minimum: 1,
+      maximum: 100,
+      default: 10,
+    }),
   ],
   responses: {
     '200': {
@@ -127,31 +170,87 @@ const metricsOperation = {
   },
 };
 
+const countsRef = { $ref: '#/components/schemas/Counts' };
+const bucketsOf = (description: string) => ({
+  type: 'array',
+  description,
+  items: { $ref: '#/components/schemas/MetricsBucket' },
+});
+/** A breakdown value: a string, or null for the events that have no channel. */
+const breakdownValue = { type: ['string', 'null'] };
+const echoed = 'Only when the request gave it: the value it gave.';
+
 const metricsSchemas = {
   MetricsAnswer: {
     type: 'object',
     required: ['totals', 'as_of', 'cached'],
     properties: {
-      totals: { $ref: '#/components/schemas/Counts' },
-      buckets: {
-        type: 'array',
-        description: 'Only with group_by=day: one per UTC day that has events, ascending.',
-        items: {
-          allOf: [
-            { $ref: '#/components/schemas/Counts' },
-            {
-              type: 'object',
-              required: ['bucket_start'],
-              properties: { bucket_start: { type: 'integer' } },
-            },
-          ],
-        },
-      },
+      totals: countsRef,
+      buckets: bucketsOf(
+        'Only with group_by: ascending; with fill=none the buckets holding events, with fill=zero every bucket overlapping [from, to].',
+      ),
+      breakdown: { $ref: '#/components/schemas/MetricsBreakdown' },
+      tz: { type: 'string', description: echoed },
+      group_by: { type: 'string', enum: groupByUnits, description: echoed },
+      from: { type: 'integer', description: echoed },
+      to: { type: 'integer', description: echoed },
       as_of: {
         type: 'integer',
         description: 'Epoch ms of the database snapshot the numbers reflect.',
       },
       cached: { type: 'boolean', description: 'True when served from the in-process cache.' },
+    },
+  },
+  MetricsBucket: {
+    description: 'The events of [from, to] in one bucket (the first and last may be partial).',
+    allOf: [
+      countsRef,
+      {
+        type: 'object',
+        required: ['bucket_start'],
+        properties: {
+          bucket_start: {
+            type: 'integer',
+            description:
+              'Epoch s of the first instant of the bucket (local midnight, the local hour, or the instant the clock jumped), even when from is later.',
+          },
+        },
+      },
+    ],
+  },
+  MetricsBreakdown: {
+    type: 'object',
+    description: 'Only with breakdown.',
+    required: ['by', 'values', 'other'],
+    properties: {
+      by: { type: 'string', enum: breakdownColumns },
+      values: {
+        type: 'array',
+        description:
+          'The top `limit` values by count; ties by value in code-point order, null last.',
+        items: {
+          allOf: [
+            countsRef,
+            { type: 'object', required: ['value'], properties: { value: breakdownValue } },
+          ],
+        },
+      },
+      other: {
+        ...countsRef,
+        description: 'Every event not in a top value; unique_users counts those events exactly.',
+      },
+      series: {
+        type: 'array',
+        description: 'Only with group_by: one per top value, in the same order.',
+        items: {
+          type: 'object',
+          required: ['value', 'buckets'],
+          properties: {
+            value: breakdownValue,
+            buckets: bucketsOf('As top-level buckets, for this value only.'),
+          },
+        },
+      },
     },
   },
   Counts: {
