@@ -225,6 +225,33 @@ describe('GET /metrics in local time against SQL over the raw rows', () => {
   });
 });
 
+describe('GET /metrics window edges on events', () => {
+  it('counts the events on the first and the last second of a window that cuts half hours', async () => {
+    const [edges] = await db.query<{ first: number; last: number }>(
+      `SELECT min(t)::int AS first, max(t)::int AS last
+       FROM (SELECT extract(epoch FROM occurred_at) AS t FROM events
+             WHERE extract(epoch FROM occurred_at) BETWEEN $1 - 5400 AND $1 + 5400) AS near`,
+      [spots['Asia/Kathmandu'][0]],
+    );
+    const { first, last } = edges!;
+    const edgeQueries = (
+      ['Asia/Kathmandu', 'Asia/Kolkata', 'Australia/Lord_Howe'] as const
+    ).flatMap((tz) =>
+      (['hour', 'day'] as const).map((groupBy): LocalOracleQuery => ({
+        ...{ from: first, to: last, groupBy, tz, fill: 'zero', breakdown: 'channel' },
+        ...{ eventName: null, channel: null, weekStart: null, limit: 2 },
+      })),
+    );
+    const answers = await Promise.all(edgeQueries.map(fetchMetrics));
+    expect(answers).toEqual(await Promise.all(edgeQueries.map(oracle)));
+    const [onEdges] = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM events WHERE extract(epoch FROM occurred_at) IN ($1, $2)`,
+      [first, last],
+    );
+    expect(onEdges!.n).toBeGreaterThanOrEqual(2);
+  });
+});
+
 describe('GET /metrics bucket edges pinned by hand', () => {
   /** The bucket starts the server answers with fill=zero, checked against the oracle's. */
   const starts = async (
