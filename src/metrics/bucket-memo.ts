@@ -73,7 +73,7 @@ export class BucketMemo {
         for (const [value, signature] of values) {
           const counts = this.memo.getCounts(this.keyOf(s, bucket, value, signature));
           if (counts === undefined) this.detail.add(bucket);
-          else this.known.set(`${s}/${bucket}/${value}`, counts);
+          else this.known.set(knownKey(s, bucket, value), counts);
         }
       }
     });
@@ -104,7 +104,7 @@ export class BucketMemo {
 
   /** A bucket not counted in full this time: its counts for the value (zeros: no cells). */
   knownCounts(selection: number, bucket: number, value: string | null): Counts | undefined {
-    return this.known.get(`${selection}/${bucket}/${value}`);
+    return this.known.get(knownKey(selection, bucket, value));
   }
 
   /** Counts just made for a bucket, remembered when they came from cells alone. */
@@ -182,6 +182,10 @@ export class BucketMemo {
     ]);
   }
 }
+
+/** JSON, not a template: a channel named "null" is not the value null. */
+const knownKey = (selection: number, bucket: number, value: string | null) =>
+  JSON.stringify([selection, bucket, value]);
 
 function edgeBucket(plan: MetricsPlan, edge: number): number {
   return plan.buckets.findIndex((pieces) => pieces.edges.includes(edge));

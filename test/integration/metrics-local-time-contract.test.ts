@@ -237,6 +237,30 @@ describe('GET /metrics answer size with a breakdown', () => {
   });
 });
 
+describe('GET /metrics breakdown values remembered between answers', () => {
+  it('keeps a channel named "null" apart from events with no channel, in series answered from memory', async () => {
+    // A New York day of 24 hour cells: its counts are remembered at its cells' signature.
+    const from = utc(2024, 3, 20, 4);
+    const events: TestEvent[] = [
+      { event_name: 'n', user_id: 'a', timestamp: from + 100, channel: 'null' },
+      { event_name: 'n', user_id: 'b', timestamp: from + 7200, channel: 'null' },
+      ...[300, 4000, 9000].map((t) => ({ event_name: 'n', user_id: 'c', timestamp: from + t })),
+    ];
+    expect((await postJson(`${uncached.url}/events/bulk`, { events })).status).toBe(202);
+    await uncached.service.refresher.refreshNow();
+    const query = `from=${from}&to=${from + day - 1}&group_by=day&tz=America/New_York&breakdown=channel`;
+    const series = [
+      { value: null, buckets: [{ bucket_start: from, count: 3, unique_users: 1 }] },
+      { value: 'null', buckets: [{ bucket_start: from, count: 2, unique_users: 2 }] },
+    ];
+    // The first answer counts the cells; the second takes the counts it remembered.
+    for (let i = 0; i < 2; i++) {
+      const { breakdown } = (await numbers(uncached, query)) as { breakdown: { series: unknown } };
+      expect(breakdown.series).toEqual(series);
+    }
+  });
+});
+
 describe('GET /metrics answer shape', () => {
   it('echoes from and to when given, and no tz or group_by', async () => {
     expect(Object.keys(await numbers(uncached, wholeDay0))).toEqual(['totals', 'from', 'to']);
