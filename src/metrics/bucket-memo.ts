@@ -12,7 +12,7 @@ import type {
   CellStore,
   RawGroup,
 } from '../sql/read-metrics.js';
-import { bucketIndex, type MetricsPlan } from './metrics-plan.js';
+import { rawBucket, type MetricsPlan } from './metrics-plan.js';
 import { bitmapWith, orUserSetInto, type UserSet } from '../sql/user-set-format.js';
 import type { CountMemo, Counts } from './tally.js';
 
@@ -50,9 +50,7 @@ export class BucketMemo {
     const { plan } = this;
     if (plan.boundaries.length > 0) {
       for (const r of raw) {
-        this.withRaw.add(
-          r.edge !== null ? edgeBucket(plan, r.edge) : bucketIndex(plan.boundaries, r.at),
-        );
+        this.withRaw.add(rawBucket(plan, r));
       }
     }
     for (const b of this.withRaw) this.detail.add(b);
@@ -186,7 +184,3 @@ export class BucketMemo {
 /** JSON, not a template: a channel named "null" is not the value null. */
 const knownKey = (selection: number, bucket: number, value: string | null) =>
   JSON.stringify([selection, bucket, value]);
-
-function edgeBucket(plan: MetricsPlan, edge: number): number {
-  return plan.buckets.findIndex((pieces) => pieces.edges.includes(edge));
-}

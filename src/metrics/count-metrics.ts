@@ -4,7 +4,7 @@
 import type { MetricsRead } from '../sql/read-metrics.js';
 import type { UserSet } from '../sql/user-set-format.js';
 import type { BucketMemo } from './bucket-memo.js';
-import { bucketIndex, type MetricsPlan } from './metrics-plan.js';
+import { rawBucket, type MetricsPlan } from './metrics-plan.js';
 import type { MetricsQuery } from './metrics-query.js';
 import { Tally, type CountMemo, type Counts } from './tally.js';
 
@@ -144,7 +144,7 @@ function tallySelection(
     const t = of(whole ? '' : r.value);
     t.total.addRaw(r.eventCount, r.userInt, r.userId);
     if (plan.boundaries.length === 0) continue;
-    const bucket = r.edge !== null ? use.edgeBucket[r.edge]! : bucketIndex(plan.boundaries, r.at);
+    const bucket = rawBucket(plan, r);
     bucketOf(t, bucket).addRaw(r.eventCount, r.userInt, r.userId);
   }
   return byValue;
@@ -160,7 +160,6 @@ function piecesIndex(plan: MetricsPlan): {
   days: Map<number, PieceUse>;
   hours: Map<number, PieceUse>;
   sliverBucket: Map<number, number>;
-  edgeBucket: number[];
 } {
   const days = new Map<number, PieceUse>();
   const hours = new Map<number, PieceUse>();
@@ -173,12 +172,10 @@ function piecesIndex(plan: MetricsPlan): {
   for (const d of plan.totals.days) mark(days, d, -1);
   for (const h of plan.totals.hours) mark(hours, h, -1);
   const sliverBucket = new Map<number, number>();
-  const edgeBucket: number[] = [];
   plan.buckets.forEach((pieces, i) => {
     for (const d of pieces.days) mark(days, d, i);
     for (const h of pieces.hours) mark(hours, h, i);
     for (const s of pieces.slivers) sliverBucket.set(s, i);
-    for (const e of pieces.edges) edgeBucket[e] = i;
   });
-  return { days, hours, sliverBucket, edgeBucket };
+  return { days, hours, sliverBucket };
 }

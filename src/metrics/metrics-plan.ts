@@ -20,8 +20,6 @@ export interface Pieces {
   readonly hours: number[];
   /** Indexes into MetricsPlan.slivers. */
   readonly slivers: number[];
-  /** Indexes into MetricsPlan.edges. */
-  readonly edges: number[];
 }
 
 export interface MetricsPlan {
@@ -36,6 +34,8 @@ export interface MetricsPlan {
   /** Per bucket made of many hour cells or slivers, the UTC days [first, last] it touches: its
    *  counts may be known by their cells' signature (bucket-memo.ts). null: counted from cells. */
   readonly bucketDays: ([number, number] | null)[];
+  /** Per edge, the bucket it lies in (none without buckets). */
+  readonly edgeBuckets: number[];
   readonly boundaries: readonly number[];
 }
 
@@ -43,7 +43,7 @@ export interface MetricsPlan {
 const cellsWorthASignature = 4;
 const ceilTo = (t: number, unit: number) => Math.ceil(t / unit) * unit;
 const floorTo = (t: number, unit: number) => Math.floor(t / unit) * unit;
-const emptyPieces = (): Pieces => ({ days: [], hours: [], slivers: [], edges: [] });
+const emptyPieces = (): Pieces => ({ days: [], hours: [], slivers: [] });
 
 export function planMetrics(q: MetricsQuery): MetricsPlan {
   const end = q.to + 1;
@@ -65,14 +65,14 @@ export function planMetrics(q: MetricsQuery): MetricsPlan {
     totals: emptyPieces(),
     buckets: boundaries.slice(1).map(emptyPieces),
     bucketDays: boundaries.slice(1).map(() => null),
+    edgeBuckets: [],
     boundaries,
   };
   const bucketOf = (t: number) => bucketIndex(boundaries, t);
   for (const range of edgeRanges) {
     for (const part of cutAt(range, boundaries)) {
       const index = plan.edges.push(part) - 1;
-      plan.totals.edges.push(index);
-      if (boundaries.length > 0) plan.buckets[bucketOf(part.from)]!.edges.push(index);
+      if (boundaries.length > 0) plan.edgeBuckets[index] = bucketOf(part.from);
     }
   }
   if (middle) {
@@ -91,6 +91,11 @@ export function planMetrics(q: MetricsQuery): MetricsPlan {
     }
   }
   return plan;
+}
+
+/** The bucket a raw row group counts in: its edge's, or the one containing its second. */
+export function rawBucket(plan: MetricsPlan, raw: { edge: number | null; at: number }): number {
+  return raw.edge !== null ? plan.edgeBuckets[raw.edge]! : bucketIndex(plan.boundaries, raw.at);
 }
 
 /** The index of the bucket containing t: boundaries[i] ≤ t < boundaries[i + 1]. */
