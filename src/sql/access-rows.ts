@@ -2,6 +2,7 @@
 // version, every project's settings and every active key's digest. Read whole, on start-up and
 // whenever access_version moves; last_used_at goes the other way, written in the background.
 import type pg from 'pg';
+import { withClient } from './create-pool.js';
 
 export interface ProjectRow {
   readonly id: number;
@@ -41,8 +42,7 @@ export async function readAccessVersion(pool: pg.Pool): Promise<string> {
 
 /** One snapshot (REPEATABLE READ), so the version read belongs to the rows read. */
 export async function readAccessRows(pool: pg.Pool): Promise<AccessRows> {
-  const client = await pool.connect();
-  try {
+  return withClient(pool, async (client) => {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const version = (await client.query<{ version: string }>(versionSql)).rows[0]!.version;
     const anyKey = (
@@ -56,13 +56,8 @@ export async function readAccessRows(pool: pg.Pool): Promise<AccessRows> {
       )
     ).rows;
     await client.query('COMMIT');
-    client.release();
     return { version, anyKey, projects, keys };
-  } catch (err) {
-    // A timed-out query may still be running on this connection: it is not reused.
-    client.release(err as Error);
-    throw err;
-  }
+  });
 }
 
 /** Moves last_used_at forward only: two processes may flush the same key in either order. */
