@@ -8,7 +8,7 @@ import { BucketMemo } from './bucket-memo.js';
 import { countMetrics } from './count-metrics.js';
 import type { CachedAnswer, MetricsCache } from './metrics-cache.js';
 import { planMetrics } from './metrics-plan.js';
-import type { CountMemo } from './tally.js';
+import type { Recollection } from './tally.js';
 import { metricsCacheKey, type MetricsQuery } from './metrics-query.js';
 
 export { parseMetricsQuery } from './metrics-query.js';
@@ -17,7 +17,7 @@ export { parseMetricsQuery } from './metrics-query.js';
 export interface MetricsSources {
   readonly pool: pg.Pool;
   readonly cache: MetricsCache;
-  readonly cellBitmaps: CellStore & CountMemo;
+  readonly cellBitmaps: CellStore & Recollection;
 }
 
 /** One project's answer. { answer, cached }: cached is true when no query ran for this call. */

@@ -1,24 +1,24 @@
 // Counts of whole buckets already made, by the signature of their cells. A local day off the UTC
-// midnight is 24 hour cells; reading and OR-ing them for each of 90 buckets on every uncached
-// answer cost more than everything else in it, yet a past bucket changes only when late events
-// reach it. So the reader first asks the database for each bucket's signature (the row versions
-// of the UTC day cells it touches, hashed: any event absorbed into the bucket rewrites one), and
-// only buckets whose counts are not known at that signature, or that hold raw rows, are read and
-// counted in full.
-import type {
-  BucketSignature,
-  CachedUsers,
-  CellSelection,
-  CellStore,
-  RawGroup,
-} from '../sql/read-metrics.js';
-import { rawBucket, type MetricsPlan } from './metrics-plan.js';
+// midnight is 24 hour cells, and a breakdown's day is a cell per value; reading and counting them
+// for each of 90 buckets on every uncached answer cost more than everything else in it, yet a past
+// bucket changes only when late events reach it. So the reader first asks the database for each
+// bucket's signature (the row versions of the project's whole-question day cells it touches,
+// hashed: any event absorbed into the bucket rewrites one), and only buckets whose counts are not
+// known at that signature, or that hold raw rows, are read and counted in full.
+import type { BucketSignature, CachedUsers, CellSelection, RawGroup } from '../sql/read-metrics.js';
 import { bitmapWith, orUserSetInto, type UserSet } from '../sql/user-set-format.js';
-import type { CountMemo, Counts } from './tally.js';
+import { rawBucket, type MetricsPlan } from './metrics-plan.js';
+import { bytesPerCounts, type Counts, type Recollection, type Tally } from './tally.js';
 
 /** The window's whole days of one value, as one union, named for the count memo by its key. */
 export type KnownDays = CachedUsers & { readonly identity: string };
 
+/** Per value (null: events with no channel; '' for the whole question). */
+type ValueCounts = ReadonlyMap<string | null, Counts>;
+
+/** Without a breakdown, a bucket of fewer hours and slivers than this (a UTC day is one cell) is
+ *  read and counted as fast as its signature. */
+const cellsWorthASignature = 4;
 /** Fewer whole days than this are read as fast as their signature. */
 const daysWorthASignature = 8;
 
@@ -27,66 +27,74 @@ export class BucketMemo {
   readonly detail = new Set<number>();
   /** Buckets holding raw rows (window edges, the tail): their counts are never remembered. */
   private readonly withRaw = new Set<number>();
-  /** Per selection: bucket → value → signature. */
-  private signatures: Map<number, Map<string | null, string>>[] = [];
-  /** Counts found for the other buckets, held for the count that follows. */
-  private readonly known = new Map<string, Counts>();
+  /** Per bucket, then the window's whole days at index buckets.length. */
+  private signatures = new Map<number, string>();
+  /** Per selection, per bucket not counted in full: every value's counts. */
+  private readonly known = new Map<number, Map<number, ValueCounts>>();
   /** Per selection whose whole days are known: value → their union. */
-  private readonly knownDays = new Map<number, Map<string | null, KnownDays>>();
+  private readonly knownDays = new Map<number, ReadonlyMap<string | null, KnownDays>>();
+  /** The signature ranges to ask for: one per bucket, then the window's whole days (the totals). */
+  readonly signatureDays: readonly ([number, number] | null)[];
+  /** Per selection, what its buckets' keys begin with. */
+  private readonly selectionKeys: readonly string[];
 
   constructor(
-    private readonly memo: CountMemo & CellStore,
+    private readonly memo: Recollection,
     private readonly plan: MetricsPlan,
     private readonly selections: readonly CellSelection[],
     private readonly project: number,
     private readonly window: { readonly from: number; readonly to: number },
-  ) {}
+  ) {
+    const breakdown = selections.length > 1;
+    const buckets = plan.bucketDays.map((days, b) => {
+      const { hours, slivers } = plan.buckets[b]!;
+      return breakdown || hours.length + slivers.length > cellsWorthASignature ? days : null;
+    });
+    const { days } = plan.totals;
+    // A breakdown's whole days are many cells per day; the whole question's are worth a
+    // signature only where the buckets' are read anyway.
+    const totals =
+      days.length >= daysWorthASignature && (breakdown || buckets.some((d) => d !== null))
+        ? ([days[0]!, days.at(-1)!] as [number, number])
+        : null;
+    this.signatureDays = [...buckets, totals];
+    this.selectionKeys = selections.map((s) => JSON.stringify(['bucket', project, s]));
+  }
 
   /** The cells and slivers to read: the totals', and those of every bucket not known. */
   choose(
-    signatures: readonly (readonly BucketSignature[])[],
+    signatures: readonly BucketSignature[],
     raw: readonly RawGroup[],
   ): { days: number[]; hours: number[]; sliverIndexes: number[] } {
     const { plan } = this;
-    if (plan.boundaries.length > 0) {
-      for (const r of raw) {
-        this.withRaw.add(rawBucket(plan, r));
+    const bucketCount = plan.buckets.length;
+    if (plan.boundaries.length > 0) for (const r of raw) this.withRaw.add(rawBucket(plan, r));
+    this.signatures = new Map(signatures.map((s) => [s.bucket, s.signature]));
+    this.selections.forEach((_, s) => this.known.set(s, new Map()));
+    for (let b = 0; b < bucketCount; b++) {
+      if (this.withRaw.has(b) || this.signatureDays[b] === null) {
+        this.detail.add(b);
+        continue;
       }
+      const signature = this.signatures.get(b);
+      // No day cell: nothing of the bucket is absorbed, and it holds no raw rows.
+      if (signature === undefined) continue;
+      const found = this.selections.map((_, s) =>
+        this.memo.recall<ValueCounts>(this.bucketKey(s, b, signature)),
+      );
+      if (found.some((f) => f === undefined)) this.detail.add(b);
+      else found.forEach((f, s) => this.known.get(s)!.set(b, f!));
     }
-    for (const b of this.withRaw) this.detail.add(b);
-    plan.bucketDays.forEach((days, b) => {
-      if (days === null) this.detail.add(b);
-    });
-    this.signatures = signatures.map((list) => {
-      const byBucket = new Map<number, Map<string | null, string>>();
-      for (const s of list) {
-        const values = byBucket.get(s.bucket) ?? new Map<string | null, string>();
-        byBucket.set(s.bucket, values.set(s.value, s.signature));
-      }
-      return byBucket;
-    });
-    this.signatures.forEach((byBucket, s) => {
-      for (const [bucket, values] of byBucket) {
-        if (this.detail.has(bucket) || bucket === this.plan.buckets.length) continue;
-        for (const [value, signature] of values) {
-          const counts = this.memo.getCounts(this.keyOf(s, bucket, value, signature));
-          if (counts === undefined) this.detail.add(bucket);
-          else this.known.set(knownKey(s, bucket, value), counts);
-        }
-      }
-    });
-    const totals = this.plan.buckets.length;
-    this.signatures.forEach((byBucket, s) => {
-      if (this.totalDaysRange === null) return;
-      const kept = new Map<string | null, KnownDays>();
-      for (const [value, signature] of byBucket.get(totals) ?? []) {
-        const key = this.daysKey(s, value, signature);
-        const entry = this.memo.get(key, '');
-        if (entry === undefined) return;
-        kept.set(value, { ...entry, identity: key });
-      }
-      this.knownDays.set(s, kept);
-    });
+    if (this.signatureDays[bucketCount] !== null) {
+      const signature = this.signatures.get(bucketCount);
+      this.selections.forEach((_, s) => {
+        const kept =
+          signature === undefined
+            ? new Map<string | null, KnownDays>()
+            : this.recallDays(this.daysKey(s, signature));
+        if (kept) this.knownDays.set(s, kept);
+      });
+    }
     const allDaysKnown = this.knownDays.size === this.selections.length;
     const days = new Set(allDaysKnown ? [] : plan.totals.days);
     const hours = new Set(plan.totals.hours);
@@ -100,30 +108,32 @@ export class BucketMemo {
     return { days: [...days], hours: [...hours], sliverIndexes };
   }
 
-  /** A bucket not counted in full this time: its counts for the value (zeros: no cells). */
+  /** A bucket not counted in full this time: its counts for the value (none: zeros). */
   knownCounts(selection: number, bucket: number, value: string | null): Counts | undefined {
-    return this.known.get(knownKey(selection, bucket, value));
+    return this.known.get(selection)?.get(bucket)?.get(value);
   }
 
-  /** Counts just made for a bucket, remembered when they came from cells alone. */
-  remember(selection: number, bucket: number, value: string | null, counts: Counts): void {
-    if (this.withRaw.has(bucket)) return;
-    const signature = this.signatures[selection]?.get(bucket)?.get(value);
-    if (signature !== undefined)
-      this.memo.setCounts(this.keyOf(selection, bucket, value, signature), counts);
-  }
-
-  /** The signature ranges to ask for: one per bucket, then the window's whole days (the totals). */
-  get signatureDays(): ([number, number] | null)[] {
-    return [...this.plan.bucketDays, this.totalDaysRange];
-  }
-
-  /** Only a breakdown's totals are worth a signature: twenty names are 1,800 day cells over 90
-   *  days, where the whole question's 90 cells cost no more to read than their signature. */
-  private get totalDaysRange(): [number, number] | null {
-    const { days } = this.plan.totals;
-    if (this.selections.length < 2 || days.length < daysWorthASignature) return null;
-    return [days[0]!, days.at(-1)!];
+  /** The buckets just counted from cells alone, every value's counts, remembered. */
+  rememberBuckets(
+    selection: number,
+    tallies: ReadonlyMap<string | null, { readonly buckets: readonly (Tally | undefined)[] }>,
+    countsOf: (tally: Tally) => Counts,
+  ): void {
+    for (const b of this.detail) {
+      const signature = this.signatures.get(b);
+      if (this.withRaw.has(b) || this.signatureDays[b] === null || signature === undefined)
+        continue;
+      const counts = new Map<string | null, Counts>();
+      let bytes = 0;
+      for (const [value, t] of tallies) {
+        const tally = t.buckets[b];
+        if (tally === undefined) continue;
+        counts.set(value, countsOf(tally));
+        bytes += bytesPerCounts + (value?.length ?? 0) * 2;
+      }
+      const key = this.bucketKey(selection, b, signature);
+      this.memo.remember(key, counts, bytes + key.length);
+    }
   }
 
   /** The union of the window's whole days per value, when known for this selection. */
@@ -136,51 +146,43 @@ export class BucketMemo {
     selection: number,
     dayCells: ReadonlyMap<string | null, { eventCount: number; users: UserSet[] }>,
   ): void {
-    if (this.totalDaysRange === null || this.knownDays.has(selection)) return;
-    const signatures = this.signatures[selection]?.get(this.plan.buckets.length);
-    for (const [value, signature] of signatures ?? []) {
-      const cells = dayCells.get(value);
-      if (cells === undefined) continue;
+    const signature = this.signatures.get(this.plan.buckets.length);
+    if (signature === undefined || this.knownDays.has(selection)) return;
+    const key = this.daysKey(selection, signature);
+    const unions = new Map<string | null, KnownDays>();
+    let bytes = key.length;
+    for (const [value, cells] of dayCells) {
       let users = bitmapWith(null, []);
       for (const u of cells.users) users = orUserSetInto(users, u);
-      this.memo.set(this.daysKey(selection, value, signature), '', {
+      unions.set(value, {
         users,
         eventCount: cells.eventCount,
+        identity: key + JSON.stringify(value),
       });
+      bytes += users.byteLength + bytesPerCounts;
     }
+    this.memo.remember(key, unions, bytes);
   }
 
-  private daysKey(selection: number, value: string | null, signature: string): string {
+  private recallDays(key: string): ReadonlyMap<string | null, KnownDays> | undefined {
+    return this.memo.recall<ReadonlyMap<string | null, KnownDays>>(key);
+  }
+
+  private daysKey(selection: number, signature: string): string {
     return JSON.stringify([
       'days',
       this.project,
       this.selections[selection],
-      value,
-      this.totalDaysRange,
+      this.signatureDays[this.plan.buckets.length],
       signature,
     ]);
   }
 
-  private keyOf(
-    selection: number,
-    bucket: number,
-    value: string | null,
-    signature: string,
-  ): string {
+  private bucketKey(selection: number, bucket: number, signature: string): string {
     const { boundaries } = this.plan;
     // The bucket as far as the window covers it: interior buckets are the same for any window.
-    return JSON.stringify([
-      'bucket',
-      this.project,
-      this.selections[selection],
-      value,
-      Math.max(boundaries[bucket]!, this.window.from),
-      Math.min(boundaries[bucket + 1]!, this.window.to + 1),
-      signature,
-    ]);
+    const from = Math.max(boundaries[bucket]!, this.window.from);
+    const end = Math.min(boundaries[bucket + 1]!, this.window.to + 1);
+    return `${this.selectionKeys[selection]!}${from},${end},${signature}`;
   }
 }
-
-/** JSON, not a template: a channel named "null" is not the value null. */
-const knownKey = (selection: number, bucket: number, value: string | null) =>
-  JSON.stringify([selection, bucket, value]);

@@ -1,20 +1,19 @@
 // Decoded user sets of rollup cells and hour slivers (sql/read-cells.ts says why and how they are
-// versioned), and the unique users of unions of them, kept between requests in at most maxBytes,
-// least recently used out first.
+// versioned), the unique users of unions of them, and whole buckets' counts (bucket-memo.ts), kept
+// between requests in at most maxBytes, least recently used out first.
 import type { CachedUsers, CellStore } from '../sql/read-metrics.js';
-import type { CountMemo, Counts } from './tally.js';
+import type { Recollection } from './tally.js';
 
 interface Entry extends CachedUsers {
   readonly version: string;
   readonly bytes: number;
-  readonly counts?: Counts;
+  /** Anything else remembered under the key; versioned by the key itself. */
+  readonly remembered?: unknown;
 }
 
-/** What remembered counts are charged beyond their key: the numbers and the entry. */
-const countBytes = 64;
 const noUsers = new Uint8Array(0);
 
-export class CellBitmapCache implements CellStore, CountMemo {
+export class CellBitmapCache implements CellStore, Recollection {
   // A Map iterates in insertion order; re-inserting on every hit makes the first key the least
   // recently used.
   private readonly entries = new Map<string, Entry>();
@@ -35,22 +34,16 @@ export class CellBitmapCache implements CellStore, CountMemo {
     this.keep(key, { version, users, eventCount, bytes: users.byteLength });
   }
 
-  getCounts(key: string): Counts | undefined {
+  recall<T>(key: string): T | undefined {
     const entry = this.entries.get(key);
-    if (entry?.counts === undefined) return undefined;
+    if (entry?.remembered === undefined) return undefined;
     this.entries.delete(key);
     this.entries.set(key, entry);
-    return entry.counts;
+    return entry.remembered as T;
   }
 
-  setCounts(key: string, counts: Counts): void {
-    this.keep(key, {
-      version: '',
-      users: noUsers,
-      eventCount: 0,
-      counts,
-      bytes: countBytes + key.length,
-    });
+  remember(key: string, value: unknown, bytes: number): void {
+    this.keep(key, { version: '', users: noUsers, eventCount: 0, remembered: value, bytes });
   }
 
   private keep(key: string, entry: Entry): void {

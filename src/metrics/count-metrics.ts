@@ -6,7 +6,7 @@ import type { UserSet } from '../sql/user-set-format.js';
 import type { BucketMemo } from './bucket-memo.js';
 import { rawBucket, type MetricsPlan } from './metrics-plan.js';
 import type { MetricsQuery } from './metrics-query.js';
-import { Tally, type CountMemo, type Counts } from './tally.js';
+import { Tally, type Recollection, type Counts } from './tally.js';
 
 export type Bucket = { bucket_start: number } & Counts;
 
@@ -38,31 +38,40 @@ export function countMetrics(
   q: MetricsQuery,
   plan: MetricsPlan,
   read: MetricsRead,
-  memo?: CountMemo,
+  memo?: Recollection,
   known?: BucketMemo,
 ): MetricsAnswer {
+  // Each tally counted once: a bucket remembered and answered asks for the same counts.
+  const counted = new Map<Tally, Counts>();
+  const countsOf = (tally: Tally): Counts => {
+    let counts = counted.get(tally);
+    if (counts === undefined) counted.set(tally, (counts = tally.counts(memo)));
+    return counts;
+  };
   const bucketsOf = (tallies: ValueTallies, selection: number, value: string | null): Bucket[] => {
     const buckets: Bucket[] = [];
     for (let i = 0; i < plan.buckets.length; i++) {
-      let counts: Counts;
-      if (known && !known.detail.has(i)) {
-        counts = known.knownCounts(selection, i, value) ?? zero;
-      } else {
-        counts = (tallies.buckets[i] ?? none).counts(memo);
-        known?.remember(selection, i, value, counts);
-      }
+      const counts =
+        known && !known.detail.has(i)
+          ? (known.knownCounts(selection, i, value) ?? zero)
+          : countsOf(tallies.buckets[i] ?? none);
       if (counts.count === 0 && !q.fillZero) continue;
       buckets.push({ bucket_start: plan.boundaries[i]!, ...counts });
     }
     return buckets;
   };
-  const whole = tallySelection(plan, read, 0, known).get('') ?? emptyTallies();
+  const tallied = (selection: number) => {
+    const byValue = tallySelection(plan, read, selection, known);
+    known?.rememberBuckets(selection, byValue, countsOf);
+    return byValue;
+  };
+  const whole = tallied(0).get('') ?? emptyTallies();
   const answer: MetricsAnswer = {
     totals: whole.total.counts(memo),
     ...(q.buckets ? { buckets: bucketsOf(whole, 0, '') } : {}),
   };
   if (!q.breakdown) return { ...answer, ...q.echo };
-  const ranked = [...tallySelection(plan, read, 1, known)]
+  const ranked = [...tallied(1)]
     .filter(([, t]) => t.total.count > 0)
     .map(([value, tallies]) => ({ value, tallies, count: tallies.total.count }))
     .sort((a, b) => b.count - a.count || compareValues(a.value, b.value));

@@ -31,16 +31,14 @@ export interface MetricsPlan {
   readonly totals: Pieces;
   /** One per bucket, in order: [boundaries[i], boundaries[i + 1]). */
   readonly buckets: Pieces[];
-  /** Per bucket made of many hour cells or slivers, the UTC days [first, last] it touches: its
-   *  counts may be known by their cells' signature (bucket-memo.ts). null: counted from cells. */
+  /** Per bucket, the UTC days [first, last] its cells lie in, whose signature may name its
+   *  counts (bucket-memo.ts); null: it has no cells (raw edges only). */
   readonly bucketDays: ([number, number] | null)[];
   /** Per edge, the bucket it lies in (none without buckets). */
   readonly edgeBuckets: number[];
   readonly boundaries: readonly number[];
 }
 
-/** Fewer hours and slivers than this are read and counted as fast as their signature. */
-const cellsWorthASignature = 4;
 const ceilTo = (t: number, unit: number) => Math.ceil(t / unit) * unit;
 const floorTo = (t: number, unit: number) => Math.floor(t / unit) * unit;
 const emptyPieces = (): Pieces => ({ days: [], hours: [], slivers: [] });
@@ -82,12 +80,10 @@ export function planMetrics(q: MetricsQuery): MetricsPlan {
       const bucket = bucketOf(part.from);
       const pieces = plan.buckets[bucket]!;
       decompose(part, pieces, plan.slivers);
-      if (pieces.hours.length + pieces.slivers.length > cellsWorthASignature) {
-        plan.bucketDays[bucket] = [
-          Math.floor(part.from / secondsPerDay),
-          Math.floor((part.end - 1) / secondsPerDay),
-        ];
-      }
+      plan.bucketDays[bucket] = [
+        Math.floor(part.from / secondsPerDay),
+        Math.floor((part.end - 1) / secondsPerDay),
+      ];
     }
   }
   return plan;

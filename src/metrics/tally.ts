@@ -24,11 +24,14 @@ export interface Counts {
   unique_users: number;
 }
 
-/** Counts already made, by what they were made of. */
-export interface CountMemo {
-  getCounts(key: string): Counts | undefined;
-  setCounts(key: string, counts: Counts): void;
+/** Anything made from cells, kept by a key that names what it was made of, charged `bytes`. */
+export interface Recollection {
+  recall<T>(key: string): T | undefined;
+  remember(key: string, value: unknown, bytes: number): void;
 }
+
+/** What one remembered Counts is charged beyond its key: the numbers and the entry. */
+export const bytesPerCounts = 64;
 
 export class Tally {
   count = 0;
@@ -64,17 +67,17 @@ export class Tally {
   }
 
   /** memo: a union of cells alone is counted once per version of its cells, then remembered. */
-  counts(memo?: CountMemo): Counts {
+  counts(memo?: Recollection): Counts {
     if (!memo || this.identities === null || this.sets.length < 2) {
       return { count: this.count, unique_users: this.uniqueUsers() };
     }
     // Sorted: the database returns cells in no set order.
     const of = this.identities.sort().join('\n');
     const key = `count\u0000${createHash('sha1').update(of).digest('base64')}`;
-    let counts = memo.getCounts(key);
+    let counts = memo.recall<Counts>(key);
     if (counts === undefined) {
       counts = { count: this.count, unique_users: this.uniqueUsers() };
-      memo.setCounts(key, counts);
+      memo.remember(key, counts, bytesPerCounts + key.length);
     }
     return counts;
   }

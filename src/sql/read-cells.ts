@@ -8,7 +8,7 @@
 // cell that changed. A sliver (part of an hour) is kept at its hour cell's version: the cell's
 // rows are exactly the sliver's absorbed rows plus the rest of the hour.
 import type pg from 'pg';
-import { rollupGrains, rollupSpans, type RollupSpan } from './rollup-spans.js';
+import { rollupGrainFor, rollupGrains, rollupSpans, type RollupSpan } from './rollup-spans.js';
 import { decodeUserSet, type UserSet } from './user-set-format.js';
 
 export interface CellSelection {
@@ -52,11 +52,11 @@ export interface CellPieces {
   readonly sliverIndexes: readonly number[];
 }
 
-/** What the cells of one bucket and value are, at their versions: the UTC day cells it touches,
- *  which every event absorbed into any of its hours rewrites. Equal signatures, equal counts. */
+/** What every cell of one bucket is, at its version, for any selection and value: the row
+ *  versions of the project's whole-question day cells over the UTC days the bucket touches. Every
+ *  event absorbed into any cell of those days, of any grain, rewrites one of them. */
 export interface BucketSignature {
   readonly bucket: number;
-  readonly value: string | null;
   readonly signature: string;
 }
 
@@ -96,12 +96,21 @@ function denseRange(starts: readonly number[]): [number, number] | undefined {
   return 2 * starts.length >= max - min + 1 ? [min, max] : undefined;
 }
 
-const readSignaturesSql = `
-SELECT r.b AS bucket, grain, event_name, channel,
-       md5(string_agg(day::text || ':' || c.xmin::text, ',' ORDER BY day)) AS signature
-FROM unnest($5::int4[], $6::int4[], $7::int4[]) AS r(b, lo, hi)
-JOIN ${rollupSpans.day.table} c ON ${cellWhere} AND day BETWEEN r.lo AND r.hi
-GROUP BY 1, 2, 3, 4`;
+const wholeGrain = rollupGrainFor(false, false).code;
+const readSignaturesSql = (projectId: number, buckets: string, lo: string, hi: string) => `
+SELECT r.b AS bucket, md5(string_agg(c.day::text || ':' || c.xmin::text, ',' ORDER BY c.day)) AS signature
+FROM unnest(${buckets}, ${lo}, ${hi}) AS r(b, lo, hi)
+JOIN ${rollupSpans.day.table} c ON c.project_id = ${projectId} AND c.grain = ${wholeGrain}
+  AND c.event_name = '' AND c.channel = '' AND c.day BETWEEN r.lo AND r.hi
+GROUP BY 1`;
+
+/** A number this process computed (never request text), checked before it goes into SQL text. */
+function integer(value: number): number {
+  if (!Number.isSafeInteger(value)) throw new Error(`not an integer: ${value}`);
+  return value;
+}
+const intArrayLiteral = (values: readonly number[]) =>
+  `'{${values.map(integer).join(',')}}'::int4[]`;
 
 const readUsersSql = `
 SELECT 'day' AS span, c.day AS start, c.grain, c.event_name, c.channel, c.users
@@ -135,30 +144,18 @@ function valueOf(selection: CellSelection, r: Row): string | null {
   return '';
 }
 
-/** Per bucket (UTC days [lo, hi] of each; null: none) and value, the signature of its cells. */
-export async function readBucketSignatures(
-  client: pg.PoolClient,
+/** The statement reading, per bucket (UTC days [lo, hi] of each; null: none), the signature of
+ *  its cells; a bucket with no day cell gets none (nothing of it is absorbed). Its numbers are
+ *  written into the text, so it rides in the round trip that opens the snapshot (a text of several
+ *  statements takes no parameters). null: no bucket asks for one. */
+export function bucketSignaturesSql(
   projectId: number,
-  selection: CellSelection,
   bucketDays: readonly (readonly [number, number] | null)[],
-): Promise<BucketSignature[]> {
+): string | null {
   const asked = bucketDays.flatMap((span, b) => (span ? [[b, ...span]] : []));
-  if (asked.length === 0) return [];
-  const { rows } = await client.query<Row & { bucket: number; signature: string }>(
-    readSignaturesSql,
-    [
-      projectId,
-      selection.grains,
-      selection.eventName,
-      selection.channel,
-      ...[0, 1, 2].map((k) => asked.map((a) => a[k]!)),
-    ],
-  );
-  return rows.map((r) => ({
-    bucket: r.bucket,
-    value: valueOf(selection, r),
-    signature: r.signature,
-  }));
+  if (asked.length === 0) return null;
+  const [buckets, lo, hi] = [0, 1, 2].map((k) => intArrayLiteral(asked.map((a) => a[k]!)));
+  return readSignaturesSql(integer(projectId), buckets!, lo!, hi!);
 }
 
 export async function readCells(
@@ -177,6 +174,9 @@ export async function readCells(
   const hours = [
     ...new Set([...request.hours, ...request.sliverIndexes.map((i) => request.slivers[i]!.hour)]),
   ];
+  // Every bucket known and the totals' days too: nothing to ask.
+  if (request.days.length === 0 && hours.length === 0)
+    return { cells: [], slivers: new Map(), unreadSlivers: [] };
   const dayRange = denseRange(request.days);
   const hourRange = denseRange(hours);
   const { rows } = await client.query<Row & { event_count: number; version: string }>(

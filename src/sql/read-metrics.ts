@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import { withClient } from './create-pool.js';
 import {
-  readBucketSignatures,
+  bucketSignaturesSql,
   readCells,
   sliverKey,
   type BucketSignature,
@@ -45,12 +45,12 @@ export interface MetricsReadRequest {
   /** Where cells (and slivers) count, and rows not in the rollup yet are read raw. */
   readonly middle: TimeRange | null;
   readonly slivers: readonly (TimeRange & { readonly hour: number })[];
-  /** Per bucket, the UTC days [lo, hi] its cells lie in (null: none): signatures come first. */
+  /** Per bucket, the UTC days [lo, hi] whose signature to read first (null: none). */
   readonly bucketDays: readonly (readonly [number, number] | null)[];
-  /** Given the signatures (per selection) and the raw rows, the cells and slivers to read: what
+  /** Given the buckets' signatures and the raw rows, the cells and slivers to read: what
    *  an answer cannot take from counts it already knows. */
   readonly choose: (
-    signatures: readonly (readonly BucketSignature[])[],
+    signatures: readonly BucketSignature[],
     raw: readonly RawGroup[],
   ) => { days: readonly number[]; hours: readonly number[]; sliverIndexes: readonly number[] };
 }
@@ -74,8 +74,6 @@ export interface MetricsRead {
   /** Per selection: per sliver index, per cell value, what the cell holds of that sliver. */
   readonly slivers: readonly Map<number, Map<string | null, SliverCounts>>[];
   readonly raw: readonly RawGroup[];
-  /** Per selection. */
-  readonly signatures: readonly (readonly BucketSignature[])[];
 }
 
 // One round trip opens the snapshot. Every statement after it has an index path that reads only
@@ -146,9 +144,13 @@ export async function readMetrics(
 ): Promise<MetricsRead> {
   return withClient(pool, async (client) => {
     // A multi-statement text returns one result per statement (the typings know only one).
-    const opened = (await client.query(beginSql)) as unknown as pg.QueryResult[];
+    const signaturesSql = bucketSignaturesSql(projectId, request.bucketDays);
+    const opened = (await client.query(
+      signaturesSql ? `${beginSql};\n${signaturesSql}` : beginSql,
+    )) as unknown as pg.QueryResult[];
     try {
       const { snapshot, as_of_ms } = opened[2]!.rows[0] as { snapshot: string; as_of_ms: string };
+      const signatures = (opened[3]?.rows ?? []) as BucketSignature[];
       const anyCells = request.middle !== null;
       const valueSql = request.valueColumn ? valueExpression[request.valueColumn] : 'NULL::text';
       const common = [projectId, request.window.eventName, request.window.channel, snapshot];
@@ -175,14 +177,6 @@ export async function readMetrics(
         value: r.value,
         eventCount: r.event_count,
       }));
-      const signatures: BucketSignature[][] = [];
-      for (const selection of request.selections) {
-        signatures.push(
-          anyCells
-            ? await readBucketSignatures(client, projectId, selection, request.bucketDays)
-            : [],
-        );
-      }
       const pieces = { ...request.choose(signatures, raw), slivers: request.slivers };
       const cells: StoredCell[][] = [];
       const sliverSets: Map<number, Map<string | null, SliverCounts>>[] = [];
@@ -212,7 +206,7 @@ export async function readMetrics(
       request.selections.forEach((selection, s) =>
         fillSlivers(selection, cells[s]!, sliverSets[s]!, sliversToRead, absorbed, request, store),
       );
-      return { asOfMs: Number(as_of_ms), cells, slivers: sliverSets, raw, signatures };
+      return { asOfMs: Number(as_of_ms), cells, slivers: sliverSets, raw };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CellBitmapCache } from '../../src/metrics/cell-bitmap-cache.js';
-import { Tally, type CountMemo } from '../../src/metrics/tally.js';
+import { Tally, type Recollection } from '../../src/metrics/tally.js';
 import { bitmapWith } from '../../src/sql/user-set-format.js';
 
 const bitmap = (length: number, fill: number) => ({
@@ -59,9 +59,9 @@ describe('Tally with a count memo', () => {
 
   it('counts a union of cells once per version of its cells, then answers from the memo', () => {
     const counts = new Map<string, { count: number; unique_users: number }>();
-    const memo: CountMemo = {
-      getCounts: (key) => counts.get(key),
-      setCounts: (key, c) => void counts.set(key, c),
+    const memo: Recollection = {
+      recall: <T>(key: string) => counts.get(key) as T | undefined,
+      remember: (key, c) => void counts.set(key, c as { count: number; unique_users: number }),
     };
     const tally = (version: string) => {
       const t = new Tally();
@@ -86,7 +86,7 @@ describe('Tally with a count memo', () => {
     t.addRaw(1, null, 'someone-new');
     expect(t.counts(memo)).toEqual({ count: 4, unique_users: 4 });
     expect(memo.size).toBe(0);
-    memo.setCounts('k', { count: 9, unique_users: 7 });
-    expect([memo.getCounts('k'), memo.size]).toEqual([{ count: 9, unique_users: 7 }, 65]);
+    memo.remember('k', { count: 9, unique_users: 7 }, 65);
+    expect([memo.recall('k'), memo.size]).toEqual([{ count: 9, unique_users: 7 }, 65]);
   });
 });
