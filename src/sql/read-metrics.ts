@@ -8,7 +8,6 @@ import { withClient } from './create-pool.js';
 import {
   bucketSignaturesSql,
   readCells,
-  sliverKey,
   type BucketSignature,
   type CellSelection,
   type CellStore,
@@ -16,17 +15,9 @@ import {
   type StoredCell,
   type TimeRange,
 } from './read-cells.js';
-import { bitmapWith } from './user-set-format.js';
+import { eventFilters, fillSlivers, rangeScan, readAbsorbedRows } from './read-slivers.js';
 
-export type {
-  BucketSignature,
-  CachedUsers,
-  CellSelection,
-  CellStore,
-  SliverCounts,
-  StoredCell,
-  TimeRange,
-} from './read-cells.js';
+export type { BucketSignature, CachedUsers, CellSelection, CellStore } from './read-cells.js';
 
 export interface MetricsWindow {
   readonly from: number;
@@ -85,17 +76,6 @@ BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 SET LOCAL enable_seqscan = off;
 SELECT snapshot::text AS snapshot, (extract(epoch FROM now()) * 1000)::int8 AS as_of_ms FROM rollup_state`;
 
-const filters = `e.project_id = $1
-  AND ($2::text IS NULL OR e.event_name = $2) AND ($3::text IS NULL OR e.channel = $3)`;
-
-// One index scan by project and occurred_at per range, whatever the planner estimates: joined
-// plainly, sixteen ranges of unknown width looked like more than the whole table, and it read the
-// project's every row instead (23 s at 10M events). OFFSET 0 keeps the subquery a subquery.
-const rangeScan = (value: string, more = '') => `LATERAL (
-    SELECT e.user_id, ${value} AS value FROM events e
-    WHERE ${filters} AND e.occurred_at >= to_timestamp(r.a) AND e.occurred_at < to_timestamp(r.b) ${more}
-    OFFSET 0) e`;
-
 // Edges: a range scan each. The tail, rows newer than the
 // rollup's snapshot, is found through the BRIN index on txid; MATERIALIZED keeps the planner from
 // merging its scan into an occurred_at scan. The tail takes every project's new rows (the same
@@ -112,28 +92,14 @@ WITH tail AS MATERIALIZED (
   FROM unnest($5::int4[], $6::float8[], $7::float8[]) AS r(i, a, b), ${rangeScan(value)}
   UNION ALL
   SELECT 2, floor(extract(epoch FROM e.occurred_at)), e.user_id, ${value} FROM tail e
-  WHERE ${filters} AND e.occurred_at >= to_timestamp($8) AND e.occurred_at < to_timestamp($9)
+  WHERE ${eventFilters} AND e.occurred_at >= to_timestamp($8) AND e.occurred_at < to_timestamp($9)
 )
 SELECT raw.kind, raw.key::float8 AS key, raw.user_id, ${withUserInts ? 'u.user_int' : 'NULL::int AS user_int'},
        raw.value, count(*)::int AS event_count
 FROM raw ${withUserInts ? 'LEFT JOIN user_ids u USING (user_id)' : ''}
 GROUP BY 1, 2, 3, 4, 5`;
 
-// Slivers: what the rollup has absorbed of each range (its cells' share), per value, as one array
-// of user numbers each (every absorbed user is in the dictionary: the refresh registered it).
-// Aggregated here: a sliver of a busy hour holds thousands of rows.
-const readAbsorbedSql = (value: string) => `
-SELECT r.i AS key, e.value, count(*)::int AS event_count,
-       array_agg(DISTINCT u.user_int) AS user_ints
-FROM unnest($5::int4[], $6::float8[], $7::float8[]) AS r(i, a, b),
-  ${rangeScan(value, 'AND pg_visible_in_snapshot(e.txid::text::xid8, $4::pg_snapshot)')}
-JOIN user_ids u ON u.user_id = e.user_id
-GROUP BY 1, 2`;
-
 const valueExpression = { event_name: 'e.event_name', channel: 'e.channel' } as const;
-
-/** Slivers read per statement: each holds at most one hour of rows. */
-const sliversPerStatement = 16;
 
 /** One project's material for one question. */
 export async function readMetrics(
@@ -188,23 +154,24 @@ export async function readMetrics(
         for (const i of read?.unreadSlivers ?? []) unread.add(i);
       }
       const sliversToRead = [...unread].sort((a, b) => a - b);
-      // A statement per few slivers: a long window's first read in a half-hour zone is hundreds of
-      // thousands of rows, which in one statement outlasted PG_STATEMENT_TIMEOUT_MS and so was
-      // never kept. Each statement stays short; the answer waits for all of them.
-      const absorbed: AbsorbedRow[] = [];
-      for (let at = 0; at < sliversToRead.length; at += sliversPerStatement) {
-        const chunk = sliversToRead.slice(at, at + sliversPerStatement);
-        const { rows: read } = await client.query<AbsorbedRow>(readAbsorbedSql(valueSql), [
-          ...common,
-          chunk,
-          chunk.map((i) => request.slivers[i]!.from),
-          chunk.map((i) => request.slivers[i]!.end),
-        ]);
-        for (const r of read) absorbed.push(r);
-      }
+      const absorbed = await readAbsorbedRows(
+        client,
+        [projectId, request.window.eventName, request.window.channel, snapshot],
+        valueSql,
+        request.slivers,
+        sliversToRead,
+      );
       await client.query('COMMIT');
       request.selections.forEach((selection, s) =>
-        fillSlivers(selection, cells[s]!, sliverSets[s]!, sliversToRead, absorbed, request, store),
+        fillSlivers(
+          selection,
+          cells[s]!,
+          sliverSets[s]!,
+          sliversToRead,
+          absorbed,
+          request.slivers,
+          store,
+        ),
       );
       return { asOfMs: Number(as_of_ms), cells, slivers: sliverSets, raw };
     } catch (err) {
@@ -212,51 +179,4 @@ export async function readMetrics(
       throw err;
     }
   });
-}
-
-/** What each hour cell holds of each sliver just read, kept at the cell's version. */
-function fillSlivers(
-  selection: CellSelection,
-  cells: readonly StoredCell[],
-  sets: Map<number, Map<string | null, SliverCounts>>,
-  read: readonly number[],
-  absorbed: readonly AbsorbedRow[],
-  request: MetricsReadRequest,
-  store: CellStore,
-): void {
-  const rowsOf = new Map<number, AbsorbedRow[]>();
-  for (const r of absorbed) {
-    const list = rowsOf.get(r.key);
-    if (list) list.push(r);
-    else rowsOf.set(r.key, [r]);
-  }
-  for (const i of read) {
-    const sliver = request.slivers[i]!;
-    const owners = cells.filter((c) => c.span === 'hour' && c.start === sliver.hour);
-    const bySliver = new Map<string | null, SliverCounts>();
-    sets.set(i, bySliver);
-    const values = new Map<string | null, { eventCount: number; ints: number[] }>();
-    for (const r of rowsOf.get(i) ?? []) {
-      // The whole question's share sums every value's rows.
-      const value = selection.by === null ? '' : r.value;
-      const v = values.get(value) ?? { eventCount: 0, ints: [] };
-      values.set(value, v);
-      v.eventCount += r.event_count;
-      for (const u of r.user_ints) v.ints.push(u);
-    }
-    for (const cell of owners) {
-      const v = values.get(cell.value);
-      const counts = { eventCount: v?.eventCount ?? 0, users: bitmapWith(null, v?.ints ?? []) };
-      const key = sliverKey(cell, sliver);
-      bySliver.set(cell.value, { ...counts, identity: `${key}@${cell.version}` });
-      store.set(key, cell.version, counts);
-    }
-  }
-}
-
-interface AbsorbedRow {
-  readonly key: number;
-  readonly value: string | null;
-  readonly event_count: number;
-  readonly user_ints: number[];
 }
