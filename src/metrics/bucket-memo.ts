@@ -8,10 +8,12 @@
 import type { BucketSignature, CachedUsers, CellSelection, RawGroup } from '../sql/read-metrics.js';
 import { bitmapWith, orUserSetInto, type UserSet } from '../sql/user-set-format.js';
 import { rawBucket, type MetricsPlan } from './metrics-plan.js';
+import { secondsPerDay } from '../sql/rollup-spans.js';
 import { bytesPerCounts, type Counts, type Recollection, type Tally } from './tally.js';
 
-/** The window's whole days of one value, as one union, named for the count memo by its key. */
-export type KnownDays = CachedUsers & { readonly identity: string };
+/** The cells of the window's whole hours for one value, as one union, named for the count memo
+ *  by its key. */
+export type KnownCells = CachedUsers & { readonly identity: string };
 
 /** Per value (null: events with no channel; '' for the whole question). */
 type ValueCounts = ReadonlyMap<string | null, Counts>;
@@ -19,7 +21,8 @@ type ValueCounts = ReadonlyMap<string | null, Counts>;
 /** Without a breakdown, a bucket of fewer hours and slivers than this (a UTC day is one cell) is
  *  read and counted as fast as its signature. */
 const cellsWorthASignature = 4;
-/** Fewer whole days than this are read as fast as their signature. */
+const daysOf = (t: number) => Math.floor(t / secondsPerDay);
+/** Totals of fewer whole days than this are read as fast as their signature. */
 const daysWorthASignature = 8;
 
 export class BucketMemo {
@@ -31,9 +34,10 @@ export class BucketMemo {
   private signatures = new Map<number, string>();
   /** Per selection, per bucket not counted in full: every value's counts. */
   private readonly known = new Map<number, Map<number, ValueCounts>>();
-  /** Per selection whose whole days are known: value → their union. */
-  private readonly knownDays = new Map<number, ReadonlyMap<string | null, KnownDays>>();
-  /** The signature ranges to ask for: one per bucket, then the window's whole days (the totals). */
+  /** Per selection whose totals' cells are known: value → their union. */
+  private readonly knownCells = new Map<number, ReadonlyMap<string | null, KnownCells>>();
+  /** The signature ranges to ask for: one per bucket, then the UTC days of the window's whole
+   *  hours (the totals' cells). */
   readonly signatureDays: readonly ([number, number] | null)[];
   /** Per selection, what its buckets' keys begin with. */
   private readonly selectionKeys: readonly string[];
@@ -50,12 +54,14 @@ export class BucketMemo {
       const { hours, slivers } = plan.buckets[b]!;
       return breakdown || hours.length + slivers.length > cellsWorthASignature ? days : null;
     });
-    const { days } = plan.totals;
-    // A breakdown's whole days are many cells per day; the whole question's are worth a
-    // signature only where the buckets' are read anyway.
+    const { middle } = plan;
+    // A breakdown's days are many cells each; the whole question's are worth a signature only
+    // where the buckets' are read anyway.
     const totals =
-      days.length >= daysWorthASignature && (breakdown || buckets.some((d) => d !== null))
-        ? ([days[0]!, days.at(-1)!] as [number, number])
+      middle !== null &&
+      plan.totals.days.length >= daysWorthASignature &&
+      (breakdown || buckets.some((d) => d !== null))
+        ? ([daysOf(middle.from), daysOf(middle.end - 1)] as [number, number])
         : null;
     this.signatureDays = [...buckets, totals];
     this.selectionKeys = selections.map((s) => JSON.stringify(['bucket', project, s]));
@@ -90,14 +96,14 @@ export class BucketMemo {
       this.selections.forEach((_, s) => {
         const kept =
           signature === undefined
-            ? new Map<string | null, KnownDays>()
-            : this.recallDays(this.daysKey(s, signature));
-        if (kept) this.knownDays.set(s, kept);
+            ? new Map<string | null, KnownCells>()
+            : this.memo.recall<ReadonlyMap<string | null, KnownCells>>(this.cellsKey(s, signature));
+        if (kept) this.knownCells.set(s, kept);
       });
     }
-    const allDaysKnown = this.knownDays.size === this.selections.length;
-    const days = new Set(allDaysKnown ? [] : plan.totals.days);
-    const hours = new Set(plan.totals.hours);
+    const totalsKnown = this.knownCells.size === this.selections.length;
+    const days = new Set(totalsKnown ? [] : plan.totals.days);
+    const hours = new Set(totalsKnown ? [] : plan.totals.hours);
     const sliverIndexes: number[] = [];
     for (const b of this.detail) {
       const pieces = plan.buckets[b]!;
@@ -136,22 +142,22 @@ export class BucketMemo {
     }
   }
 
-  /** The union of the window's whole days per value, when known for this selection. */
-  knownTotalDays(selection: number): ReadonlyMap<string | null, KnownDays> | undefined {
-    return this.knownDays.get(selection);
+  /** The union of the totals' cells per value, when known for this selection. */
+  knownTotalCells(selection: number): ReadonlyMap<string | null, KnownCells> | undefined {
+    return this.knownCells.get(selection);
   }
 
-  /** The day cells just counted for the totals, as one union per value, remembered. */
-  rememberTotalDays(
+  /** The cells just counted for the totals, as one union per value, remembered. */
+  rememberTotalCells(
     selection: number,
-    dayCells: ReadonlyMap<string | null, { eventCount: number; users: UserSet[] }>,
+    totalCells: ReadonlyMap<string | null, { eventCount: number; users: UserSet[] }>,
   ): void {
     const signature = this.signatures.get(this.plan.buckets.length);
-    if (signature === undefined || this.knownDays.has(selection)) return;
-    const key = this.daysKey(selection, signature);
-    const unions = new Map<string | null, KnownDays>();
+    if (signature === undefined || this.knownCells.has(selection)) return;
+    const key = this.cellsKey(selection, signature);
+    const unions = new Map<string | null, KnownCells>();
     let bytes = key.length;
-    for (const [value, cells] of dayCells) {
+    for (const [value, cells] of totalCells) {
       let users = bitmapWith(null, []);
       for (const u of cells.users) users = orUserSetInto(users, u);
       unions.set(value, {
@@ -164,16 +170,14 @@ export class BucketMemo {
     this.memo.remember(key, unions, bytes);
   }
 
-  private recallDays(key: string): ReadonlyMap<string | null, KnownDays> | undefined {
-    return this.memo.recall<ReadonlyMap<string | null, KnownDays>>(key);
-  }
-
-  private daysKey(selection: number, signature: string): string {
+  private cellsKey(selection: number, signature: string): string {
+    const { middle } = this.plan;
     return JSON.stringify([
-      'days',
+      'totals',
       this.project,
       this.selections[selection],
-      this.signatureDays[this.plan.buckets.length],
+      middle?.from,
+      middle?.end,
       signature,
     ]);
   }

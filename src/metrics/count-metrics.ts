@@ -118,11 +118,11 @@ function tallySelection(
     return t;
   };
   const use = piecesIndex(plan);
-  // The window's whole days: one union per value, known, or made here from the day cells.
-  const knownDays = known?.knownTotalDays(selection);
-  const dayCells = new Map<string | null, { eventCount: number; users: UserSet[] }>();
-  for (const [value, days] of knownDays ?? []) {
-    of(value).total.addCell(days.eventCount, days.users, days.identity);
+  // The window's whole hours: one union per value, known, or made here from their cells.
+  const knownCells = known?.knownTotalCells(selection);
+  const totalCells = new Map<string | null, { eventCount: number; users: UserSet[] }>();
+  for (const [value, cells] of knownCells ?? []) {
+    of(value).total.addCell(cells.eventCount, cells.users, cells.identity);
   }
   for (const cell of read.cells[selection] ?? []) {
     if (cell.users === undefined) continue; // read for its slivers' version only
@@ -130,18 +130,16 @@ function tallySelection(
     if (!at) continue;
     const t = of(cell.value);
     const identity = `${cell.key}@${cell.version}`;
-    if (at.total && cell.span === 'day') {
-      if (!knownDays) {
-        t.total.addCell(cell.eventCount, cell.users, identity);
-        const days = dayCells.get(cell.value) ?? { eventCount: 0, users: [] };
-        dayCells.set(cell.value, days);
-        days.eventCount += cell.eventCount;
-        days.users.push(cell.users);
-      }
-    } else if (at.total) t.total.addCell(cell.eventCount, cell.users, identity);
+    if (at.total && !knownCells) {
+      t.total.addCell(cell.eventCount, cell.users, identity);
+      const cells = totalCells.get(cell.value) ?? { eventCount: 0, users: [] };
+      totalCells.set(cell.value, cells);
+      cells.eventCount += cell.eventCount;
+      cells.users.push(cell.users);
+    }
     if (at.bucket >= 0) bucketOf(t, at.bucket).addCell(cell.eventCount, cell.users, identity);
   }
-  known?.rememberTotalDays(selection, dayCells);
+  known?.rememberTotalCells(selection, totalCells);
   for (const [sliver, values] of read.slivers[selection] ?? []) {
     const bucket = use.sliverBucket.get(sliver);
     if (bucket === undefined) continue;
