@@ -117,9 +117,9 @@ function tallySelection(
     if (!t) byValue.set(value, (t = emptyTallies()));
     return t;
   };
-  const use = piecesIndex(plan);
   // The window's whole hours: one union per value, known, or made here from their cells.
   const knownCells = known?.knownTotalCells(selection);
+  const use = piecesIndex(plan, knownCells === undefined, known?.detail);
   const totalCells = new Map<string | null, { eventCount: number; users: UserSet[] }>();
   for (const [value, cells] of knownCells ?? []) {
     of(value).total.addCell(cells.eventCount, cells.users, cells.identity);
@@ -130,7 +130,7 @@ function tallySelection(
     if (!at) continue;
     const t = of(cell.value);
     const identity = `${cell.key}@${cell.version}`;
-    if (at.total && !knownCells) {
+    if (at.total) {
       t.total.addCell(cell.eventCount, cell.users, identity);
       const cells = totalCells.get(cell.value) ?? { eventCount: 0, users: [] };
       totalCells.set(cell.value, cells);
@@ -163,7 +163,13 @@ interface PieceUse {
   bucket: number;
 }
 
-function piecesIndex(plan: MetricsPlan): {
+/** Where each cell read counts: the totals (unless known) and the buckets (only those counted in
+ *  full, when some are known). */
+function piecesIndex(
+  plan: MetricsPlan,
+  withTotals: boolean,
+  buckets: ReadonlySet<number> | undefined,
+): {
   days: Map<number, PieceUse>;
   hours: Map<number, PieceUse>;
   sliverBucket: Map<number, number>;
@@ -176,10 +182,13 @@ function piecesIndex(plan: MetricsPlan): {
     if (bucket < 0) use.total = true;
     else use.bucket = bucket;
   };
-  for (const d of plan.totals.days) mark(days, d, -1);
-  for (const h of plan.totals.hours) mark(hours, h, -1);
+  if (withTotals) {
+    for (const d of plan.totals.days) mark(days, d, -1);
+    for (const h of plan.totals.hours) mark(hours, h, -1);
+  }
   const sliverBucket = new Map<number, number>();
   plan.buckets.forEach((pieces, i) => {
+    if (buckets && !buckets.has(i)) return;
     for (const d of pieces.days) mark(days, d, i);
     for (const h of pieces.hours) mark(hours, h, i);
     for (const s of pieces.slivers) sliverBucket.set(s, i);
