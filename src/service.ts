@@ -5,6 +5,7 @@ import { AccessStore } from './access/access-store.js';
 import { configWarnings, connectionsPerProcess, type Config } from './config.js';
 import { startConfiguredPostgres } from './embedded/embedded-postgres.js';
 import { switchOnFaults } from './faults/fault-injection.js';
+import { loadDashboardPage } from './http/dashboard-page.js';
 import { createApp, listen } from './http/http-server.js';
 import { loadNativeUws } from './http/load-uws.js';
 import { Batcher } from './ingest/batcher.js';
@@ -44,6 +45,11 @@ export async function startService(
 ): Promise<Service> {
   const { uws, build: uwsBuild } = loadNativeUws(); // before anything else: refuse the slow fallback early
   for (const warning of configWarnings(config)) log.warn(warning);
+  const dashboard = loadDashboardPage();
+  if (!dashboard.ok)
+    throw new Error(
+      `the dashboard is not built (${dashboard.missing} is missing): run npm run build`,
+    );
   switchOnFaults(config.faults);
   const embedded = await startConfiguredPostgres(config, log);
   const dsn = embedded?.dsn ?? config.postgresDsn ?? '';
@@ -135,6 +141,7 @@ export async function startService(
     telemetry,
     access,
     adminPool,
+    dashboard: dashboard.page,
     log,
   });
   const server = await listen(uws, app, config.host, config.port);

@@ -16,6 +16,7 @@ import type { CellBitmapCache } from '../metrics/cell-bitmap-cache.js';
 import { createApiKeyCheck, createAuthorize, type Authorize } from './api-key-auth.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
 import { createCorsPolicy } from './cors.js';
+import type { DashboardPage } from './dashboard-page.js';
 import {
   beginExchange,
   closeOpenExchanges,
@@ -31,6 +32,7 @@ import { readHead, unreadHead } from './request-head.js';
 import type { Route } from './route.js';
 import { adminRoutes } from './routes/admin-routes.js';
 import { corsPreflightRoutes } from './routes/cors-preflight-routes.js';
+import { dashboardRoutes } from './routes/dashboard-routes.js';
 import { exportRoutes } from './routes/export-routes.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { ingestRoutes } from './routes/ingest-routes.js';
@@ -52,6 +54,8 @@ export interface HttpServerDeps {
   readonly access: AccessStore;
   /** The admin API's statements. */
   readonly adminPool: pg.Pool;
+  /** The dashboard's files, loaded at start-up. */
+  readonly dashboard: DashboardPage;
   readonly log: Logger;
 }
 
@@ -132,6 +136,7 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
       reloadAccess: () => deps.access.reload(),
       log,
     }),
+    ...dashboardRoutes(deps.dashboard),
   ];
   openApiYaml = renderOpenApiYaml(config, routes);
   const preamble: Preamble = {
