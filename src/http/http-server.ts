@@ -29,6 +29,7 @@ import { renderOpenApiYaml } from './openapi.js';
 import { ProjectRateLimiters } from './project-rate-limiters.js';
 import { RateLimiter } from './rate-limiter.js';
 import { readHead, unreadHead } from './request-head.js';
+import { registerLive, type LiveAuthorize, type LiveEndpoint } from '../live/live-endpoint.js';
 import type { Route } from './route.js';
 import { adminRoutes } from './routes/admin-routes.js';
 import { corsPreflightRoutes } from './routes/cors-preflight-routes.js';
@@ -76,6 +77,8 @@ export interface App {
   readonly lifecycle: { draining: boolean };
   /** Path → the methods it answers, for 405 and its Allow header. */
   readonly allowedMethods: Readonly<Record<string, string>>;
+  /** GET /live's connections. */
+  readonly live: LiveEndpoint;
 }
 
 export function createApp(uws: Uws, deps: HttpServerDeps): App {
@@ -150,6 +153,25 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
   };
   for (const route of routes)
     app[route.method === 'delete' ? 'del' : route.method](route.path, serve(route, preamble));
+  const live = registerLive(app, {
+    limits: {
+      maxClients: config.liveMaxClients,
+      maxBufferedBytes: config.liveMaxBufferedBytes,
+      maxMessageBytes: config.liveMaxMessageBytes,
+      eventsPerSecond: config.liveEventsPerSecond,
+      idleTimeoutSeconds: config.liveIdleTimeoutSeconds,
+    },
+    metricsLimits: {
+      maxWindowDays: config.metricsMaxWindowDays,
+      maxBuckets: config.metricsMaxBuckets,
+      maxSeriesBuckets: config.metricsMaxSeriesBuckets,
+    },
+    pool: deps.readPool,
+    metricsSources: { pool: deps.readPool, cellBitmaps: deps.cellBitmaps },
+    authorize: liveAuthorize(preamble.authorize),
+    isDraining,
+    log,
+  });
   // Method-specific routes win over any(); what reaches here is a wrong method or an unknown path.
   const allowedMethods = allowedMethodsOf(routes);
   for (const [path, allow] of Object.entries(allowedMethods)) {
@@ -170,7 +192,25 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
       close: true,
     }),
   );
-  return { app, lifecycle, allowedMethods };
+  return { app, lifecycle, allowedMethods, live };
+}
+
+/** /live's key check: the HTTP one for the read scope, the key coming from the subscribe message. */
+function liveAuthorize(authorize: Authorize): LiveAuthorize {
+  return (peer, key) => {
+    const auth = authorize(peer, { ...unreadHead, apiKey: key ?? '' }, 'read');
+    if (auth.ok) return { ok: true, projectId: auth.caller.projectId };
+    const code = auth.problem.code;
+    return {
+      ok: false,
+      code:
+        code === 'insufficient_scope' || code === 'too_many_auth_failures' ? code : 'unauthorized',
+      detail:
+        code === 'unauthorized'
+          ? 'Send a valid read key in the subscribe message.'
+          : auth.problem.detail,
+    };
+  };
 }
 
 interface Preamble {
