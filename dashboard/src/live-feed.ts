@@ -48,10 +48,10 @@ export function createLiveFeed(prompt: KeyPrompt) {
     const ws = new WebSocket(url);
     socket = ws;
     let refused = false;
+    const key = storedReadKey();
     ws.addEventListener('open', () => {
       state.textContent = 'connected';
       retryMs = reconnectDelayMs.first;
-      const key = storedReadKey();
       const common = {
         type: 'subscribe',
         ...(key === null ? {} : { key }),
@@ -76,9 +76,10 @@ export function createLiveFeed(prompt: KeyPrompt) {
         dropped.textContent = `${formatCount(droppedTotal)} events not shown (over the live rate cap)`;
       } else if (data.code === 'unauthorized' || data.code === 'insufficient_scope') {
         refused = true;
-        if (storedReadKey() !== null) forgetReadKey();
         state.textContent = 'waiting for a read key';
-        void prompt.ask(refusalMessage(data.code)).then(() => {
+        if (key !== null) forgetReadKey(key);
+        // Without a key sent there is nothing to report: /metrics's refusal says what is needed.
+        void prompt.ask(key === null ? undefined : refusalMessage(data.code)).then(() => {
           if (socket === ws) connect();
         });
       } else {

@@ -46,7 +46,7 @@ export function createMetricsClient(prompt: KeyPrompt) {
       const problem = (await response.json().catch(() => ({}))) as Problem;
       if (response.status !== 401 && response.status !== 403)
         return { ok: false, message: problem.detail ?? `HTTP ${response.status}` };
-      forgetReadKey();
+      if (key !== null) forgetReadKey(key);
       await prompt.ask(
         key === null
           ? 'Enter a read key to see this server’s metrics.'

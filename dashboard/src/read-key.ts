@@ -8,14 +8,15 @@ export function storedReadKey(): string | null {
   return sessionStorage.getItem(storageKey);
 }
 
-export function forgetReadKey(): void {
-  sessionStorage.removeItem(storageKey);
+/** Forgets a refused key, unless another has been typed since it was sent. */
+export function forgetReadKey(refused: string): void {
+  if (sessionStorage.getItem(storageKey) === refused) sessionStorage.removeItem(storageKey);
 }
 
 export interface KeyPrompt {
-  /** Shows the form (once; further calls only update the message) and resolves with the key
-   *  typed, already stored. */
-  ask(message: string): Promise<string>;
+  /** Shows the form (once; further calls only update the message, if given) and resolves with
+   *  the key typed, already stored. */
+  ask(message?: string): Promise<string>;
   /** Hides the form: the key was accepted. */
   accepted(): void;
 }
@@ -37,7 +38,7 @@ export function createKeyPrompt(): KeyPrompt {
   });
   return {
     ask(message) {
-      error.textContent = message;
+      if (message !== undefined) error.textContent = message;
       if (form.hidden) {
         form.hidden = false;
         input.focus();

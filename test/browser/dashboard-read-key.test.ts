@@ -59,6 +59,11 @@ describe('the dashboard on a server with keys', () => {
     await watched.screenshot('dashboard-key-prompt');
     await typeKey(page, shop.read);
     await waitForView(page, 1);
+    // The live panel subscribes with the same key once it is typed.
+    await page.waitForFunction(
+      () => document.getElementById('live-state')?.textContent === 'connected',
+    );
+    await page.waitForFunction(() => document.getElementById('live-count')?.textContent === '100');
     const answer = await metricsAnswer(server.url, watched.requests, 'group_by', {
       'x-api-key': shop.read,
     });
