@@ -94,6 +94,8 @@ function stateFromControls(previous: ViewState, changed: EventTarget | null): Vi
 
 async function show(state: ViewState): Promise<void> {
   const view = ++shown;
+  // `loaded` catching up with `shown` tells a test (and a bench) the page has settled.
+  document.body.dataset.shown = String(view);
   const nowSeconds = Math.floor(Date.now() / 1000);
   showState(state, nowSeconds);
   const window = windowOf(state, nowSeconds);
@@ -160,8 +162,11 @@ function apply(changed: EventTarget | null): void {
   void show(current);
 }
 
-// Selects apply as soon as they change; text boxes on Enter or when left.
-form.addEventListener('change', (event) => apply(event.target));
+// Selects apply as soon as they change; text and date fields on Enter or the Apply button (a
+// date field fires change at every part typed).
+form.addEventListener('change', (event) => {
+  if (event.target instanceof HTMLSelectElement) apply(event.target);
+});
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   apply(null);

@@ -7,7 +7,13 @@ import { launchChromium, openWatchedPage, type WatchedPage } from '../helpers/br
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { makeEvent, postJson } from '../helpers/events.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { dashboardEvents, metricsAnswer, readPage, waitForView } from './dashboard-reading.js';
+import {
+  dashboardEvents,
+  metricsAnswer,
+  readPage,
+  waitForSettled,
+  waitForView,
+} from './dashboard-reading.js';
 
 let db: TestDatabase;
 let server: TestServer;
@@ -36,8 +42,8 @@ afterAll(async () => {
   await db?.close();
 });
 
-async function openDashboard(query: string): Promise<Page> {
-  watched = await openWatchedPage(browser);
+async function openDashboard(query: string, timezoneId = 'UTC'): Promise<Page> {
+  watched = await openWatchedPage(browser, { timezoneId });
   await watched.page.goto(`${server.url}/dashboard${query}`);
   await waitForView(watched.page, 1);
   return watched.page;
@@ -77,7 +83,7 @@ describe('the dashboard in chromium', () => {
     await waitForView(page, 3);
     await page.fill('#event-name', 'buy');
     await page.press('#event-name', 'Enter');
-    await waitForView(page, 4);
+    await waitForSettled(page);
     const url = new URL(page.url());
     expect(Object.fromEntries(url.searchParams)).toEqual({
       range: '7d',
@@ -95,6 +101,44 @@ describe('the dashboard in chromium', () => {
     await page.reload();
     await waitForView(page, 1);
     expect(await readPage(page)).toEqual(after);
+    await page.context().close();
+  });
+
+  it("cuts buckets in the browser's time zone unless the URL names one", async () => {
+    const page = await openDashboard('?range=30d', 'Asia/Tokyo');
+    expect(new URL(page.url()).searchParams.get('tz')).toBe('Asia/Tokyo');
+    const answer = await metricsAnswer(server.url, watched.requests, 'group_by');
+    expect(new URL(answer.url).searchParams.get('tz')).toBe('Asia/Tokyo');
+    expect((await readPage(page)).table).toEqual(
+      answer.buckets.map((b) => [b.count, b.unique_users]),
+    );
+    await page.context().close();
+  });
+
+  it('shows a custom range typed into its from and to fields, and keeps it in the URL', async () => {
+    const page = await openDashboard('?range=7d&group_by=day&tz=UTC');
+    const now = Math.floor(Date.now() / 1000);
+    const [from, to] = [now - 3 * 86_400, now - 86_400];
+    const local = (seconds: number) => new Date(seconds * 1000).toISOString().slice(0, 19);
+    await page.selectOption('#range', 'custom');
+    await waitForView(page, 2);
+    await page.fill('#from', local(from));
+    await page.fill('#to', local(to));
+    await page.press('#to', 'Enter');
+    await waitForSettled(page);
+    expect(Object.fromEntries(new URL(page.url()).searchParams)).toEqual({
+      range: 'custom',
+      from: String(from),
+      to: String(to),
+      group_by: 'day',
+      tz: 'UTC',
+    });
+    const answer = await metricsAnswer(server.url, watched.requests, `to=${to}`);
+    expect((await readPage(page)).totals).toEqual([
+      answer.totals.count,
+      answer.totals.unique_users,
+    ]);
+    expect(answer.totals.count).toBeGreaterThan(0);
     await page.context().close();
   });
 

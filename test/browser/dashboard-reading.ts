@@ -21,6 +21,11 @@ export async function waitForView(page: Page, n: number): Promise<void> {
   await page.waitForFunction((view) => Number(document.body.dataset.loaded) >= view, n);
 }
 
+/** Resolves once the page has drawn the last view it started. */
+export async function waitForSettled(page: Page): Promise<void> {
+  await page.waitForFunction(() => document.body.dataset.loaded === document.body.dataset.shown);
+}
+
 const count = (text: string | null) => Number((text ?? '').replace(/,/g, ''));
 
 export interface PageNumbers {
