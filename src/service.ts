@@ -164,6 +164,8 @@ export async function startService(
     log,
   );
   const announcer = new CommitAnnouncer(notifications, log);
+  // Commits made before it listens would reach no /live subscriber.
+  await notifications.firstAttempt;
   const server = await listen(uws, app, config.host, config.port);
   log.info(
     {

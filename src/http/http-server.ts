@@ -172,8 +172,16 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
     isDraining,
     log,
   });
+  // A GET that is not an upgrade falls through the WebSocket route to here.
+  app.get('/live', (res) =>
+    sendProblem(
+      beginExchange(res),
+      problem('upgrade_required', 'GET /live upgrades to a WebSocket: send Upgrade: websocket.'),
+      { headers: { upgrade: 'websocket' } },
+    ),
+  );
   // Method-specific routes win over any(); what reaches here is a wrong method or an unknown path.
-  const allowedMethods = allowedMethodsOf(routes);
+  const allowedMethods = { ...allowedMethodsOf(routes), '/live': 'GET' };
   for (const [path, allow] of Object.entries(allowedMethods)) {
     app.any(path, (res) =>
       sendProblem(

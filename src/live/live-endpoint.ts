@@ -153,6 +153,12 @@ export function registerLive(app: TemplatedApp, deps: LiveEndpointDeps): LiveEnd
     },
   };
   app.ws<LiveClient>('/live', behavior);
+  // uWS skips a publish to a socket over maxBackpressure (it closes on a skipped send() only):
+  // a reader that stopped is found here and closed, at most a second and a message later.
+  const slowReaderSweep = setInterval(() => {
+    for (const ws of clients) if (ws.getBufferedAmount() >= limits.maxBufferedBytes) ws.close();
+  }, 1000);
+  slowReaderSweep.unref();
   return {
     committed: (keys) => {
       events.committed(keys);
@@ -162,6 +168,7 @@ export function registerLive(app: TemplatedApp, deps: LiveEndpointDeps): LiveEnd
       return clients.size;
     },
     closeAll: () => {
+      clearInterval(slowReaderSweep);
       const open = [...clients];
       for (const ws of open) ws.end(1001, 'shutting down');
       events.close();

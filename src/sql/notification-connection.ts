@@ -7,6 +7,8 @@ import { isConnectionLost } from './classify-pg-error.js';
 import type { PoolOptions } from './create-pool.js';
 
 export interface NotificationConnection {
+  /** Settles once the first attempt to connect and LISTEN has succeeded or failed. */
+  readonly firstAttempt: Promise<void>;
   /** Runs `send` on the connection; false when it is down (what it would have sent is lost). */
   send(send: (client: pg.Client) => Promise<void>): Promise<boolean>;
   close(): Promise<void>;
@@ -56,8 +58,9 @@ export function openNotificationConnection(
     which.end().catch(() => undefined);
     retry = setTimeout(() => void connect(), options.connectTimeoutMs);
   };
-  void connect();
+  const firstAttempt = connect();
   return {
+    firstAttempt,
     send: async (send) => {
       const current = client;
       if (!ready || current === null) return false;
