@@ -19,20 +19,34 @@ export type DashboardPage = ReadonlyMap<string, PageAsset>;
 
 export const dashboardDir = join(projectRoot, 'dist', 'dashboard');
 
-const pageFiles = [
-  { path: '/dashboard', file: 'index.html', contentType: 'text/html; charset=utf-8' },
-  { path: '/dashboard/app.js', file: 'app.js', contentType: 'text/javascript; charset=utf-8' },
-  { path: '/dashboard/app.css', file: 'app.css', contentType: 'text/css; charset=utf-8' },
+/** Each file: its URL path, its name in the build, its type, and what /openapi.yaml says of it. */
+export const pageFiles = [
+  {
+    path: '/dashboard',
+    file: 'index.html',
+    mediaType: 'text/html',
+    summary: 'The dashboard page (needs no key; it asks for a read key when /metrics does)',
+  },
+  {
+    path: '/dashboard/app.js',
+    file: 'app.js',
+    mediaType: 'text/javascript',
+    summary: "The dashboard's script",
+  },
+  {
+    path: '/dashboard/app.css',
+    file: 'app.css',
+    mediaType: 'text/css',
+    summary: "The dashboard's stylesheet",
+  },
 ] as const;
-
-export const dashboardPaths = pageFiles.map((f) => f.path);
 
 /** The page, or what is missing: a build without it is a broken package, so start-up refuses. */
 export function loadDashboardPage(
   dir: string = dashboardDir,
 ): { ok: true; page: DashboardPage } | { ok: false; missing: string } {
   const page = new Map<string, PageAsset>();
-  for (const { path, file, contentType } of pageFiles) {
+  for (const { path, file, mediaType } of pageFiles) {
     let body: Buffer;
     try {
       body = readFileSync(join(dir, file));
@@ -40,6 +54,7 @@ export function loadDashboardPage(
       return { ok: false, missing: join(dir, file) };
     }
     const hash = createHash('sha256').update(body).digest('base64url').slice(0, 22);
+    const contentType = `${mediaType}; charset=utf-8`;
     page.set(path, { contentType, body, gzipped: gzipSync(body, { level: 9 }), etag: `"${hash}"` });
   }
   return { ok: true, page };

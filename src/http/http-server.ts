@@ -16,7 +16,6 @@ import type { CellBitmapCache } from '../metrics/cell-bitmap-cache.js';
 import { createApiKeyCheck, createAuthorize, type Authorize } from './api-key-auth.js';
 import { AuthFailureLimiter } from './auth-failure-limiter.js';
 import { createCorsPolicy } from './cors.js';
-import type { DashboardPage } from './dashboard-page.js';
 import {
   beginExchange,
   closeOpenExchanges,
@@ -33,7 +32,7 @@ import { registerLive, type LiveAuthorize, type LiveEndpoint } from '../live/liv
 import type { Route } from './route.js';
 import { adminRoutes } from './routes/admin-routes.js';
 import { corsPreflightRoutes } from './routes/cors-preflight-routes.js';
-import { dashboardRoutes } from './routes/dashboard-routes.js';
+import { dashboardRoutes, type DashboardPage } from './routes/dashboard-routes.js';
 import { exportRoutes } from './routes/export-routes.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { ingestRoutes } from './routes/ingest-routes.js';
@@ -187,10 +186,7 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
       sendProblem(
         beginExchange(res),
         problem('method_not_allowed', `${path} answers ${allow} only.`),
-        {
-          headers: { allow },
-          close: true,
-        },
+        { headers: { allow }, close: true },
       ),
     );
   }

@@ -1,11 +1,13 @@
 // The built-in dashboard: one HTML page, its script and its stylesheet, all from memory, and `/`
 // sending a browser there. The page holds no data, so no route here needs a key; the page asks for
 // one when /metrics does.
-import { type DashboardPage, dashboardPaths } from '../dashboard-page.js';
+import { pageFiles, type DashboardPage } from '../dashboard-page.js';
 import { send, type Exchange } from '../exchange.js';
 import { ifNoneMatchIncludes } from '../if-none-match.js';
 import type { Route } from '../route.js';
 import type { RequestHead } from '../request-head.js';
+
+export type { DashboardPage };
 
 /** Nothing but the page's own files and its own origin: no inline script, no third party; the
  *  page's fetches and its /live WebSocket are same-origin ('self' covers ws: to the same host). */
@@ -35,24 +37,15 @@ const assetOperation = (summary: string, mediaType: string) => ({
   },
 });
 
-const descriptions: Record<string, [string, string]> = {
-  '/dashboard': [
-    'The dashboard page (needs no key; it asks for a read key when /metrics does)',
-    'text/html',
-  ],
-  '/dashboard/app.js': ["The dashboard's script", 'text/javascript'],
-  '/dashboard/app.css': ["The dashboard's stylesheet", 'text/css'],
-};
-
 export function dashboardRoutes(page: DashboardPage): Route[] {
   const route = { method: 'get', auth: 'none', refusedWhileDraining: false } as const;
   return [
-    ...dashboardPaths.map((path): Route => ({
+    ...pageFiles.map(({ path, mediaType, summary }): Route => ({
       ...route,
       path,
       readsHead: true,
       handler: (exchange, head) => sendAsset(exchange, head, page, path),
-      operation: assetOperation(...descriptions[path]!),
+      operation: assetOperation(summary, mediaType),
     })),
     {
       ...route,
