@@ -61,9 +61,9 @@ function showState(state: ViewState, nowSeconds: number): void {
   const custom = state.range === 'custom';
   byId('from-label').hidden = !custom;
   byId('to-label').hidden = !custom;
-  const window = windowOf(state, nowSeconds);
-  from.value = toLocalInput(window.from);
-  to.value = toLocalInput(window.to);
+  const span = windowOf(state, nowSeconds);
+  from.value = toLocalInput(span.from);
+  to.value = toLocalInput(span.to);
   groupBy.value = state.groupBy;
   if (![...tz.options].some((o) => o.value === state.tz)) fillTimeZones(state.tz);
   tz.value = state.tz;
@@ -98,8 +98,8 @@ async function show(state: ViewState): Promise<void> {
   document.body.dataset.shown = String(view);
   const nowSeconds = Math.floor(Date.now() / 1000);
   showState(state, nowSeconds);
-  const window = windowOf(state, nowSeconds);
-  const base = new URLSearchParams({ from: String(window.from), to: String(window.to) });
+  const span = windowOf(state, nowSeconds);
+  const base = new URLSearchParams({ from: String(span.from), to: String(span.to) });
   if (state.eventName) base.set('event_name', state.eventName);
   if (state.channel) base.set('channel', state.channel);
   const withParams = (extra: Record<string, string>) => {
@@ -109,7 +109,7 @@ async function show(state: ViewState): Promise<void> {
   };
   status.textContent = 'loading…';
   byId('window').textContent =
-    `${bucketLabel(state.tz, true)(window.from)} – ${bucketLabel(state.tz, true)(window.to)} (${state.tz})`;
+    `${bucketLabel(state.tz, true)(span.from)} – ${bucketLabel(state.tz, true)(span.to)} (${state.tz})`;
   const preset = state.range === 'custom' ? null : state.range;
   followLive({
     windowSeconds: preset === null ? presetSeconds['24h'] : presetSeconds[preset],
