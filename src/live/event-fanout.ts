@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'uWebSockets.js';
-import { splitKeys, type ProjectKeys } from '../sql/commit-notifications.js';
+import { keyLength, splitKeys, type ProjectKeys } from '../sql/commit-notifications.js';
 import { readStoredEvents, type StoredEvent } from '../sql/read-stored-events.js';
 import { droppedMessage, eventMessage } from './live-messages.js';
 
@@ -114,15 +114,16 @@ export class EventFanout {
   committed({ projectId, keys }: ProjectKeys): void {
     const ofProject = this.topics.get(projectId);
     if (!ofProject) return;
-    let list = splitKeys(keys);
     const pending = this.pending.get(projectId) ?? [];
     const only = ofProject.size === 1 ? ofProject.values().next().value : undefined;
+    let room = Infinity;
     // The project's one topic takes every event: what its cap cannot pass now need not be read.
     if (only?.unfiltered) {
-      const room = Math.max(0, only.available(Date.now()) - pending.length);
-      only.droppedTotal += Math.max(0, list.length - room);
-      list = list.slice(0, room);
+      room = Math.max(0, only.available(Date.now()) - pending.length);
+      only.droppedTotal += Math.max(0, keys.length / keyLength - room);
     }
+    const list = splitKeys(keys, room);
+    if (list.length === 0) return;
     if (pending.length + list.length > maxPendingKeys) {
       if (!this.overflowWarned)
         this.deps.log.warn({ projectId }, 'live: events committed faster than they can be read');

@@ -35,9 +35,11 @@ export function parseCommitPayload(payload: string): ProjectKeys | null {
   return { projectId, keys };
 }
 
-export function splitKeys(keys: string): string[] {
+/** The first `max` keys of a ProjectKeys' string, one string each. */
+export function splitKeys(keys: string, max = Infinity): string[] {
   const list: string[] = [];
-  for (let at = 0; at < keys.length; at += keyLength) list.push(keys.slice(at, at + keyLength));
+  const end = Math.min(keys.length, max * keyLength);
+  for (let at = 0; at < end; at += keyLength) list.push(keys.slice(at, at + keyLength));
   return list;
 }
 
