@@ -11,6 +11,8 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 COPY src ./src
+# The dashboard page's sources: `npm run build` bundles them into dist/dashboard/.
+COPY dashboard ./dashboard
 # The validators are generated code committed to src/; the check regenerates them and fails the
 # image build on any drift instead of silently shipping stale ones. tsc also copies the JSON
 # Schemas that src/http/openapi.ts imports into dist/src/validation/schemas/.

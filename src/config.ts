@@ -49,6 +49,12 @@ export interface Config {
   exportMaxDurationMs: number;
   exportMinBytesPerSec: number;
   exportThroughputWindowMs: number;
+  /** /live connections per process; 0 turns /live off. */
+  liveMaxClients: number;
+  liveMaxBufferedBytes: number;
+  liveMaxMessageBytes: number;
+  liveEventsPerSecond: number;
+  liveIdleTimeoutSeconds: number;
   ingestWorkers: number;
   clusterProcesses: number;
   ingestAck: IngestAck;
@@ -169,7 +175,7 @@ function isLoopback(host: string): boolean {
 
 /** Postgres connections one server process opens: writer pools, the /metrics and export pools,
  *  two admin connections (migrations, readiness probe, rollup refresh, access reloads, the admin
- *  API) and the one that listens for access changes. */
+ *  API) and the one that listens for access changes and commits and announces commits. */
 export function connectionsPerProcess(config: Config): number {
   return (
     config.ingestWorkers * config.pgPoolSizePerWorker +

@@ -21,6 +21,7 @@ export const problemCatalogue = {
   payload_too_large: { status: 413, title: 'Request body is too large' },
   uri_too_long: { status: 414, title: 'Request URI is too long' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  upgrade_required: { status: 426, title: 'This route is a WebSocket' },
   unstorable_event: { status: 422, title: 'The database refused the events' },
   rate_limited: { status: 429, title: 'Too many requests' },
   too_many_auth_failures: { status: 429, title: 'Too many failed API key attempts' },

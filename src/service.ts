@@ -5,6 +5,7 @@ import { AccessStore } from './access/access-store.js';
 import { configWarnings, connectionsPerProcess, type Config } from './config.js';
 import { startConfiguredPostgres } from './embedded/embedded-postgres.js';
 import { switchOnFaults } from './faults/fault-injection.js';
+import { loadDashboardPage } from './http/dashboard-page.js';
 import { createApp, listen } from './http/http-server.js';
 import { loadNativeUws } from './http/load-uws.js';
 import { Batcher } from './ingest/batcher.js';
@@ -12,6 +13,10 @@ import { CellBitmapCache } from './metrics/cell-bitmap-cache.js';
 import { MetricsCache } from './metrics/metrics-cache.js';
 import { RollupRefresher } from './metrics/rollup-refresher.js';
 import { createWriterPool } from './ingest/writer-pool.js';
+import { CommitAnnouncer } from './live/commit-announcer.js';
+import { accessChannel } from './sql/access-rows.js';
+import { commitChannel, parseCommitPayload } from './sql/commit-notifications.js';
+import { openNotificationConnection } from './sql/notification-connection.js';
 import { isDatabaseStarting } from './sql/classify-pg-error.js';
 import { readConnectionBudget } from './sql/connection-budget.js';
 import { createPool, type PoolOptions } from './sql/create-pool.js';
@@ -44,6 +49,11 @@ export async function startService(
 ): Promise<Service> {
   const { uws, build: uwsBuild } = loadNativeUws(); // before anything else: refuse the slow fallback early
   for (const warning of configWarnings(config)) log.warn(warning);
+  const dashboard = loadDashboardPage();
+  if (!dashboard.ok)
+    throw new Error(
+      `the dashboard is not built (${dashboard.missing} is missing): run npm run build`,
+    );
   switchOnFaults(config.faults);
   const embedded = await startConfiguredPostgres(config, log);
   const dsn = embedded?.dsn ?? config.postgresDsn ?? '';
@@ -101,7 +111,9 @@ export async function startService(
     writerThreads: () => writers.threadCount(),
     uwsBuild,
   });
-  const batcher: Batcher = new Batcher(writers, config, log, telemetry);
+  const batcher: Batcher = new Batcher(writers, config, log, telemetry, (committed) =>
+    announcer.announce(committed),
+  );
   const probe = new DatabaseProbe(adminPool, await listMigrations(), log, (state) =>
     batcher.setDatabaseAvailable(state.reachable && state.migrated),
   );
@@ -112,7 +124,7 @@ export async function startService(
     startupDatabaseWaitMs,
     log,
   );
-  access.start(poolOptions('access', 1), config.accessRefreshMs);
+  access.start(config.accessRefreshMs);
   const readPool = createPool(poolOptions('reader', config.metricsPoolSize), log);
   // Exports hold a connection for as long as their reader takes: apart, they cannot starve /metrics.
   const exportPool = createPool(poolOptions('export', config.exportPoolSize), log);
@@ -135,8 +147,25 @@ export async function startService(
     telemetry,
     access,
     adminPool,
+    dashboard: dashboard.page,
     log,
   });
+  const notifications = openNotificationConnection(
+    poolOptions('notifications', 1),
+    {
+      [accessChannel]: () => void access.reload(),
+      [commitChannel]: (payload) => {
+        const keys = parseCommitPayload(payload);
+        if (keys) app.live.committed(keys);
+      },
+    },
+    // Access changes made while no one listened are caught up now, not at the next poll.
+    () => void access.reload(),
+    log,
+  );
+  const announcer = new CommitAnnouncer(notifications, log);
+  // Commits made before it listens would reach no /live subscriber.
+  await notifications.firstAttempt;
   const server = await listen(uws, app, config.host, config.port);
   log.info(
     {
@@ -154,6 +183,7 @@ export async function startService(
     const deadline = Date.now() + config.shutdownTimeoutMs;
     log.info('shutting down: closing the listen socket');
     server.beginDrain();
+    const liveClosed = app.live.closeAll();
     const answerOpenRequests = async () => {
       while (server.openRequests > 0 && Date.now() < deadline) await sleep(10);
     };
@@ -174,6 +204,8 @@ export async function startService(
     await readPool.end();
     await exportPool.end();
     await access.stop();
+    await announcer.flush();
+    await notifications.close();
     await adminPool.end();
     await embedded?.stop();
     // A kept-alive connection may still send one request while the pools close; its refusal goes
@@ -184,6 +216,7 @@ export async function startService(
       {
         clean,
         cutRequests,
+        liveClosed,
         unansweredRequests: server.openRequests,
         unwrittenEvents: drained.leftEvents,
       },
@@ -199,7 +232,7 @@ export async function startService(
   };
 }
 
-export type PoolRole = 'admin' | 'writer' | 'reader' | 'export' | 'access';
+export type PoolRole = 'admin' | 'writer' | 'reader' | 'export' | 'notifications';
 
 /** The options of each of the service's pools. 'pulse-<role>-<pid>': the 'pulse-' prefix is how
  *  the connection budget tells our connections from others', and the pid tells which process

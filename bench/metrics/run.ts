@@ -85,7 +85,7 @@ export async function runMetricsBench(
 }
 
 /** refreshRollup until a round absorbs nothing, then checks the rollup against the table. */
-async function absorbEverything(pool: pg.Pool): Promise<InitialRefresh> {
+export async function absorbEverything(pool: pg.Pool): Promise<InitialRefresh> {
   const started = performance.now();
   const rounds: InitialRefresh['rounds'] = [];
   for (let round = 1; round <= maxInitialRefreshRounds; round++) {

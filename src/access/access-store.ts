@@ -1,15 +1,12 @@
-// Keeps this process's access snapshot current: LISTEN on one dedicated connection for changes,
-// and a poll of access_version every ACCESS_REFRESH_MS in case a notification is lost (a dropped
+// Keeps this process's access snapshot current: reload on each change notification (the service's
+// notification connection calls reload), and a poll of access_version every ACCESS_REFRESH_MS in case a notification is lost (a dropped
 // connection, a pooler that does not pass NOTIFY). Key use is flushed to last_used_at on the poll.
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { readAccessRows, readAccessVersion, writeLastUsed } from '../sql/access-rows.js';
-import { openAccessListener, type AccessListener } from '../sql/access-listener.js';
-import type { PoolOptions } from '../sql/create-pool.js';
 import { buildAccessSnapshot, type AccessSnapshot } from './access-snapshot.js';
 
 export class AccessStore {
-  private listener: AccessListener | null = null;
   private timer: NodeJS.Timeout | null = null;
   private reloading: Promise<void> | null = null;
   private reloadAgain = false;
@@ -32,9 +29,8 @@ export class AccessStore {
     return this.current;
   }
 
-  /** Starts listening (listenerOptions: the dedicated connection) and polling. */
-  start(listenerOptions: PoolOptions, refreshMs: number): void {
-    this.listener = openAccessListener(listenerOptions, () => void this.reload(), this.log);
+  /** Starts polling. */
+  start(refreshMs: number): void {
     const tick = () => {
       void this.poll().finally(() => {
         if (!this.stopped) this.timer = setTimeout(tick, refreshMs);
@@ -67,7 +63,6 @@ export class AccessStore {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.reloading;
-    await this.listener?.close();
     await this.flushLastUsed().catch(() => undefined);
   }
 

@@ -92,6 +92,13 @@ export const configVariables = {
   // 64 KiB/s over 60 s: a reader may fall 3.75 MiB behind, more than a socket reports at once.
   exportMinBytesPerSec: integer('EXPORT_MIN_BYTES_PER_SEC', 0, 1024 * MiB, 64 * 1024, '0 = off'),
   exportThroughputWindowMs: integer('EXPORT_THROUGHPUT_WINDOW_MS', 1000, 3_600_000, 60_000),
+  liveMaxClients: integer('LIVE_MAX_CLIENTS', 0, 1_000_000, 10_000, '0 = /live off'),
+  // A slow reader is closed once this much waits for it: a second of a busy events stream at the
+  // rate cap is far less, so only a client that stopped reading gets there.
+  liveMaxBufferedBytes: integer('LIVE_MAX_BUFFERED_BYTES', 4096, 1024 * MiB, MiB),
+  liveMaxMessageBytes: integer('LIVE_MAX_MESSAGE_BYTES', 256, 65_536, 4096),
+  liveEventsPerSecond: integer('LIVE_EVENTS_PER_SECOND', 1, 10_000, 100),
+  liveIdleTimeoutSeconds: integer('LIVE_IDLE_TIMEOUT_SECONDS', 8, 960, 120),
   ingestWorkers: integer('INGEST_WORKERS', 1, 64, 2),
   clusterProcesses: integer('CLUSTER_PROCESSES', 1, 64, 1),
   ingestAck: variable<IngestAck>(

@@ -81,8 +81,9 @@ export type AuthDecision =
   | { readonly ok: true; readonly caller: Caller }
   | { readonly ok: false; readonly problem: Problem };
 
+/** res: the peer, a request's or a WebSocket's. */
 export type Authorize = (
-  res: HttpResponse,
+  res: Pick<HttpResponse, 'getRemoteAddressAsText'>,
   head: RequestHead,
   scope: KeyScope,
   keyedWhenOpen?: boolean,

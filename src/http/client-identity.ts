@@ -12,7 +12,7 @@ export function clientIdentity(res: HttpResponse, keyId: string | null): string 
 }
 
 /** The peer as one client: its IPv4 address, or its IPv6 /64. */
-export function addressIdentity(res: HttpResponse): string {
+export function addressIdentity(res: Pick<HttpResponse, 'getRemoteAddressAsText'>): string {
   return `ip:${normaliseAddress(decoder.decode(res.getRemoteAddressAsText()))}`;
 }
 

@@ -46,6 +46,7 @@ const statusLines: Record<number, string> = {
   201: '201 Created',
   202: '202 Accepted',
   204: '204 No Content',
+  302: '302 Found',
   304: '304 Not Modified',
   400: '400 Bad Request',
   401: '401 Unauthorized',
@@ -81,7 +82,7 @@ export interface SendOptions {
 export function send(
   exchange: Exchange,
   status: number,
-  body: string,
+  body: string | Uint8Array,
   options: SendOptions = {},
 ): void {
   finish(exchange, () => {

@@ -28,9 +28,11 @@ import { renderOpenApiYaml } from './openapi.js';
 import { ProjectRateLimiters } from './project-rate-limiters.js';
 import { RateLimiter } from './rate-limiter.js';
 import { readHead, unreadHead } from './request-head.js';
+import { registerLive, type LiveAuthorize, type LiveEndpoint } from '../live/live-endpoint.js';
 import type { Route } from './route.js';
 import { adminRoutes } from './routes/admin-routes.js';
 import { corsPreflightRoutes } from './routes/cors-preflight-routes.js';
+import { dashboardRoutes, type DashboardPage } from './routes/dashboard-routes.js';
 import { exportRoutes } from './routes/export-routes.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { ingestRoutes } from './routes/ingest-routes.js';
@@ -52,6 +54,8 @@ export interface HttpServerDeps {
   readonly access: AccessStore;
   /** The admin API's statements. */
   readonly adminPool: pg.Pool;
+  /** The dashboard's files, loaded at start-up. */
+  readonly dashboard: DashboardPage;
   readonly log: Logger;
 }
 
@@ -72,6 +76,8 @@ export interface App {
   readonly lifecycle: { draining: boolean };
   /** Path → the methods it answers, for 405 and its Allow header. */
   readonly allowedMethods: Readonly<Record<string, string>>;
+  /** GET /live's connections. */
+  readonly live: LiveEndpoint;
 }
 
 export function createApp(uws: Uws, deps: HttpServerDeps): App {
@@ -132,6 +138,7 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
       reloadAccess: () => deps.access.reload(),
       log,
     }),
+    ...dashboardRoutes(deps.dashboard),
   ];
   openApiYaml = renderOpenApiYaml(config, routes);
   const preamble: Preamble = {
@@ -145,17 +152,41 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
   };
   for (const route of routes)
     app[route.method === 'delete' ? 'del' : route.method](route.path, serve(route, preamble));
+  const live = registerLive(app, {
+    limits: {
+      maxClients: config.liveMaxClients,
+      maxBufferedBytes: config.liveMaxBufferedBytes,
+      maxMessageBytes: config.liveMaxMessageBytes,
+      eventsPerSecond: config.liveEventsPerSecond,
+      idleTimeoutSeconds: config.liveIdleTimeoutSeconds,
+    },
+    metricsLimits: {
+      maxWindowDays: config.metricsMaxWindowDays,
+      maxBuckets: config.metricsMaxBuckets,
+      maxSeriesBuckets: config.metricsMaxSeriesBuckets,
+    },
+    pool: deps.readPool,
+    metricsSources: { pool: deps.readPool, cellBitmaps: deps.cellBitmaps },
+    authorize: liveAuthorize(preamble.authorize),
+    isDraining,
+    log,
+  });
+  // A GET that is not an upgrade falls through the WebSocket route to here.
+  app.get('/live', (res) =>
+    sendProblem(
+      beginExchange(res),
+      problem('upgrade_required', 'GET /live upgrades to a WebSocket: send Upgrade: websocket.'),
+      { headers: { upgrade: 'websocket' } },
+    ),
+  );
   // Method-specific routes win over any(); what reaches here is a wrong method or an unknown path.
-  const allowedMethods = allowedMethodsOf(routes);
+  const allowedMethods = { ...allowedMethodsOf(routes), '/live': 'GET' };
   for (const [path, allow] of Object.entries(allowedMethods)) {
     app.any(path, (res) =>
       sendProblem(
         beginExchange(res),
         problem('method_not_allowed', `${path} answers ${allow} only.`),
-        {
-          headers: { allow },
-          close: true,
-        },
+        { headers: { allow }, close: true },
       ),
     );
   }
@@ -165,7 +196,25 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
       close: true,
     }),
   );
-  return { app, lifecycle, allowedMethods };
+  return { app, lifecycle, allowedMethods, live };
+}
+
+/** /live's key check: the HTTP one for the read scope, the key coming from the subscribe message. */
+function liveAuthorize(authorize: Authorize): LiveAuthorize {
+  return (peer, key) => {
+    const auth = authorize(peer, { ...unreadHead, apiKey: key ?? '' }, 'read');
+    if (auth.ok) return { ok: true, projectId: auth.caller.projectId };
+    const code = auth.problem.code;
+    return {
+      ok: false,
+      code:
+        code === 'insufficient_scope' || code === 'too_many_auth_failures' ? code : 'unauthorized',
+      detail:
+        code === 'unauthorized'
+          ? 'Send a valid read key in the subscribe message.'
+          : auth.problem.detail,
+    };
+  };
 }
 
 interface Preamble {

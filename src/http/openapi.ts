@@ -7,6 +7,7 @@ import { problemCatalogue, type ProblemCode } from '../errors.js';
 import type { Route } from './route.js';
 import bulkRequestSchema from '../validation/schemas/bulk-request.schema.json' with { type: 'json' };
 import eventSchema from '../validation/schemas/event.schema.json' with { type: 'json' };
+import { livePathItem } from './live-openapi.js';
 
 export type Json = Record<string, unknown>;
 
@@ -171,7 +172,7 @@ export function buildOpenApiDocument(
       version: '1.0.0',
       description: 'Drop-in replacement for the Go events API: POST events, read metrics.',
     },
-    paths: pathsOf(routes),
+    paths: { ...pathsOf(routes), '/live': livePathItem },
     components: {
       securitySchemes: {
         apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },

@@ -13,6 +13,8 @@ export interface RequestHead {
   readonly contentLengthCount: number;
   readonly transferEncoding: string;
   readonly contentEncoding: string;
+  /** Lower-cased; read by the routes that can answer compressed. */
+  readonly acceptEncoding: string;
   readonly apiKey: string;
   readonly authorization: string;
   readonly ifNoneMatch: string;
@@ -45,6 +47,7 @@ export function readHead(req: HttpRequest, maxHeaderBytes: number): RequestHead 
     contentLengthCount,
     transferEncoding: header('transfer-encoding'),
     contentEncoding: header('content-encoding').trim().toLowerCase(),
+    acceptEncoding: header('accept-encoding').toLowerCase(),
     apiKey: header('x-api-key'),
     authorization: header('authorization'),
     ifNoneMatch: header('if-none-match'),
@@ -81,6 +84,7 @@ export const unreadHead: RequestHead = Object.freeze({
   contentLengthCount: 0,
   transferEncoding: '',
   contentEncoding: '',
+  acceptEncoding: '',
   apiKey: '',
   authorization: '',
   ifNoneMatch: '',

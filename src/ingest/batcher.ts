@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { IngestAck } from '../config.js';
 import { problem, shuttingDownProblem, type Problem } from '../errors.js';
 import { acksBeforeCommit } from '../faults/fault-injection.js';
+import type { ProjectKeys } from '../sql/commit-notifications.js';
 import { defaultProjectId } from '../sql/insert-events.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { InsertBatchResult } from '../workers/insert-batch-messages.js';
@@ -59,6 +60,9 @@ export class Batcher {
     private readonly options: BatcherOptions,
     private readonly log: Logger,
     private readonly telemetry: Telemetry,
+    /** Told of every batch's stored keys once they are committed. */
+    private readonly announceCommitted: (committed: readonly ProjectKeys[]) => void = () =>
+      undefined,
   ) {
     this.queue = new IngestQueue(options);
     this.answers = { telemetry, log, retryAfterSeconds: options.retryAfterSeconds };
@@ -248,6 +252,7 @@ export class Batcher {
       this.failedWrite = undefined;
       this.telemetry.batchSeconds.observe((performance.now() - startedMs) / 1000);
       this.telemetry.batchSize.observe(result.outcomes.length);
+      if (result.committed.length > 0) this.announceCommitted(result.committed);
       if (result.conflictRetries > 0) {
         this.telemetry.databaseErrors.inc(
           { class: 'conflict', sqlstate: '40P01' },

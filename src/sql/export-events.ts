@@ -13,12 +13,14 @@ const optional = eventColumns
     (c) =>
       `|| CASE WHEN ${c.column} IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('${c.field}', ${c.toJson}) END`,
   );
-const declareSql = `
-DECLARE export_events NO SCROLL CURSOR FOR
-SELECT (jsonb_build_object(
+/** One stored event as one export line (JSON text, no newline): /live sends the same. */
+export const exportLineSql = `(jsonb_build_object(
   ${required.join(', ')},
   'received_at', (extract(epoch FROM received_at) * 1000)::int8)
-  ${optional.join('\n  ')})::text AS line
+  ${optional.join('\n  ')})::text`;
+const declareSql = `
+DECLARE export_events NO SCROLL CURSOR FOR
+SELECT ${exportLineSql} AS line
 FROM events
 WHERE project_id = $5 AND occurred_at >= to_timestamp($1) AND occurred_at < to_timestamp($2)
   AND ($3::text IS NULL OR event_name = $3) AND ($4::text IS NULL OR channel = $4)

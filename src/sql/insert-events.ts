@@ -8,6 +8,7 @@ import type pg from 'pg';
 import { keysInArrivalOrder } from '../faults/fault-injection.js';
 import type { IncomingEvent } from '../validation/validate-events.js';
 import { isConnectionLost } from './classify-pg-error.js';
+import type { ProjectKeys } from './commit-notifications.js';
 import { eventColumns } from './event-columns.js';
 
 const columnNames = eventColumns.map((c) => c.column);
@@ -51,6 +52,8 @@ export interface InsertedEvents {
   /** One InsertOutcome per event, in the order given. */
   readonly outcomes: Uint8Array;
   readonly inserted: number;
+  /** The keys this statement stored, per project: what the commit notification names. */
+  readonly storedKeys: readonly ProjectKeys[];
 }
 
 /** md5 of the key material as a uuid. The separators are U+0000, which validation forbids in
@@ -149,8 +152,11 @@ async function insertOnce(pool: pg.Pool, rows: EventRows): Promise<InsertedEvent
     rows.projectRuns.map(([projectId]) => [projectId, new Set<string>()]),
   );
   const onlyProject = insertedKeys.size === 1 ? insertedKeys.get(rows.projectRuns[0]![0]) : null;
-  for (const row of result.rows)
+  const storedKeys = new Map<number, string>();
+  for (const row of result.rows) {
     (onlyProject ?? insertedKeys.get(row.project_id))!.add(row.idem_key);
+    storedKeys.set(row.project_id, (storedKeys.get(row.project_id) ?? '') + row.idem_key);
+  }
   // The first event with an inserted key is the insert; any later one in the batch is its duplicate.
   const outcomes = new Uint8Array(rows.keys.length);
   let i = 0;
@@ -159,5 +165,9 @@ async function insertOnce(pool: pg.Pool, rows: EventRows): Promise<InsertedEvent
     for (const end = i + events; i < end; i++)
       if (ofProject.delete(rows.keys[i]!)) outcomes[i] = InsertOutcome.inserted;
   }
-  return { outcomes, inserted: result.rows.length };
+  return {
+    outcomes,
+    inserted: result.rows.length,
+    storedKeys: [...storedKeys].map(([projectId, keys]) => ({ projectId, keys })),
+  };
 }

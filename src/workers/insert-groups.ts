@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { deadlockRetries } from '../faults/fault-injection.js';
 import { classifyPgError, pgErrorCode } from '../sql/classify-pg-error.js';
+import type { ProjectKeys } from '../sql/commit-notifications.js';
 import {
   insertEventRows,
   toEventRows,
@@ -31,6 +32,7 @@ export async function insertGroups(
   const groupStarts = groups.starts;
   const outcomes = new Uint8Array(events.length);
   const rejectedGroups: RejectedGroup[] = [];
+  const committed: ProjectKeys[] = [];
   const state = { conflictRetries: 0 };
 
   // Groups [lo, hi).
@@ -58,6 +60,7 @@ export async function insertGroups(
       return;
     }
     outcomes.set(stored.outcomes, from);
+    committed.push(...stored.storedKeys);
   };
 
   try {
@@ -65,7 +68,13 @@ export async function insertGroups(
   } catch (err) {
     return { kind: 'unavailable', sqlstate: pgErrorCode(err), message: (err as Error).message };
   }
-  return { kind: 'done', outcomes, rejectedGroups, conflictRetries: state.conflictRetries };
+  return {
+    kind: 'done',
+    outcomes,
+    rejectedGroups,
+    conflictRetries: state.conflictRetries,
+    committed,
+  };
 }
 
 async function withConflictRetries<T>(
