@@ -22,6 +22,8 @@ suite=(
   test/integration/ingest-smoke.test.ts
   test/integration/metrics-http.test.ts
   test/integration/telemetry.test.ts
+  test/integration/live-contract.test.ts
+  test/integration/live-rate-cap.test.ts
   test/fuzz/hostile-input.test.ts
   test/fuzz/linear-parsing.test.ts
 )

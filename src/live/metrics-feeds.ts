@@ -1,7 +1,7 @@
 // The metrics stream: one feed per distinct (project, event_name, channel, window), computed by the
 // same path as GET /metrics and published to its members with uWS pub/sub, so the database work
 // grows with distinct feeds, never with clients. A feed is computed when it is created and then at
-// most once a second while its project has commits.
+// most once a second (less often when a computation is slow) while its project has commits.
 import type { Logger } from 'pino';
 import type { WebSocket } from 'uWebSockets.js';
 import {
@@ -20,6 +20,10 @@ export interface MetricsFeedsDeps {
 }
 
 const minIntervalMs = 1000;
+/** A feed waits at least this many times its last computation's duration before the next: an
+ *  expensive feed (a window whose current hour holds many raw rows) takes at most a third of the
+ *  time, instead of computing back to back. */
+const costFactor = 2;
 
 export class MetricsFeed {
   readonly members = new Set<WebSocket<unknown>>();
@@ -28,6 +32,7 @@ export class MetricsFeed {
   dirty = true;
   computing = false;
   startedAtMs = -Infinity;
+  lastDurationMs = 0;
   timer: NodeJS.Timeout | undefined;
   lastTotals = '';
   lastMessage: string | null = null;
@@ -99,7 +104,8 @@ export class MetricsFeeds {
 
   private schedule(feed: MetricsFeed): void {
     if (feed.computing || feed.timer !== undefined || this.feeds.get(feed.name) !== feed) return;
-    const waitMs = Math.max(0, feed.startedAtMs + minIntervalMs - Date.now());
+    const intervalMs = Math.max(minIntervalMs, costFactor * feed.lastDurationMs);
+    const waitMs = Math.max(0, feed.startedAtMs + intervalMs - Date.now());
     feed.timer = setTimeout(() => {
       feed.timer = undefined;
       void this.compute(feed);
@@ -121,6 +127,7 @@ export class MetricsFeeds {
       this.deps.log.warn({ err: (err as Error).message }, 'live: metrics not computed');
     } finally {
       feed.computing = false;
+      feed.lastDurationMs = Date.now() - feed.startedAtMs;
     }
     if (feed.dirty) this.schedule(feed);
   }
