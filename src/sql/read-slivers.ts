@@ -71,19 +71,23 @@ export async function readAbsorbedRows(
     else mine.push(i);
   }
   // A statement per few slivers: one statement for all of a long window's outlasted
-  // PG_STATEMENT_TIMEOUT_MS and so was never kept. Each stays short; the client runs them in turn,
-  // and all are in flight from the start, so a request arriving meanwhile waits for every one.
+  // PG_STATEMENT_TIMEOUT_MS and so was never kept. Each stays short and starts when the one before
+  // it is done; all are promised from the start, so a request arriving meanwhile waits for every one.
   const reads: Promise<readonly AbsorbedRow[]>[] = [];
+  let previous: Promise<unknown> = Promise.resolve();
   for (let at = 0; at < mine.length; at += sliversPerStatement) {
     const chunk = mine.slice(at, at + sliversPerStatement);
-    const read = client
-      .query<AbsorbedRow>(readAbsorbedSql(value), [
-        ...shared,
-        chunk,
-        chunk.map((i) => slivers[i]!.from),
-        chunk.map((i) => slivers[i]!.end),
-      ])
+    const read = previous
+      .then(() =>
+        client.query<AbsorbedRow>(readAbsorbedSql(value), [
+          ...shared,
+          chunk,
+          chunk.map((i) => slivers[i]!.from),
+          chunk.map((i) => slivers[i]!.end),
+        ]),
+      )
       .then((result) => result.rows);
+    previous = read;
     reads.push(read);
     for (const i of chunk) {
       const key = keyOf(i);

@@ -87,3 +87,34 @@ it('reads the slivers another answer is reading once, and gives both answers the
     second.release();
   }
 });
+
+it('reads many slivers a few per statement, one statement at a time on its connection', async () => {
+  const warnings: string[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning.message);
+  process.on('warning', onWarning);
+  // Forty quarter hours: three statements.
+  const quarters: Sliver[] = Array.from({ length: 40 }, (_, i) => ({
+    from: dayStart + i * 900,
+    end: dayStart + (i + 1) * 900,
+    hour: hour + Math.floor(i / 4),
+  }));
+  const [{ snapshot }] = (await db.query<{ snapshot: string }>(
+    'SELECT pg_current_snapshot()::text AS snapshot',
+  )) as [{ snapshot: string }];
+  const client = await pool.connect();
+  try {
+    const rows = await readAbsorbedRows(
+      client,
+      [defaultProjectId, null, null, snapshot],
+      'NULL::text',
+      quarters,
+      quarters.map((_, i) => i),
+    );
+    expect(rows.reduce((sum, r) => sum + r.event_count, 0)).toBe(2000);
+    expect(new Set(rows.map((r) => r.key)).size).toBe(8);
+  } finally {
+    client.release();
+    process.off('warning', onWarning);
+  }
+  expect(warnings.filter((w) => w.includes('already executing a query'))).toEqual([]);
+});
