@@ -12,7 +12,8 @@ export async function waitUntil<T>(
   check: () => T | Promise<T>,
   { timeoutMs, intervalMs = 50 }: WaitOptions,
 ): Promise<NonNullable<T>> {
-  const giveUpAt = Date.now() + timeoutMs;
+  // A monotonic clock: the wall clock here can jump by seconds.
+  const giveUpAt = performance.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
@@ -21,7 +22,7 @@ export async function waitUntil<T>(
     } catch (err) {
       lastError = err;
     }
-    if (Date.now() >= giveUpAt) {
+    if (performance.now() >= giveUpAt) {
       const cause = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${cause}`);
     }

@@ -321,13 +321,13 @@ describe('uWS behaviour pinned per build', () => {
 
   it('cuts a request head left incomplete, trickled or not, at ~10 s (20.30) or ~30 s (20.57)', async () => {
     const connection = await openRaw(port);
-    const openedAt = Date.now();
+    const openedAt = performance.now();
     connection.write('POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
     const trickle = setInterval(() => connection.write('a'), 500);
     await waitUntil('uWS to cut the connection', () => connection.isClosed, {
       timeoutMs: 90_000,
     }).finally(() => clearInterval(trickle));
-    const aliveSeconds = (Date.now() - openedAt) / 1000;
+    const aliveSeconds = (performance.now() - openedAt) / 1000;
     expect(aliveSeconds < 20 ? '~10 s' : '~30 s').toBe(
       perUwsBuild({ '20.30': '~10 s', '20.57': '~30 s' }),
     );

@@ -49,7 +49,7 @@ export function startSlowSwarm(options: SlowSwarmOptions): SlowSwarm {
     if (stopped) return;
     const socket = connect({ host: '127.0.0.1', port: options.port });
     sockets.set(socket, kind);
-    let clockFrom = Date.now();
+    let clockFrom = performance.now();
     let received = '';
     let connected = false;
     let trickle: NodeJS.Timeout | undefined;
@@ -57,7 +57,7 @@ export function startSlowSwarm(options: SlowSwarmOptions): SlowSwarm {
     socket.on('connect', () => {
       connected = true;
       connectedSockets.add(socket);
-      clockFrom = Date.now();
+      clockFrom = performance.now();
       if (kind === 'slow-header') {
         socket.write('POST /events/bulk HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
       } else {
@@ -65,7 +65,7 @@ export function startSlowSwarm(options: SlowSwarmOptions): SlowSwarm {
           'POST /events/bulk HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n' +
             `Content-Length: ${options.bodyBytes}\r\n\r\n{`,
         );
-        clockFrom = Date.now(); // the body deadline runs from here
+        clockFrom = performance.now(); // the body deadline runs from here
       }
       trickle = setInterval(
         () => socket.write(kind === 'slow-header' ? 'a' : ' '),
@@ -88,7 +88,7 @@ export function startSlowSwarm(options: SlowSwarmOptions): SlowSwarm {
         const match = /^HTTP\/1\.1 (\d{3})/.exec(received);
         cuts.push({
           kind,
-          aliveMs: Date.now() - clockFrom,
+          aliveMs: performance.now() - clockFrom,
           status: match ? Number(match[1]) : undefined,
         });
       }
