@@ -74,7 +74,8 @@ export class EventFanout {
   private readonly topics = new Map<number, Map<string, EventsTopic>>();
   /** project → keys committed and not yet read. */
   private readonly pending = new Map<number, string[]>();
-  private readonly reading = new Set<number>();
+  /** project → keys being read now (its reader is running while present). */
+  private readonly reading = new Map<number, number>();
   private readonly reportTimer: NodeJS.Timeout;
   private overflowWarned = false;
 
@@ -118,8 +119,10 @@ export class EventFanout {
     const only = ofProject.size === 1 ? ofProject.values().next().value : undefined;
     let room = Infinity;
     // The project's one topic takes every event: what its cap cannot pass now need not be read.
+    // Keys waiting or being read will take tokens when delivered.
     if (only?.unfiltered) {
-      room = Math.max(0, only.available(Date.now()) - pending.length);
+      const admitted = pending.length + (this.reading.get(projectId) ?? 0);
+      room = Math.max(0, only.available(Date.now()) - admitted);
       only.droppedTotal += Math.max(0, keys.length / keyLength - room);
     }
     const list = splitKeys(keys, room);
@@ -142,18 +145,20 @@ export class EventFanout {
   }
 
   private async readPending(projectId: number): Promise<void> {
-    this.reading.add(projectId);
+    this.reading.set(projectId, 0);
     try {
       for (;;) {
         const keys = this.pending.get(projectId);
         if (!keys || keys.length === 0) break;
         const batch = keys.splice(0, readBatchKeys);
+        this.reading.set(projectId, batch.length);
         let events: StoredEvent[] = [];
         try {
           events = await readStoredEvents(this.deps.pool, projectId, batch);
         } catch (err) {
           this.deps.log.warn({ err: (err as Error).message }, 'live: committed events not read');
         }
+        this.reading.set(projectId, 0);
         this.deliver(projectId, events, batch.length - events.length);
       }
     } finally {
