@@ -2,12 +2,17 @@
 // answer, which comes from the answer cache (one database read per key at a time) or from one
 // snapshot of the rollup and the raw rows, planned, read and counted once.
 import type pg from 'pg';
-import { readMetrics, type CellSelection, type CellStore } from '../sql/read-metrics.js';
+import {
+  readMetrics,
+  type CellSelection,
+  type CellStore,
+  type MetricsReadRequest,
+} from '../sql/read-metrics.js';
 import { rollupGrainFor } from '../sql/rollup-spans.js';
 import { BucketMemo } from './bucket-memo.js';
 import { countMetrics } from './count-metrics.js';
 import type { CachedAnswer, MetricsCache } from './metrics-cache.js';
-import { planMetrics } from './metrics-plan.js';
+import { planMetrics, toHourEnd, type MetricsPlan } from './metrics-plan.js';
 import type { Recollection } from './tally.js';
 import { metricsCacheKey, type MetricsQuery } from './metrics-query.js';
 
@@ -27,29 +32,46 @@ export function answerMetrics(
   query: MetricsQuery,
 ): Promise<{ answer: CachedAnswer; cached: boolean }> {
   return sources.cache.get(metricsCacheKey(query, projectId), async () => {
-    const plan = planMetrics(query);
-    const selections = selectionsFor(query);
-    const known = new BucketMemo(sources.cellBitmaps, plan, selections, projectId, query);
+    const asked = readingOf(sources, projectId, query);
+    const toEnd = toHourEnd(query);
+    const extended = toEnd && readingOf(sources, projectId, toEnd);
     const read = await readMetrics(
       sources.pool,
       projectId,
-      {
-        window: query,
-        valueColumn: query.breakdown?.by ?? null,
-        selections,
-        edges: plan.edges,
-        middle: plan.middle,
-        slivers: plan.slivers,
-        bucketDays: known.signatureDays,
-        choose: (signatures, raw) => known.choose(signatures, raw),
-      },
+      asked.request,
       sources.cellBitmaps,
+      toEnd && extended
+        ? { emptyFrom: query.to + 1, emptyEnd: toEnd.to + 1, request: extended.request }
+        : undefined,
     );
+    const { plan, known } = read.toHourEnd ? extended! : asked;
     return {
       data: countMetrics(query, plan, read, sources.cellBitmaps, known),
       asOfMs: read.asOfMs,
     };
   });
+}
+
+/** One way to read a question: its plan, the counts already known of it, and the read request. */
+function readingOf(
+  sources: MetricsSources,
+  projectId: number,
+  query: MetricsQuery,
+): { plan: MetricsPlan; known: BucketMemo; request: MetricsReadRequest } {
+  const plan = planMetrics(query);
+  const selections = selectionsFor(query);
+  const known = new BucketMemo(sources.cellBitmaps, plan, selections, projectId, query);
+  const request: MetricsReadRequest = {
+    window: query,
+    valueColumn: query.breakdown?.by ?? null,
+    selections,
+    edges: plan.edges,
+    middle: plan.middle,
+    slivers: plan.slivers,
+    bucketDays: known.signatureDays,
+    choose: (signatures, raw) => known.choose(signatures, raw),
+  };
+  return { plan, known, request };
 }
 
 /** The cells that answer the question as a whole, then, with a breakdown, per value. */

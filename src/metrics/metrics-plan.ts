@@ -89,6 +89,20 @@ export function planMetrics(q: MetricsQuery): MetricsPlan {
   return plan;
 }
 
+/** The same question to the end of its last hour, when that hour would otherwise be an edge read
+ *  raw (a window ending now: under load, every row of the current hour on every answer). Where the
+ *  project has no row after `to` in that hour, both have the same answer, and this one counts the
+ *  hour's cell and the rows not absorbed yet. null where nothing would change: `to` ends an hour,
+ *  the window lies inside one hour, or a bucket ends inside the hour. */
+export function toHourEnd(q: MetricsQuery): MetricsQuery | null {
+  const end = q.to + 1;
+  const hourEnd = ceilTo(end, secondsPerHour);
+  if (hourEnd === end || hourEnd - secondsPerHour < q.from) return null;
+  const lastBoundary = q.buckets?.boundaries.at(-1);
+  if (lastBoundary !== undefined && lastBoundary < hourEnd) return null;
+  return { ...q, to: hourEnd - 1 };
+}
+
 /** The bucket a raw row group counts in: its edge's, or the one containing its second. */
 export function rawBucket(plan: MetricsPlan, raw: { edge: number | null; at: number }): number {
   return raw.edge !== null ? plan.edgeBuckets[raw.edge]! : bucketIndex(plan.boundaries, raw.at);

@@ -105,7 +105,7 @@ JOIN ${rollupSpans.day.table} c ON c.project_id = ${projectId} AND c.grain = ${w
 GROUP BY 1`;
 
 /** A number this process computed (never request text), checked before it goes into SQL text. */
-function integer(value: number): number {
+export function integer(value: number): number {
   if (!Number.isSafeInteger(value)) throw new Error(`not an integer: ${value}`);
   return value;
 }

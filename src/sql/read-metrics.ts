@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { withClient } from './create-pool.js';
 import {
   bucketSignaturesSql,
+  integer,
   readCells,
   type BucketSignature,
   type CellSelection,
@@ -57,6 +58,14 @@ export interface RawGroup {
   readonly eventCount: number;
 }
 
+/** The question to the end of its last hour (metrics-plan.ts toHourEnd), read instead when the
+ *  snapshot holds no row of the project in [emptyFrom, emptyEnd). */
+export interface HourEndReading {
+  readonly emptyFrom: number;
+  readonly emptyEnd: number;
+  readonly request: MetricsReadRequest;
+}
+
 export interface MetricsRead {
   /** Epoch ms of the snapshot the answer reflects. */
   readonly asOfMs: number;
@@ -70,53 +79,81 @@ export interface MetricsRead {
 // One round trip opens the snapshot. Every statement after it has an index path that reads only
 // what it needs, but the planner's estimate for "txid newer than the snapshot" comes from
 // statistics older than the tail and has chosen a sequential scan of the whole table: sequential
-// scans are off for this transaction.
+// scans are off for this transaction. So are sorts: the same stale estimate (a handful of rows)
+// chose to group the tail's hundreds of thousands of rows by sorting them on disk, four times
+// slower than hashing them (hash aggregation spills to disk too when it must).
 const beginSql = `
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 SET LOCAL enable_seqscan = off;
+SET LOCAL enable_sort = off;
 SELECT snapshot::text AS snapshot, (extract(epoch FROM now()) * 1000)::int8 AS as_of_ms FROM rollup_state`;
 
-// Edges: a range scan each. The tail, rows newer than the
-// rollup's snapshot, is found through the BRIN index on txid; MATERIALIZED keeps the planner from
-// merging its scan into an occurred_at scan. The tail takes every project's new rows (the same
-// pages) and is filtered by project outside: given a project condition, a planner without fresh
-// statistics read the project's whole history through the btree instead. Users are matched to
-// rollup bitmaps through the user dictionary, only needed when there are cells to merge with.
+// Edges: a range scan each. The tail, rows newer than the rollup's snapshot, is found through the
+// BRIN index on txid; OFFSET 0 keeps the planner from merging its scan into an occurred_at scan
+// (without a CTE's copy of every row). The tail takes every project's new rows (the same pages)
+// and is filtered by project outside: given a project condition, a planner without fresh
+// statistics read the project's whole history through the btree instead. Rows are grouped before
+// their users are matched to rollup bitmaps through the user dictionary (only needed when there
+// are cells to merge with): a lookup per group, not per row.
 const readRawSql = (value: string, withUserInts: boolean) => `
-WITH tail AS MATERIALIZED (
-  SELECT e.project_id, e.occurred_at, e.user_id, e.event_name, e.channel FROM events e
-  WHERE e.txid >= pg_snapshot_xmin($4::pg_snapshot)::text::bigint
-    AND NOT pg_visible_in_snapshot(e.txid::text::xid8, $4::pg_snapshot)
-), raw AS (
-  SELECT 0 AS kind, r.i AS key, e.user_id, e.value
-  FROM unnest($5::int4[], $6::float8[], $7::float8[]) AS r(i, a, b), ${rangeScan(value)}
-  UNION ALL
-  SELECT 2, floor(extract(epoch FROM e.occurred_at)), e.user_id, ${value} FROM tail e
-  WHERE ${eventFilters} AND e.occurred_at >= to_timestamp($8) AND e.occurred_at < to_timestamp($9)
-)
 SELECT raw.kind, raw.key::float8 AS key, raw.user_id, ${withUserInts ? 'u.user_int' : 'NULL::int AS user_int'},
-       raw.value, count(*)::int AS event_count
-FROM raw ${withUserInts ? 'LEFT JOIN user_ids u USING (user_id)' : ''}
-GROUP BY 1, 2, 3, 4, 5`;
+       raw.value, raw.event_count
+FROM (
+  SELECT raw.kind, raw.key, raw.user_id, raw.value, count(*)::int AS event_count FROM (
+    SELECT 0 AS kind, r.i::float8 AS key, e.user_id, e.value
+    FROM unnest($5::int4[], $6::float8[], $7::float8[]) AS r(i, a, b), ${rangeScan(value)}
+    UNION ALL
+    SELECT 2, floor(extract(epoch FROM e.occurred_at)), e.user_id, ${value}
+    FROM (
+      SELECT e.project_id, e.occurred_at, e.user_id, e.event_name, e.channel FROM events e
+      WHERE e.txid >= pg_snapshot_xmin($4::pg_snapshot)::text::bigint
+        AND NOT pg_visible_in_snapshot(e.txid::text::xid8, $4::pg_snapshot)
+      OFFSET 0
+    ) e
+    WHERE ${eventFilters} AND e.occurred_at >= to_timestamp($8) AND e.occurred_at < to_timestamp($9)
+  ) raw
+  GROUP BY 1, 2, 3, 4
+) raw ${withUserInts ? 'LEFT JOIN user_ids u USING (user_id)' : ''}`;
 
 const valueExpression = { event_name: 'e.event_name', channel: 'e.channel' } as const;
+
+// Whether a window may be read to the end of its last hour: one probe of the project's time index.
+const rowsInSql = (projectId: number, from: number, end: number) => `
+SELECT EXISTS (SELECT 1 FROM events WHERE project_id = ${integer(projectId)}
+  AND occurred_at >= to_timestamp(${integer(from)}) AND occurred_at < to_timestamp(${integer(end)})) AS found`;
 
 /** One project's material for one question. */
 export async function readMetrics(
   pool: pg.Pool,
   projectId: number,
-  request: MetricsReadRequest,
+  asked: MetricsReadRequest,
   store: CellStore,
-): Promise<MetricsRead> {
+  hourEnd?: HourEndReading,
+): Promise<MetricsRead & { readonly toHourEnd: boolean }> {
   return withClient(pool, async (client) => {
-    // A multi-statement text returns one result per statement (the typings know only one).
-    const signaturesSql = bucketSignaturesSql(projectId, request.bucketDays);
-    const opened = (await client.query(
-      signaturesSql ? `${beginSql};\n${signaturesSql}` : beginSql,
-    )) as unknown as pg.QueryResult[];
+    // A multi-statement text returns one result per statement (the typings know only one). The
+    // signatures of both readings are asked for: which one is read is known only in the snapshot.
+    const askedBuckets = asked.bucketDays.length;
+    const statements = [beginSql];
+    if (hourEnd) statements.push(rowsInSql(projectId, hourEnd.emptyFrom, hourEnd.emptyEnd));
+    const signaturesSql = bucketSignaturesSql(projectId, [
+      ...asked.bucketDays,
+      ...(hourEnd?.request.bucketDays ?? []),
+    ]);
+    if (signaturesSql) statements.push(signaturesSql);
+    const opened = (await client.query(statements.join(';\n'))) as unknown as pg.QueryResult[];
     try {
-      const { snapshot, as_of_ms } = opened[2]!.rows[0] as { snapshot: string; as_of_ms: string };
-      const signatures = (opened[3]?.rows ?? []) as BucketSignature[];
+      // BEGIN, two SETs, then the snapshot's row and the statements added above.
+      const { snapshot, as_of_ms } = opened[3]!.rows[0] as { snapshot: string; as_of_ms: string };
+      const toHourEnd =
+        hourEnd !== undefined && (opened[4]!.rows[0] as { found: boolean }).found === false;
+      const request = toHourEnd ? hourEnd.request : asked;
+      const signatures = ((signaturesSql ? opened.at(-1)!.rows : []) as BucketSignature[]).flatMap(
+        (s) =>
+          toHourEnd === s.bucket >= askedBuckets
+            ? [{ ...s, bucket: toHourEnd ? s.bucket - askedBuckets : s.bucket }]
+            : [],
+      );
       const anyCells = request.middle !== null;
       const valueSql = request.valueColumn ? valueExpression[request.valueColumn] : 'NULL::text';
       const common = [projectId, request.window.eventName, request.window.channel, snapshot];
@@ -173,7 +210,7 @@ export async function readMetrics(
           store,
         ),
       );
-      return { asOfMs: Number(as_of_ms), cells, slivers: sliverSets, raw };
+      return { asOfMs: Number(as_of_ms), toHourEnd, cells, slivers: sliverSets, raw };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
