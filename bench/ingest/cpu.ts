@@ -30,6 +30,8 @@ export function cpuCores(
   after: CpuSample,
   serverPid: number,
   seconds: number,
+  /** A load generator in a child process (wrk): its CPU, in place of this process's. */
+  childGeneratorSeconds: number | null = null,
 ): CpuCores {
   const start = new Map(before.serverThreads.map((t) => [t.tid, t.cpuSeconds]));
   let serverMain = 0;
@@ -52,7 +54,7 @@ export function cpuCores(
     serverOtherThreads: serverOtherThreads.slice(0, 8),
     serverTotal: serverMain + other,
     postgres: cpuGrowth(before.postgres, after.postgres) / seconds,
-    loadGenerator: (generator.user + generator.system) / 1e6 / seconds,
+    loadGenerator: (childGeneratorSeconds ?? (generator.user + generator.system) / 1e6) / seconds,
     machineBusy: (after.machine.busySeconds - before.machine.busySeconds) / seconds,
   };
 }

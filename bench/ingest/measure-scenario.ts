@@ -10,6 +10,7 @@ import { readMetricsCount } from '../lib/read-metrics-count.js';
 import { storeWriteKey } from '../lib/stored-write-key.js';
 import { uniqueEvents } from '../lib/unique-events.js';
 import { cpuCores, sampleCpu } from './cpu.js';
+import { driveIngest } from './drive-ingest.js';
 import type { IngestOptions } from './options.js';
 import { fmtInt, fmtMib } from './report.js';
 import type { ScenarioRun } from './results.js';
@@ -52,13 +53,12 @@ export async function runLocalScenario(
       timestamp: context.timestamp,
       eventBytes: scenario.eventBytes,
     });
-    const body = bodyOf(events);
     const bodyBytes = Buffer.byteLength(bodyOf(sampleEvents(context, scenario))());
-    const load = { url: server.url, path, connections, headers, nextBody: body };
+    const load = { url: server.url, path, connections, headers, events, eventsPerRequest };
 
     if (options.warmupSeconds > 0) {
       progress(`${label}: warm-up ${options.warmupSeconds} s`);
-      await driveLoad({ ...load, durationSeconds: options.warmupSeconds });
+      await driveIngest(options.driver, { ...load, durationSeconds: options.warmupSeconds });
     }
     const baseline = await settledCount(database, dsn);
     const baselineTransactions = await database.countInsertTransactions(dsn);
@@ -67,9 +67,9 @@ export async function runLocalScenario(
     const before = sampleCpu(server.pid, postmasterPid);
     const stopSampling = server.sampleRss(rssSampleIntervalMs);
     progress(
-      `${label}: ${options.durationSeconds} s at c=${connections}, ${eventsPerRequest} event(s)/request`,
+      `${label}: ${options.durationSeconds} s at c=${connections}, ${eventsPerRequest} event(s)/request, ${options.driver}`,
     );
-    const result = await driveLoad({
+    const result = await driveIngest(options.driver, {
       ...load,
       durationSeconds: options.durationSeconds,
       onTick: (seconds, responses) =>
@@ -114,7 +114,13 @@ export async function runLocalScenario(
       peakRssMib: Math.max(vmHwmMib ?? 0, sampledPeakRssMib),
       vmHwmMib,
       sampledPeakRssMib,
-      cpuCores: cpuCores(before, after, server.pid, result.durationSeconds),
+      cpuCores: cpuCores(
+        before,
+        after,
+        server.pid,
+        result.durationSeconds,
+        result.generatorCpuSeconds,
+      ),
       serverProblems: [...server.problems],
     };
   } finally {

@@ -1,4 +1,5 @@
 // Command-line options of the ingest bench.
+import { wrkInstalled } from '../lib/drive-wrk.js';
 import { flag, integer, parseBenchOptions, repeated, text } from '../lib/bench-options.js';
 
 export interface IngestOptions {
@@ -20,7 +21,10 @@ export interface IngestOptions {
   readonly serverEnv: Readonly<Record<string, string>>;
   /** Extra node flags for every started server (e.g. --cpu-prof). */
   readonly serverNodeArgs: readonly string[];
+  readonly driver: LoadDriver;
 }
+
+export type LoadDriver = 'autocannon' | 'wrk';
 
 const usage = `npm run bench:ingest -- [options]
   --runs N             repeat everything N times, report medians (3)
@@ -37,7 +41,9 @@ const usage = `npm run bench:ingest -- [options]
   --write-key          local: store a project and a write key in each fresh database and send it
   --ceiling-seconds S  length of each Postgres-only and HTTP-only ceiling measurement (4)
   --server-env K=V     extra environment for the started server (repeatable)
-  --server-node-arg A  extra node flag for the started server, e.g. --cpu-prof (repeatable)`;
+  --server-node-arg A  extra node flag for the started server, e.g. --cpu-prof (repeatable)
+  --driver D           local: autocannon (default) or wrk (Debian's wrk, one thread: far less
+                       CPU per request on the shared cores)`;
 
 const table = {
   runs: integer(3, 1, 100),
@@ -53,6 +59,7 @@ const table = {
   'ceiling-seconds': integer(4, 1, 600),
   'server-env': repeated,
   'server-node-arg': repeated,
+  driver: text,
 };
 
 export function parseIngestOptions(argv: readonly string[]): IngestOptions {
@@ -63,6 +70,13 @@ export function parseIngestOptions(argv: readonly string[]): IngestOptions {
       if (eq <= 0) problems.push(`--server-env ${pair}: expected KEY=VALUE`);
       else serverEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
     }
+    const driver = values.driver ?? 'autocannon';
+    if (driver !== 'autocannon' && driver !== 'wrk')
+      problems.push(`--driver ${driver}: expected autocannon or wrk`);
+    if (driver === 'wrk' && values.url !== undefined)
+      problems.push('--driver wrk: only for a started server (--url runs use autocannon)');
+    if (driver === 'wrk' && !wrkInstalled())
+      problems.push('--driver wrk: wrk is not installed (apt-get install wrk)');
     if (values['write-key'] && (values.url !== undefined || values['api-key'] !== undefined))
       problems.push('--write-key: only for a started server, and instead of --api-key');
     let url = values.url;
@@ -90,6 +104,7 @@ export function parseIngestOptions(argv: readonly string[]): IngestOptions {
       ceilingSeconds: values['ceiling-seconds'],
       serverEnv,
       serverNodeArgs: values['server-node-arg'],
+      driver: driver as LoadDriver,
     };
   });
 }

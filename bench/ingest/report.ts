@@ -52,6 +52,11 @@ export function scenarioMedians(scenario: Scenario, runs: readonly RunResult[]):
     meanRowsPerTransaction: m((s) => s.meanRowsPerTransaction),
     serverCpuMicrosPerEvent: m((s) => perEvent(s.cpuCores?.serverTotal, s)),
     postgresCpuMicrosPerEvent: m((s) => perEvent(s.cpuCores?.postgres, s)),
+    cpuMicrosPerStoredEvent: m((s) =>
+      s.cpuCores?.postgres != null
+        ? perEvent(s.cpuCores.serverTotal + s.cpuCores.postgres, s)
+        : null,
+    ),
   };
 }
 
@@ -147,15 +152,15 @@ export function renderReport(
         : '') +
       (options.apiKey ? '; every request carries X-API-Key' : '') +
       (options.writeKey ? '; every request carries a stored write key (X-API-Key)' : '') +
-      '. Load generator (autocannon) runs on the same machine.',
+      `. Load generator (${options.driver}${options.driver === 'wrk' ? ', one thread' : ''}) runs on the same machine.`,
   );
   if (local) {
     lines.push(
       '',
       `Where the CPU went during the load (cores busy, medians; ${conditions.cores} cores in all):`,
       '',
-      '| scenario | server uWS thread | server other threads (busiest two) | Postgres | load generator | whole machine | rows per INSERT | server µs/stored event | Postgres µs/stored event |',
-      '|---|--:|--:|--:|--:|--:|--:|--:|--:|',
+      '| scenario | server uWS thread | server other threads (busiest two) | Postgres | load generator | whole machine | rows per INSERT | server µs/stored event | Postgres µs/stored event | CPU µs/stored event (server + Postgres) |',
+      '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     );
     const ceilings = runs.flatMap((r) => [r.ceilingBefore, r.ceilingAfter]);
     const cm = (pick: (c: CeilingResult) => number) =>
@@ -170,6 +175,7 @@ export function renderReport(
         fmtCores(cm((c) => c.cpuCores.machineBusy)),
         String(ceilingBatchRows),
         '–',
+        fmtMicros(cm((c) => (c.cpuCores.postgres / c.rowsPerSecond) * 1e6)),
         fmtMicros(cm((c) => (c.cpuCores.postgres / c.rowsPerSecond) * 1e6)),
       ].join(' | ')} |`,
     );
@@ -186,6 +192,7 @@ export function renderReport(
           fmtMicros(m.meanRowsPerTransaction),
           fmtMicros(m.serverCpuMicrosPerEvent),
           fmtMicros(m.postgresCpuMicrosPerEvent),
+          fmtMicros(m.cpuMicrosPerStoredEvent),
         ].join(' | ')} |`,
       );
     }

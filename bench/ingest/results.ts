@@ -13,7 +13,7 @@ export interface CpuCores {
   readonly serverOtherThreads: readonly number[];
   readonly serverTotal: number;
   readonly postgres: number | null;
-  /** This process: autocannon building and sending requests. */
+  /** The load generator: this process (autocannon) or wrk, building and sending requests. */
   readonly loadGenerator: number;
   readonly machineBusy: number;
 }
@@ -82,4 +82,6 @@ export interface ScenarioMedians {
   readonly meanRowsPerTransaction: number;
   readonly serverCpuMicrosPerEvent: number;
   readonly postgresCpuMicrosPerEvent: number;
+  /** Server threads and Postgres, the load generator left out. */
+  readonly cpuMicrosPerStoredEvent: number;
 }

@@ -5,11 +5,11 @@ import type { Logger } from 'pino';
 import { startBenchDatabase, type BenchDatabase } from '../lib/bench-database.js';
 import { startBareUwsServer, type BenchServer } from '../lib/bench-server.js';
 import { measureCommitLatency, type CommitLatency } from '../lib/commit-latency.js';
-import { driveLoad } from '../lib/drive-load.js';
 import { measurePostgresCeiling, type CeilingResult } from '../lib/postgres-ceiling.js';
 import { progress } from '../lib/progress.js';
 import { stopOnInterrupt } from '../lib/stop-on-interrupt.js';
 import { uniqueEvents } from '../lib/unique-events.js';
+import { driveIngest } from './drive-ingest.js';
 import { keyHeaders, runLocalScenario, runUrlScenario } from './measure-scenario.js';
 import type { IngestOptions } from './options.js';
 import { fmtInt, fmtMs } from './report.js';
@@ -97,12 +97,13 @@ export async function runIngestBench(context: IngestBenchContext): Promise<Inges
           eventName: 'bench',
           timestamp,
         });
-        const result = await driveLoad({
+        const result = await driveIngest(options.driver, {
           url: bare.url,
           path: '/events',
           connections: options.connections,
           durationSeconds: options.ceilingSeconds,
-          nextBody: () => events.nextSingleBody(),
+          events,
+          eventsPerRequest: 1,
           // The same request bytes as the measured scenarios.
           headers: keyHeaders(options),
         });

@@ -8,6 +8,17 @@ export interface UniqueEvents {
   nextBulkBody(count: number): string;
   /** Events handed out so far. */
   readonly issued: number;
+  /** The pieces an event is spliced from, for a load generator that builds bodies itself (wrk's
+   *  Lua): `${head}${n}${middle}${n % userCount}${tail}`. Each call names its events apart from
+   *  every other call's and from the bodies above. */
+  pieces(): BodyPieces;
+}
+
+export interface BodyPieces {
+  readonly head: string;
+  readonly middle: string;
+  readonly tail: string;
+  readonly userCount: number;
 }
 
 export interface UniqueEventsOptions {
@@ -34,6 +45,7 @@ export function uniqueEvents(options: UniqueEventsOptions): UniqueEvents {
       ? `${plainTail}}`
       : `${plainTail},"metadata":${paddingMetadata(options.eventBytes - unpadded)}}`;
   let counter = 0;
+  let piecesHandedOut = 0;
   const next = () => {
     const n = counter++;
     return `${head}${n}${middle}${n % userCount}${tail}`;
@@ -48,6 +60,7 @@ export function uniqueEvents(options: UniqueEventsOptions): UniqueEvents {
     get issued() {
       return counter;
     },
+    pieces: () => ({ head: `${head}p${piecesHandedOut++}-`, middle, tail, userCount }),
   };
 }
 

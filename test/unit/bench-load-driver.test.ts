@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { driveLoad } from '../../bench/lib/drive-load.js';
+import { driveWrk } from '../../bench/lib/drive-wrk.js';
 import { uniqueEvents } from '../../bench/lib/unique-events.js';
 
 interface Received {
@@ -70,6 +71,51 @@ describe('bench load driver', () => {
     }
     const bodies = new Set(received.map((request) => request.body));
     expect(bodies.size).toBe(received.length);
+  });
+
+  // .ci/run installs Debian's wrk: without it this fails (driveWrk cannot start it).
+  it('drives wrk with bodies built in its Lua: unique events, framed, with the given headers', async () => {
+    const events = uniqueEvents({ idPrefix: 'wrk', eventName: 'purchase', timestamp: 7 });
+    const drive = (path: '/events' | '/events/bulk', eventsPerRequest: number) =>
+      driveWrk({
+        url,
+        path,
+        connections: 2,
+        durationSeconds: 1,
+        body: events.pieces(),
+        eventsPerRequest,
+        headers: { 'x-api-key': 'k2' },
+      });
+    const single = await drive('/events', 1);
+    const bulk = await drive('/events/bulk', 3);
+    for (const result of [single, bulk]) {
+      expect(result.responses).toBeGreaterThan(10);
+      expect(result.statusCounts).toEqual({ '202': result.responses });
+      expect(result.errors).toBe(0);
+      expect(result.generatorCpuSeconds).toBeGreaterThan(0);
+      expect(result.generatorCpuSeconds).toBeLessThan(5);
+    }
+    // The first test's last requests may still arrive: this test's carry its own key.
+    const mine = received.filter((request) => request.apiKey === 'k2');
+    const singles = mine.filter((request) => request.url === '/events');
+    const bulks = mine.filter((request) => request.url === '/events/bulk');
+    expect(singles.length + bulks.length).toBe(mine.length);
+    expect(singles.length).toBeGreaterThanOrEqual(single.responses);
+    expect(bulks.length).toBeGreaterThanOrEqual(bulk.responses);
+    const ids: string[] = [];
+    for (const request of singles) {
+      expect(request).toMatchObject({ method: 'POST', contentType: 'application/json' });
+      const event = JSON.parse(request.body) as { event_id: string };
+      expect(event).toMatchObject({ event_name: 'purchase', timestamp: 7, channel: 'web' });
+      ids.push(event.event_id);
+    }
+    for (const request of bulks) {
+      expect(request).toMatchObject({ method: 'POST', contentType: 'application/json' });
+      const { events: batch } = JSON.parse(request.body) as { events: { event_id: string }[] };
+      expect(batch).toHaveLength(3);
+      ids.push(...batch.map((e) => e.event_id));
+    }
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });
 
