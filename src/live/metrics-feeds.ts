@@ -21,8 +21,8 @@ export interface MetricsFeedsDeps {
 
 const minIntervalMs = 1000;
 /** A feed waits at least this many times its last computation's duration before the next: an
- *  expensive feed (a window whose current hour holds many raw rows) takes at most a third of the
- *  time, instead of computing back to back. */
+ *  expensive feed (many rows not absorbed by the rollup yet, a busy first hour) takes at most a
+ *  third of the time, instead of computing back to back. */
 const costFactor = 2;
 
 export class MetricsFeed {

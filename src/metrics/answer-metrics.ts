@@ -34,14 +34,14 @@ export function answerMetrics(
   return sources.cache.get(metricsCacheKey(query, projectId), async () => {
     const asked = readingOf(sources, projectId, query);
     const toEnd = toHourEnd(query);
-    const extended = toEnd && readingOf(sources, projectId, toEnd);
+    const extended = toEnd && { end: toEnd.to + 1, ...readingOf(sources, projectId, toEnd) };
     const read = await readMetrics(
       sources.pool,
       projectId,
       asked.request,
       sources.cellBitmaps,
-      toEnd && extended
-        ? { emptyFrom: query.to + 1, emptyEnd: toEnd.to + 1, request: extended.request }
+      extended
+        ? { emptyFrom: query.to + 1, emptyEnd: extended.end, request: extended.request }
         : undefined,
     );
     const { plan, known } = read.toHourEnd ? extended! : asked;

@@ -148,15 +148,19 @@ export async function readMetrics(
       const toHourEnd =
         hourEnd !== undefined && (opened[4]!.rows[0] as { found: boolean }).found === false;
       const request = toHourEnd ? hourEnd.request : asked;
-      const signatures = ((signaturesSql ? opened.at(-1)!.rows : []) as BucketSignature[]).flatMap(
-        (s) =>
-          toHourEnd === s.bucket >= askedBuckets
-            ? [{ ...s, bucket: toHourEnd ? s.bucket - askedBuckets : s.bucket }]
-            : [],
-      );
+      // The hour-end reading's buckets follow the asked one's in the list.
+      const offset = toHourEnd ? askedBuckets : 0;
+      const signatures = ((signaturesSql ? opened.at(-1)!.rows : []) as BucketSignature[])
+        .filter((s) => s.bucket >= askedBuckets === toHourEnd)
+        .map((s) => ({ ...s, bucket: s.bucket - offset }));
       const anyCells = request.middle !== null;
       const valueSql = request.valueColumn ? valueExpression[request.valueColumn] : 'NULL::text';
-      const common = [projectId, request.window.eventName, request.window.channel, snapshot];
+      const common = [
+        projectId,
+        request.window.eventName,
+        request.window.channel,
+        snapshot,
+      ] as const;
       const { rows } = await client.query<{
         kind: number;
         key: number;
@@ -193,7 +197,7 @@ export async function readMetrics(
       const sliversToRead = [...unread].sort((a, b) => a - b);
       const absorbed = await readAbsorbedRows(
         client,
-        [projectId, request.window.eventName, request.window.channel, snapshot],
+        common,
         valueSql,
         request.slivers,
         sliversToRead,
