@@ -1,9 +1,11 @@
 // Where the CPU went during a load, from /proc: the server's threads one by one, Postgres's
-// process tree, this process (the load generator) and the whole machine.
+// process tree, this process (the load generator) and the whole machine; and how long the server's
+// threads and Postgres's processes were runnable but waited for a core.
 import {
   cpuGrowth,
   readMachineCpu,
   readProcessTreeCpu,
+  readProcessTreeWait,
   readThreadCpu,
   type ThreadCpu,
 } from '../lib/proc-stats.js';
@@ -12,6 +14,7 @@ import type { CpuCores } from './results.js';
 export interface CpuSample {
   readonly serverThreads: ThreadCpu[];
   readonly postgres: Map<number, number>;
+  readonly postgresWait: Map<number, number>;
   readonly loadGenerator: NodeJS.CpuUsage;
   readonly machine: { busySeconds: number };
 }
@@ -20,6 +23,7 @@ export function sampleCpu(serverPid: number, postmasterPid: number): CpuSample {
   return {
     serverThreads: readThreadCpu(serverPid),
     postgres: readProcessTreeCpu(postmasterPid),
+    postgresWait: readProcessTreeWait(postmasterPid),
     loadGenerator: process.cpuUsage(),
     machine: readMachineCpu(),
   };
@@ -33,12 +37,14 @@ export function cpuCores(
   /** A load generator in a child process (wrk): its CPU, in place of this process's. */
   childGeneratorSeconds: number | null = null,
 ): CpuCores {
-  const start = new Map(before.serverThreads.map((t) => [t.tid, t.cpuSeconds]));
+  const start = new Map(before.serverThreads.map((t) => [t.tid, t]));
   let serverMain = 0;
+  let serverWaiting = 0;
   const serverOtherByName: Record<string, number> = {};
   const serverOtherThreads: number[] = [];
   for (const thread of after.serverThreads) {
-    const used = (thread.cpuSeconds - (start.get(thread.tid) ?? 0)) / seconds;
+    const used = (thread.cpuSeconds - (start.get(thread.tid)?.cpuSeconds ?? 0)) / seconds;
+    serverWaiting += (thread.waitSeconds - (start.get(thread.tid)?.waitSeconds ?? 0)) / seconds;
     if (thread.tid === serverPid) serverMain = used;
     else {
       serverOtherByName[thread.name] = (serverOtherByName[thread.name] ?? 0) + used;
@@ -54,6 +60,7 @@ export function cpuCores(
     serverOtherThreads: serverOtherThreads.slice(0, 8),
     serverTotal: serverMain + other,
     postgres: cpuGrowth(before.postgres, after.postgres) / seconds,
+    waiting: serverWaiting + cpuGrowth(before.postgresWait, after.postgresWait) / seconds,
     loadGenerator: (childGeneratorSeconds ?? (generator.user + generator.system) / 1e6) / seconds,
     machineBusy: (after.machine.busySeconds - before.machine.busySeconds) / seconds,
   };

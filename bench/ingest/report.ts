@@ -48,6 +48,7 @@ export function scenarioMedians(scenario: Scenario, runs: readonly RunResult[]):
       postgres: m((s) => s.cpuCores?.postgres),
       loadGenerator: m((s) => s.cpuCores?.loadGenerator),
       machineBusy: m((s) => s.cpuCores?.machineBusy),
+      waiting: m((s) => s.cpuCores?.waiting),
     },
     meanRowsPerTransaction: m((s) => s.meanRowsPerTransaction),
     serverCpuMicrosPerEvent: m((s) => perEvent(s.cpuCores?.serverTotal, s)),
@@ -159,8 +160,8 @@ export function renderReport(
       '',
       `Where the CPU went during the load (cores busy, medians; ${conditions.cores} cores in all):`,
       '',
-      '| scenario | server uWS thread | server other threads (busiest two) | Postgres | load generator | whole machine | rows per INSERT | server µs/stored event | Postgres µs/stored event | CPU µs/stored event (server + Postgres) |',
-      '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+      '| scenario | server uWS thread | server other threads (busiest two) | Postgres | load generator | whole machine | server + Postgres waiting for a core | rows per INSERT | server µs/stored event | Postgres µs/stored event | CPU µs/stored event (server + Postgres) |',
+      '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     );
     const ceilings = runs.flatMap((r) => [r.ceilingBefore, r.ceilingAfter]);
     const cm = (pick: (c: CeilingResult) => number) =>
@@ -173,6 +174,7 @@ export function renderReport(
         fmtCores(cm((c) => c.cpuCores.postgres)),
         `${fmtCores(cm((c) => c.cpuCores.client))} (pg client)`,
         fmtCores(cm((c) => c.cpuCores.machineBusy)),
+        '–',
         String(ceilingBatchRows),
         '–',
         fmtMicros(cm((c) => (c.cpuCores.postgres / c.rowsPerSecond) * 1e6)),
@@ -189,6 +191,7 @@ export function renderReport(
           fmtCores(c.postgres),
           fmtCores(c.loadGenerator),
           fmtCores(c.machineBusy),
+          fmtCores(c.waiting),
           fmtMicros(m.meanRowsPerTransaction),
           fmtMicros(m.serverCpuMicrosPerEvent),
           fmtMicros(m.postgresCpuMicrosPerEvent),

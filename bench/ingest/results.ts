@@ -16,6 +16,10 @@ export interface CpuCores {
   /** The load generator: this process (autocannon) or wrk, building and sending requests. */
   readonly loadGenerator: number;
   readonly machineBusy: number;
+  /** Server threads and Postgres processes runnable but waiting for a core, in cores (seconds
+   *  waited per second): beside an idle share of the machine, time lost to where the scheduler
+   *  put the woken thread rather than to a lack of cores. */
+  readonly waiting: number;
 }
 
 export interface ScenarioRun {
@@ -78,6 +82,7 @@ export interface ScenarioMedians {
     postgres: number;
     loadGenerator: number;
     machineBusy: number;
+    waiting: number;
   };
   readonly meanRowsPerTransaction: number;
   readonly serverCpuMicrosPerEvent: number;

@@ -1,5 +1,5 @@
 // Reading a process's memory and CPU from /proc (Linux only), so the bench can say where the CPU
-// went during a run without a profiler attached.
+// went during a run without a profiler attached, and how long runnable threads waited for a core.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
@@ -52,10 +52,21 @@ function readStat(path: string): StatLine | undefined {
   };
 }
 
+/** Seconds a thread or process has spent runnable but not running, waiting in a run queue for a
+ *  core: the second field of /proc/<pid>/schedstat (nanoseconds). 0 where the kernel keeps none. */
+function readRunQueueWaitSeconds(path: string): number {
+  try {
+    return Number(readFileSync(path, 'utf8').split(' ')[1]) / 1e9 || 0;
+  } catch {
+    return 0;
+  }
+}
+
 export interface ThreadCpu {
   readonly tid: number;
   readonly name: string;
   readonly cpuSeconds: number;
+  readonly waitSeconds: number;
 }
 
 /** CPU used so far by every thread of a process. */
@@ -69,7 +80,13 @@ export function readThreadCpu(pid: number): ThreadCpu[] {
   const threads: ThreadCpu[] = [];
   for (const tid of tids) {
     const stat = readStat(`/proc/${pid}/task/${tid}/stat`);
-    if (stat) threads.push({ tid: Number(tid), name: stat.name, cpuSeconds: stat.cpuSeconds });
+    if (stat)
+      threads.push({
+        tid: Number(tid),
+        name: stat.name,
+        cpuSeconds: stat.cpuSeconds,
+        waitSeconds: readRunQueueWaitSeconds(`/proc/${pid}/task/${tid}/schedstat`),
+      });
   }
   return threads;
 }
@@ -82,14 +99,26 @@ export function readProcessCpuSeconds(pid: number): number {
 /** CPU used so far by a process and its direct children (the postmaster and its backends),
  *  keyed by pid so a backend that exits between two samples is not counted negative. */
 export function readProcessTreeCpu(rootPid: number): Map<number, number> {
-  const cpu = new Map<number, number>();
+  return readProcessTree(rootPid, (_pid, stat) => stat.cpuSeconds);
+}
+
+/** Run-queue wait so far of a process and its direct children, keyed like readProcessTreeCpu. */
+export function readProcessTreeWait(rootPid: number): Map<number, number> {
+  return readProcessTree(rootPid, (pid) => readRunQueueWaitSeconds(`/proc/${pid}/schedstat`));
+}
+
+function readProcessTree(
+  rootPid: number,
+  read: (pid: number, stat: StatLine) => number,
+): Map<number, number> {
+  const values = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     const stat = readStat(`/proc/${pid}/stat`);
-    if (stat && (pid === rootPid || stat.parentPid === rootPid)) cpu.set(pid, stat.cpuSeconds);
+    if (stat && (pid === rootPid || stat.parentPid === rootPid)) values.set(pid, read(pid, stat));
   }
-  return cpu;
+  return values;
 }
 
 /** Busy and total CPU seconds of the whole machine, summed over cores (/proc/stat). */
