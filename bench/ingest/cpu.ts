@@ -4,9 +4,9 @@
 import {
   cpuGrowth,
   readMachineCpu,
-  readProcessTreeCpu,
-  readProcessTreeWait,
+  readProcessTreeUsage,
   readThreadCpu,
+  usageOf,
   type ThreadCpu,
 } from '../lib/proc-stats.js';
 import type { CpuCores } from './results.js';
@@ -20,10 +20,11 @@ export interface CpuSample {
 }
 
 export function sampleCpu(serverPid: number, postmasterPid: number): CpuSample {
+  const postgres = readProcessTreeUsage(postmasterPid);
   return {
     serverThreads: readThreadCpu(serverPid),
-    postgres: readProcessTreeCpu(postmasterPid),
-    postgresWait: readProcessTreeWait(postmasterPid),
+    postgres: usageOf(postgres, 'cpuSeconds'),
+    postgresWait: usageOf(postgres, 'waitSeconds'),
     loadGenerator: process.cpuUsage(),
     machine: readMachineCpu(),
   };

@@ -96,29 +96,40 @@ export function readProcessCpuSeconds(pid: number): number {
   return readStat(`/proc/${pid}/stat`)?.cpuSeconds ?? 0;
 }
 
-/** CPU used so far by a process and its direct children (the postmaster and its backends),
- *  keyed by pid so a backend that exits between two samples is not counted negative. */
-export function readProcessTreeCpu(rootPid: number): Map<number, number> {
-  return readProcessTree(rootPid, (_pid, stat) => stat.cpuSeconds);
+export interface ProcessUsage {
+  readonly cpuSeconds: number;
+  readonly waitSeconds: number;
 }
 
-/** Run-queue wait so far of a process and its direct children, keyed like readProcessTreeCpu. */
-export function readProcessTreeWait(rootPid: number): Map<number, number> {
-  return readProcessTree(rootPid, (pid) => readRunQueueWaitSeconds(`/proc/${pid}/schedstat`));
-}
-
-function readProcessTree(
-  rootPid: number,
-  read: (pid: number, stat: StatLine) => number,
-): Map<number, number> {
-  const values = new Map<number, number>();
+/** CPU used and run-queue wait so far of a process and its direct children (the postmaster and
+ *  its backends), keyed by pid so a backend that exits between two samples is not counted
+ *  negative. */
+export function readProcessTreeUsage(rootPid: number): Map<number, ProcessUsage> {
+  const usage = new Map<number, ProcessUsage>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     const stat = readStat(`/proc/${pid}/stat`);
-    if (stat && (pid === rootPid || stat.parentPid === rootPid)) values.set(pid, read(pid, stat));
+    if (stat && (pid === rootPid || stat.parentPid === rootPid))
+      usage.set(pid, {
+        cpuSeconds: stat.cpuSeconds,
+        waitSeconds: readRunQueueWaitSeconds(`/proc/${pid}/schedstat`),
+      });
   }
-  return values;
+  return usage;
+}
+
+/** CPU used so far by a process tree (see readProcessTreeUsage). */
+export function readProcessTreeCpu(rootPid: number): Map<number, number> {
+  return usageOf(readProcessTreeUsage(rootPid), 'cpuSeconds');
+}
+
+/** One figure of each process of a tree sample, keyed the same. */
+export function usageOf(
+  usage: ReadonlyMap<number, ProcessUsage>,
+  figure: keyof ProcessUsage,
+): Map<number, number> {
+  return new Map([...usage].map(([pid, u]) => [pid, u[figure]]));
 }
 
 /** Busy and total CPU seconds of the whole machine, summed over cores (/proc/stat). */

@@ -8,8 +8,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   cpuGrowth,
   readProcessTreeCpu,
-  readProcessTreeWait,
+  readProcessTreeUsage,
   readThreadCpu,
+  usageOf,
 } from '../../bench/lib/proc-stats.js';
 
 const children: ChildProcess[] = [];
@@ -30,10 +31,10 @@ describe('run-queue wait from /proc', () => {
     for (let i = 0; i < spinners; i++) startChild('for (;;) {}');
     const sleeper = startChild('setInterval(() => {}, 1000)');
     await sleep(300); // every child running
-    const waitBefore = readProcessTreeWait(process.pid);
+    const waitBefore = usageOf(readProcessTreeUsage(process.pid), 'waitSeconds');
     const cpuBefore = readProcessTreeCpu(process.pid);
     await sleep(1000);
-    const waitAfter = readProcessTreeWait(process.pid);
+    const waitAfter = usageOf(readProcessTreeUsage(process.pid), 'waitSeconds');
     const cpuAfter = readProcessTreeCpu(process.pid);
 
     // One spinner more than cores: for each second, about one core-second is spent waiting.
