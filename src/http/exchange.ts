@@ -77,6 +77,7 @@ export interface SendOptions {
   readonly contentType?: string;
   /** Close the connection after this response, e.g. when an unread body is still arriving. */
   readonly close?: boolean;
+  readonly retryAfterSeconds?: number;
 }
 
 export function send(
@@ -90,6 +91,8 @@ export function send(
     writeHead(res, status, options.contentType ?? 'application/json', exchange.headers);
     if (options.headers)
       for (const name in options.headers) res.writeHeader(name, options.headers[name]!);
+    if (options.retryAfterSeconds !== undefined)
+      res.writeHeader('retry-after', String(options.retryAfterSeconds));
     res.end(body, options.close ?? false);
   });
 }
@@ -114,16 +117,15 @@ export function sendJson(
 export function sendProblem(
   exchange: Exchange,
   p: Problem,
-  options: Omit<SendOptions, 'contentType'> = {},
+  options: Pick<SendOptions, 'headers' | 'close'> = {},
 ): void {
-  const headers =
-    p.retryAfterSeconds === undefined
-      ? options.headers
-      : { ...options.headers, 'retry-after': String(p.retryAfterSeconds) };
+  // Field by field, not `{ ...options, contentType }`: a spread copy given one more field is a slow
+  // object on Node 20 (see readHead), and refusals come fastest when the server is overloaded.
   send(exchange, problemStatus(p), problemBody(p), {
-    ...options,
-    headers,
     contentType: 'application/problem+json',
+    headers: options.headers,
+    close: options.close,
+    retryAfterSeconds: p.retryAfterSeconds,
   });
 }
 

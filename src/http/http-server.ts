@@ -244,9 +244,7 @@ function serve(route: Route, preamble: Preamble): (res: HttpResponse, req: HttpR
   const hasParameter = route.path.includes('/:');
   return (res, req) => {
     const exchange = beginExchange(res);
-    const head = hasParameter
-      ? { ...readHead(req, maxHeaderBytes), pathParameter: req.getParameter(0) ?? '' }
-      : readHead(req, maxHeaderBytes);
+    const head = readHead(req, maxHeaderBytes, hasParameter);
     if (responseHeaders) exchange.headers = responseHeaders(head);
     if (head.tooLarge) return refuse(exchange, head.tooLarge, false);
     if (refusedWhileDraining && isDraining())
