@@ -77,6 +77,7 @@ export interface SendOptions {
   readonly contentType?: string;
   /** Close the connection after this response, e.g. when an unread body is still arriving. */
   readonly close?: boolean;
+  /** Sent as Retry-After. */
   readonly retryAfterSeconds?: number;
 }
 

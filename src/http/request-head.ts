@@ -26,11 +26,11 @@ export interface RequestHead {
   readonly tooLarge: Problem | null;
 }
 
-/** pathParameter: the route has a `:name` segment, read here so the head stays one object. */
+/** hasPathParameter: the route has a `:name` segment, read here so the head stays one object. */
 export function readHead(
   req: HttpRequest,
   maxHeaderBytes: number,
-  pathParameter = false,
+  hasPathParameter = false,
 ): RequestHead {
   let contentLengthCount = 0;
   req.forEach((name) => {
@@ -83,7 +83,7 @@ export function readHead(
     ifNoneMatch,
     origin,
     tooLarge,
-    ...(pathParameter ? { pathParameter: req.getParameter(0) ?? '' } : {}),
+    ...(hasPathParameter ? { pathParameter: req.getParameter(0) ?? '' } : {}),
   };
 }
 
