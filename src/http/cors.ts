@@ -29,7 +29,8 @@ export function createCorsPolicy(
   const allowed = (origin: string) => global.has(origin) || access().projectOrigins.has(origin);
   // A cache in front must not hand one origin's answer to another. Each answer is one literal: a
   // spread copy given one more field is a slow object on Node 20 (see readHead).
-  const vary = { vary: 'Origin' };
+  const varyOrigin = 'Origin';
+  const vary = { vary: varyOrigin };
   return {
     enabled,
     allowsWrite: (origin, caller) => {
@@ -42,12 +43,12 @@ export function createCorsPolicy(
       !enabled()
         ? undefined
         : allowed(origin)
-          ? { vary: vary.vary, 'access-control-allow-origin': origin }
+          ? { vary: varyOrigin, 'access-control-allow-origin': origin }
           : vary,
     preflightHeaders: (origin) =>
       allowed(origin)
         ? {
-            vary: vary.vary,
+            vary: varyOrigin,
             'access-control-allow-origin': origin,
             'access-control-allow-methods': 'POST',
             'access-control-allow-headers':

@@ -82,8 +82,8 @@ export function readHead(
     authorization,
     ifNoneMatch,
     origin,
+    pathParameter: hasPathParameter ? (req.getParameter(0) ?? '') : undefined,
     tooLarge,
-    ...(hasPathParameter ? { pathParameter: req.getParameter(0) ?? '' } : {}),
   };
 }
 
