@@ -2,8 +2,10 @@
 // client aborts; writing after either is undefined behaviour in native code, so every write checks.
 import type { HttpResponse } from 'uWebSockets.js';
 import { problemBody, problemStatus, type Problem } from '../errors.js';
+import { IntrusiveList, type ListLinks } from '../intrusive-list.js';
 
-export interface Exchange {
+/** Its links put it in the list of open exchanges until it is answered or aborted. */
+export interface Exchange extends ListLinks<Exchange> {
   readonly res: HttpResponse;
   aborted: boolean;
   done: boolean;
@@ -12,7 +14,7 @@ export interface Exchange {
   headers?: Headers;
 }
 
-const openExchanges = new Set<Exchange>();
+const openExchanges = new IntrusiveList<Exchange>();
 
 /** Requests begun and not yet answered or aborted; shutdown waits for this to reach zero. */
 export function countOpenExchanges(): number {
@@ -23,15 +25,26 @@ export function countOpenExchanges(): number {
  *  at its deadline: an export to a slow reader would otherwise hold its pool connection, and so
  *  the process, past it. Each one's abort handler runs, so whatever serves it stops. */
 export function closeOpenExchanges(): number {
-  const open = [...openExchanges];
-  for (const exchange of open) exchange.res.close();
-  return open.length;
+  let closed = 0;
+  openExchanges.forEach((exchange) => {
+    closed++;
+    exchange.res.close(); // its abort handler takes it out of the list
+  });
+  return closed;
 }
 
 /** Must run synchronously in the handler, before any await: uWS terminates the process when an
  *  async handler returns without an abort handler attached. */
 export function beginExchange(res: HttpResponse): Exchange {
-  const exchange: Exchange = { res, aborted: false, done: false };
+  const exchange: Exchange = {
+    res,
+    aborted: false,
+    done: false,
+    onAbort: undefined,
+    headers: undefined,
+    listOlder: undefined,
+    listNewer: undefined,
+  };
   openExchanges.add(exchange);
   res.onAborted(() => {
     openExchanges.delete(exchange);

@@ -144,6 +144,8 @@ export class Batcher {
         settled: !durable,
         settle,
         crashes: 0,
+        listOlder: undefined,
+        listNewer: undefined,
       });
       this.scheduleFlush();
     };

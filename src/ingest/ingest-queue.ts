@@ -1,6 +1,7 @@
 // What ingest holds, in events and in bytes: bodies being read, requests waiting for a batch, and
 // requests on a writer thread; and whether one more request fits (QUEUE_MAX_SIZE, QUEUE_MAX_BYTES).
 import { problem, type Problem } from '../errors.js';
+import { IntrusiveList } from '../intrusive-list.js';
 import type { Submission } from './submission.js';
 
 export interface QueueLimits {
@@ -21,7 +22,7 @@ export class IngestQueue {
   private inFlightEvents = 0;
   private inFlightBytes = 0;
   /** Durable requests on a writer thread, for the deadline sweep. */
-  private readonly inFlight = new Set<Submission>();
+  private readonly inFlight = new IntrusiveList<Submission>();
 
   constructor(private readonly limits: QueueLimits) {}
 
@@ -115,6 +116,8 @@ export class IngestQueue {
   forEachOverdue(now: number, answer: (s: Submission) => void): void {
     const overdue = (s: Submission) => s.durable && !s.settled && now >= s.deadline;
     for (const s of this.pending) if (overdue(s)) answer(s);
-    for (const s of this.inFlight) if (overdue(s)) answer(s);
+    this.inFlight.forEach((s) => {
+      if (overdue(s)) answer(s);
+    });
   }
 }

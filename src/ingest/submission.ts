@@ -3,6 +3,7 @@
 // answered exactly once.
 import type { Logger } from 'pino';
 import { problem, type Problem } from '../errors.js';
+import type { ListLinks } from '../intrusive-list.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import { EventOutcome, type InsertBatchResult } from '../workers/insert-batch-messages.js';
 
@@ -23,7 +24,8 @@ export interface ValidatedRequest {
   readonly projectId?: number;
 }
 
-export interface Submission {
+/** Its links put it in the list of durable requests on a writer thread (IngestQueue). */
+export interface Submission extends ListLinks<Submission> {
   readonly request: ValidatedRequest;
   readonly durable: boolean;
   readonly deadline: number;
