@@ -1,5 +1,6 @@
 // Composition root: config → database → writer pool → batcher → HTTP. Shutdown runs in reverse.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
 import { pino, type Logger } from 'pino';
 import { AccessStore } from './access/access-store.js';
 import { configWarnings, connectionsPerProcess, type Config } from './config.js';
@@ -48,6 +49,13 @@ export async function startService(
   log: Logger = createLogger(config),
 ): Promise<Service> {
   const { uws, build: uwsBuild } = loadNativeUws(); // before anything else: refuse the slow fallback early
+  // V8 starts allocating a site's objects straight into the old generation once nearly all of them
+  // survived a minor GC, and never goes back. A burst while the code is still cold does that to a
+  // site that allocates per request; each such object then dies in the old generation and, until
+  // the next full GC, keeps alive all it points at through every minor GC. In half the runs of
+  // single events that was a fifth of the uWS thread's allocation, promoted for the life of the
+  // process (docs/benchmarks.md). The flag is process-wide: it holds for the writer threads too.
+  setFlagsFromString('--no-allocation-site-pretenuring');
   for (const warning of configWarnings(config)) log.warn(warning);
   const dashboard = loadDashboardPage();
   if (!dashboard.ok)
