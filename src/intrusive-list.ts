@@ -44,7 +44,7 @@ export class IntrusiveList<T extends ListLinks<T>> {
 
   /** Newest first. `visit` may delete the item it is given, and no other. */
   forEach(visit: (item: T) => void): void {
-    for (let item = this.newest; item !== undefined; ) {
+    for (let item = this.newest; item !== undefined;) {
       const older: T | undefined = item.listOlder;
       visit(item);
       item = older;
