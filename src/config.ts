@@ -42,6 +42,8 @@ export interface Config {
   metricsMaxSeriesBuckets: number;
   metricsBitmapCacheMb: number;
   metricsPoolSize: number;
+  metricsQueueWaitMs: number;
+  metricsQueueMax: number;
   exportPoolSize: number;
   exportMaxPerClient: number;
   exportBatchRows: number;

@@ -35,6 +35,7 @@ export const problemCatalogue = {
   shutting_down: { status: 503, title: 'Server is shutting down' },
   not_ready: { status: 503, title: 'Service is not ready' },
   exports_busy: { status: 503, title: 'Every export connection is in use' },
+  metrics_busy: { status: 503, title: 'Every metrics connection is in use' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ProblemCode = keyof typeof problemCatalogue;

@@ -14,10 +14,16 @@ export interface ListLinks<T> {
 
 export class IntrusiveList<T extends ListLinks<T>> {
   private newest: T | undefined = undefined;
+  private oldestItem: T | undefined = undefined;
   private count = 0;
 
   get size(): number {
     return this.count;
+  }
+
+  /** The item added longest ago of those still held. */
+  get oldest(): T | undefined {
+    return this.oldestItem;
   }
 
   /** The item must be in no list. */
@@ -25,6 +31,7 @@ export class IntrusiveList<T extends ListLinks<T>> {
     item.listOlder = this.newest;
     item.listNewer = undefined;
     if (this.newest) this.newest.listNewer = item;
+    else this.oldestItem = item;
     this.newest = item;
     this.count++;
   }
@@ -36,6 +43,7 @@ export class IntrusiveList<T extends ListLinks<T>> {
     if (item.listNewer) item.listNewer.listOlder = item.listOlder;
     else this.newest = item.listOlder;
     if (item.listOlder) item.listOlder.listNewer = item.listNewer;
+    else this.oldestItem = item.listNewer;
     item.listOlder = undefined;
     item.listNewer = undefined;
     this.count--;

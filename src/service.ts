@@ -21,6 +21,7 @@ import { openNotificationConnection } from './sql/notification-connection.js';
 import { isDatabaseStarting } from './sql/classify-pg-error.js';
 import { readConnectionBudget } from './sql/connection-budget.js';
 import { createPool, type PoolOptions } from './sql/create-pool.js';
+import { QueuedPool } from './sql/queued-pool.js';
 import { DatabaseProbe } from './sql/database-probe.js';
 import { durabilityWarnings, readDurabilitySettings } from './sql/durability-settings.js';
 import { Telemetry } from './telemetry/telemetry.js';
@@ -116,6 +117,7 @@ export async function startService(
     writerUtilization: () => writers.utilization(),
     rollupLagSeconds: () => refresher.lagSeconds,
     metricsCacheKeys: () => metricsCache.size,
+    metricsWaiting: () => readPool.waitingCount,
     writerThreads: () => writers.threadCount(),
     uwsBuild,
   });
@@ -133,7 +135,11 @@ export async function startService(
     log,
   );
   access.start(config.accessRefreshMs);
-  const readPool = createPool(poolOptions('reader', config.metricsPoolSize), log);
+  const readPool = new QueuedPool(
+    createPool(poolOptions('reader', config.metricsPoolSize), log),
+    config.metricsPoolSize,
+    { waitMs: config.metricsQueueWaitMs, maxWaiting: config.metricsQueueMax },
+  );
   // Exports hold a connection for as long as their reader takes: apart, they cannot starve /metrics.
   const exportPool = createPool(poolOptions('export', config.exportPoolSize), log);
   const refresher: RollupRefresher = new RollupRefresher(
@@ -209,7 +215,7 @@ export async function startService(
     await refresher.stop();
     metricsCache.close();
     await writers.close();
-    await readPool.end();
+    await readPool.pool.end();
     await exportPool.end();
     await access.stop();
     await announcer.flush();

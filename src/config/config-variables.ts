@@ -83,6 +83,10 @@ export const configVariables = {
   metricsMaxSeriesBuckets: integer('METRICS_MAX_SERIES_BUCKETS', 1, 10_000_000, 100_000),
   metricsBitmapCacheMb: integer('METRICS_BITMAP_CACHE_MB', 0, 65_536, 64, '0 = no cache'),
   metricsPoolSize: integer('METRICS_POOL_SIZE', 1, 100, 4),
+  // About one slow statement's time (PG_STATEMENT_TIMEOUT_MS): a burst behind cold reads is
+  // answered late, not refused. Each waiting request holds its query, at most MAX_HEADER_BYTES.
+  metricsQueueWaitMs: integer('METRICS_QUEUE_WAIT_MS', 100, 600_000, 5000),
+  metricsQueueMax: integer('METRICS_QUEUE_MAX', 0, 100_000, 1000, '0 = none wait'),
   exportPoolSize: integer('EXPORT_POOL_SIZE', 1, 100, 2),
   exportMaxPerClient: integer('EXPORT_MAX_PER_CLIENT', 1, 100, 2),
   exportBatchRows: integer('EXPORT_BATCH_ROWS', 1, 100_000, 1000),

@@ -11,6 +11,7 @@ import { problem, shuttingDownProblem, type Problem } from '../errors.js';
 import type { Batcher } from '../ingest/batcher.js';
 import type { MetricsCache } from '../metrics/metrics-cache.js';
 import type { DatabaseProbe } from '../sql/database-probe.js';
+import type { QueuedPool } from '../sql/queued-pool.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { CellBitmapCache } from '../metrics/cell-bitmap-cache.js';
 import { createApiKeyCheck, createAuthorize, type Authorize } from './api-key-auth.js';
@@ -44,7 +45,8 @@ export interface HttpServerDeps {
   readonly batcher: Batcher;
   readonly probe: DatabaseProbe;
   /** Reads for /metrics. */
-  readonly readPool: pg.Pool;
+  /** /metrics and /live's reads. */
+  readonly readPool: QueuedPool;
   /** /events/export only (EXPORT_POOL_SIZE). */
   readonly exportPool: pg.Pool;
   readonly metricsCache: MetricsCache;

@@ -3,7 +3,7 @@
 // the same events, so one decision per event and topic serves all of them, and uWS pub/sub writes
 // it to every member natively. What the cap leaves out is counted per topic and reported to each
 // member once a second, from the count at which it joined: delivered + dropped = committed.
-import type pg from 'pg';
+import type { QueuedPool } from '../sql/queued-pool.js';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'uWebSockets.js';
 import { keyLength, splitKeys, type ProjectKeys } from '../sql/commit-notifications.js';
@@ -11,7 +11,7 @@ import { readStoredEvents, type StoredEvent } from '../sql/read-stored-events.js
 import { droppedMessage, eventMessage } from './live-messages.js';
 
 export interface EventFanoutDeps {
-  readonly pool: pg.Pool;
+  readonly pool: QueuedPool;
   readonly publish: (topic: string, message: string) => void;
   readonly eventsPerSecond: number;
   readonly log: Pick<Logger, 'warn'>;

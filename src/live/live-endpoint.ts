@@ -1,7 +1,7 @@
 // GET /live: the WebSocket behaviour. A connection is upgraded at once (no key is read from the
 // URL); its subscribe messages carry the key, which is checked against the in-memory access rules
 // as HTTP checks it. Each connection holds at most one subscription per stream.
-import type pg from 'pg';
+import type { QueuedPool } from '../sql/queued-pool.js';
 import type { Logger } from 'pino';
 import type { TemplatedApp, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { MetricsSources } from '../metrics/answer-metrics.js';
@@ -40,7 +40,7 @@ export interface LiveEndpointDeps {
   readonly limits: LiveLimits;
   readonly metricsLimits: MetricsLimits;
   /** For the events' rows. */
-  readonly pool: pg.Pool;
+  readonly pool: QueuedPool;
   /** For the metrics feeds: the /metrics path, with a cache of their own that keeps nothing (a
    *  feed is recomputed because its totals changed). */
   readonly metricsSources: Omit<MetricsSources, 'cache'>;

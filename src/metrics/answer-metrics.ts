@@ -1,13 +1,13 @@
 // GET /metrics behind one call: the route parses the query (metrics-query.ts), then asks for its
 // answer, which comes from the answer cache (one database read per key at a time) or from one
 // snapshot of the rollup and the raw rows, planned, read and counted once.
-import type pg from 'pg';
 import {
   readMetrics,
   type CellSelection,
   type CellStore,
   type MetricsReadRequest,
 } from '../sql/read-metrics.js';
+import type { QueuedPool } from '../sql/queued-pool.js';
 import { rollupGrainFor } from '../sql/rollup-spans.js';
 import { BucketMemo } from './bucket-memo.js';
 import { countMetrics } from './count-metrics.js';
@@ -17,10 +17,12 @@ import type { Recollection } from './tally.js';
 import { metricsCacheKey, type MetricsQuery } from './metrics-query.js';
 
 export { parseMetricsQuery } from './metrics-query.js';
+/** What a read that found every connection busy for too long, or too many waiting, throws. */
+export { PoolBusyError } from '../sql/queued-pool.js';
 
 /** What an answer is made from: the read pool and the two caches. */
 export interface MetricsSources {
-  readonly pool: pg.Pool;
+  readonly pool: QueuedPool;
   readonly cache: MetricsCache;
   readonly cellBitmaps: CellStore & Recollection;
 }

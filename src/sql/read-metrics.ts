@@ -4,7 +4,7 @@
 // REPEATABLE READ transaction is what makes rollup + tail exact: a refresh that commits meanwhile
 // is invisible to the cells and to rollup_state alike.
 import type pg from 'pg';
-import { withClient } from './create-pool.js';
+import type { QueuedPool } from './queued-pool.js';
 import {
   bucketSignaturesSql,
   integer,
@@ -124,13 +124,13 @@ SELECT EXISTS (SELECT 1 FROM events WHERE project_id = ${integer(projectId)}
 
 /** One project's material for one question. */
 export async function readMetrics(
-  pool: pg.Pool,
+  pool: QueuedPool,
   projectId: number,
   asked: MetricsReadRequest,
   store: CellStore,
   hourEnd?: HourEndReading,
 ): Promise<MetricsRead & { readonly toHourEnd: boolean }> {
-  return withClient(pool, async (client) => {
+  return pool.withClient(async (client) => {
     // A multi-statement text returns one result per statement (the typings know only one). The
     // signatures of both readings are asked for: which one is read is known only in the snapshot.
     const askedBuckets = asked.bucketDays.length;

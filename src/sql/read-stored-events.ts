@@ -1,7 +1,7 @@
 // The rows a commit notification names, read once per process for its /live subscribers: by
 // (project_id, idem_key), the events table's unique key, each as its export line.
-import type pg from 'pg';
 import { exportLineSql } from './export-events.js';
+import type { QueuedPool } from './queued-pool.js';
 
 export interface StoredEvent {
   readonly eventName: string;
@@ -17,7 +17,7 @@ WHERE project_id = $1 AND idem_key = ANY($2::uuid[])
 ORDER BY occurred_at, idem_key`;
 
 export async function readStoredEvents(
-  pool: pg.Pool,
+  pool: QueuedPool,
   projectId: number,
   keys: readonly string[],
 ): Promise<StoredEvent[]> {

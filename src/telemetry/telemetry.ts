@@ -8,6 +8,8 @@ export interface TelemetrySources {
   readonly writerUtilization: () => number;
   readonly rollupLagSeconds: () => number | undefined;
   readonly metricsCacheKeys: () => number;
+  /** Reads waiting for a reader connection. */
+  readonly metricsWaiting: () => number;
   /** Live writer threads (absent where no pool exists, e.g. tests driving the batcher). */
   readonly writerThreads?: () => number;
   /** The uWebSockets.js build serving HTTP (absent where no server runs). */
@@ -105,6 +107,11 @@ export class Telemetry {
       'pulse_queue_depth_bytes',
       'Bytes of request text accepted and not yet committed (bounded by QUEUE_MAX_BYTES)',
       sources.queueDepthBytes,
+    );
+    sampled(
+      'pulse_metrics_waiting_requests',
+      'Reads waiting for a /metrics connection (bounded by METRICS_QUEUE_MAX)',
+      sources.metricsWaiting,
     );
     sampled(
       'pulse_writer_utilization_ratio',

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import { createPool } from '../../src/sql/create-pool.js';
+import { QueuedPool } from '../../src/sql/queued-pool.js';
 import { templateDatabase, withDatabase } from './global-setup.js';
 
 export interface TestDatabase {
@@ -34,6 +35,12 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       (await pool.query<R>(sql, values)).rows,
     close: () => pool.end(),
   };
+}
+
+/** The read path's pool for tests that call it directly: every connection of `pool`, and a queue
+ *  far longer and more patient than any test needs. */
+export function queuedPool(pool: pg.Pool, connections: number): QueuedPool {
+  return new QueuedPool(pool, connections, { waitMs: 60_000, maxWaiting: 1000 });
 }
 
 /** A pool made as the server makes its own, for tests that call the SQL modules directly. */

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { WebSocket } from 'uWebSockets.js';
 import { EventFanout } from '../../src/live/event-fanout.js';
+import type { QueuedPool } from '../../src/sql/queued-pool.js';
 import { createTestDatabase, servicePool, type TestDatabase } from '../helpers/database.js';
 import { waitUntil } from '../helpers/wait-until.js';
 
@@ -41,7 +42,7 @@ it('reads no more committed rows than the cap lets through', async () => {
       keysRead += config.values![1].length;
       return pool.query(config);
     },
-  } as unknown as pg.Pool;
+  } as unknown as QueuedPool;
   let delivered = 0;
   const fanout = new EventFanout({
     pool: countingPool,

@@ -9,7 +9,12 @@ import { CellBitmapCache } from '../../src/metrics/cell-bitmap-cache.js';
 import { MetricsCache } from '../../src/metrics/metrics-cache.js';
 import { parseMetricsQuery } from '../../src/metrics/metrics-query.js';
 import { refreshRollup } from '../../src/sql/refresh-rollup.js';
-import { createTestDatabase, servicePool, type TestDatabase } from '../helpers/database.js';
+import {
+  createTestDatabase,
+  queuedPool,
+  servicePool,
+  type TestDatabase,
+} from '../helpers/database.js';
 
 /** 2023-11-15 05:00 UTC: the window's last hour. */
 const hour = 19_676 * 86_400 + 5 * 3600;
@@ -39,7 +44,7 @@ async function answer(query: string) {
   });
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problem));
   const sources = {
-    pool,
+    pool: queuedPool(pool, 2),
     cache: new MetricsCache({ ttlMs: 0, maxKeys: 10 }),
     cellBitmaps: new CellBitmapCache(16 * 1024 * 1024),
   };

@@ -9,7 +9,12 @@ import { CellBitmapCache } from '../../src/metrics/cell-bitmap-cache.js';
 import { MetricsCache } from '../../src/metrics/metrics-cache.js';
 import { parseMetricsQuery } from '../../src/metrics/metrics-query.js';
 import { refreshRollup } from '../../src/sql/refresh-rollup.js';
-import { createTestDatabase, servicePool, type TestDatabase } from '../helpers/database.js';
+import {
+  createTestDatabase,
+  queuedPool,
+  servicePool,
+  type TestDatabase,
+} from '../helpers/database.js';
 
 const day = 86_400;
 /** 2023-11-15 UTC. */
@@ -44,7 +49,7 @@ afterAll(async () => {
 });
 
 const sources = () => ({
-  pool,
+  pool: queuedPool(pool, 2),
   cache: new MetricsCache({ ttlMs: 0, maxKeys: 10 }),
   cellBitmaps: new CellBitmapCache(16 * 1024 * 1024),
 });

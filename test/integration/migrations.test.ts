@@ -26,6 +26,7 @@ import { CellBitmapCache } from '../../src/metrics/cell-bitmap-cache.js';
 import { idempotencyKey, insertEvents } from '../../src/sql/insert-events.js';
 import { rollupGrains, rollupSpans } from '../../src/sql/rollup-spans.js';
 import { encodeUserSet } from '../../src/sql/user-set-format.js';
+import { queuedPool } from '../helpers/database.js';
 import { withDatabase } from '../helpers/global-setup.js';
 import { metricsQueryOf, numbersOf, type MetricsNumbers } from '../helpers/metrics-oracle.js';
 
@@ -257,7 +258,7 @@ describe('migrations', () => {
       // Nothing new to absorb: the answers below come from the migrated cells.
       expect(await refreshRollup(pool)).toMatchObject({ ran: true, rows: 0 });
       const sources = {
-        pool,
+        pool: queuedPool(pool, 1),
         cache: new MetricsCache({ ttlMs: 0, maxKeys: 10 }),
         cellBitmaps: new CellBitmapCache(1024 * 1024),
       };
@@ -296,7 +297,7 @@ describe('migrations', () => {
          FROM events GROUP BY 1 ORDER BY 2 DESC, channel COLLATE "C" NULLS LAST`,
       );
       const sources = {
-        pool,
+        pool: queuedPool(pool, 1),
         cache: new MetricsCache({ ttlMs: 0, maxKeys: 10 }),
         cellBitmaps: new CellBitmapCache(1024 * 1024),
       };

@@ -67,6 +67,7 @@ beforeAll(async () => {
       writerUtilization: () => 0,
       rollupLagSeconds: () => undefined,
       metricsCacheKeys: () => 0,
+      metricsWaiting: () => 0,
     }),
   );
 });

@@ -14,7 +14,12 @@ import { refreshRollup } from '../../src/sql/refresh-rollup.js';
 import type { IncomingEvent } from '../../src/validation/validate-events.js';
 import { EventOutcome } from '../../src/workers/insert-batch-messages.js';
 import { insertGroups } from '../../src/workers/insert-groups.js';
-import { createTestDatabase, servicePool, type TestDatabase } from '../helpers/database.js';
+import {
+  createTestDatabase,
+  queuedPool,
+  servicePool,
+  type TestDatabase,
+} from '../helpers/database.js';
 import {
   metricsOracle,
   metricsQueryOf,
@@ -161,7 +166,7 @@ describe('project isolation in storage', () => {
           }
           // One answer cache for all projects: a key without the project would answer another's.
           const cache = new MetricsCache({ ttlMs: 60_000, maxKeys: 10_000 });
-          const sources = { pool, cache, cellBitmaps };
+          const sources = { pool: queuedPool(pool, 4), cache, cellBitmaps };
           try {
             for (const projectId of projects) {
               const answers = [];

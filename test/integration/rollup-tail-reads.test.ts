@@ -7,7 +7,12 @@ import { answerMetrics } from '../../src/metrics/answer-metrics.js';
 import { CellBitmapCache } from '../../src/metrics/cell-bitmap-cache.js';
 import { MetricsCache } from '../../src/metrics/metrics-cache.js';
 import { refreshRollup, type RefreshResult } from '../../src/sql/refresh-rollup.js';
-import { createTestDatabase, servicePool, type TestDatabase } from '../helpers/database.js';
+import {
+  createTestDatabase,
+  queuedPool,
+  servicePool,
+  type TestDatabase,
+} from '../helpers/database.js';
 import { metricsQueryOf } from '../helpers/metrics-oracle.js';
 import { waitUntil } from '../helpers/wait-until.js';
 
@@ -97,7 +102,11 @@ describe('reads of the rows newer than the rollup, on a table without statistics
     await heapBlocksTouchedBy((pool) => insertEvents(pool, tailRows));
     const cellBitmaps = new CellBitmapCache(16 * 1024 * 1024);
     const { result, blocks } = await heapBlocksTouchedBy(async (pool) => {
-      const sources = { pool, cache: new MetricsCache({ ttlMs: 0, maxKeys: 10 }), cellBitmaps };
+      const sources = {
+        pool: queuedPool(pool, 2),
+        cache: new MetricsCache({ ttlMs: 0, maxKeys: 10 }),
+        cellBitmaps,
+      };
       const query = metricsQueryOf({
         from: spanStart,
         to: spanStart + spanDays * secondsPerDay - 1,

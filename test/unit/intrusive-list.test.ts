@@ -20,18 +20,24 @@ describe('IntrusiveList', () => {
     for (const i of [a, b, c, d]) list.add(i);
     expect(names(list)).toEqual(['d', 'c', 'b', 'a']);
     expect(list.size).toBe(4);
+    expect(list.oldest).toBe(a);
 
     expect(list.delete(b)).toBe(true); // from the middle
     expect(list.delete(d)).toBe(true); // the newest
+    expect(list.oldest).toBe(a);
     expect(list.delete(a)).toBe(true); // the oldest
     expect(names(list)).toEqual(['c']);
     expect(list.size).toBe(1);
+    expect(list.oldest).toBe(c);
     // A deleted item points at nothing: it keeps no neighbour alive.
     for (const i of [a, b, d]) expect([i.listOlder, i.listNewer]).toEqual([undefined, undefined]);
 
     expect(list.delete(c)).toBe(true); // the only one
     expect(names(list)).toEqual([]);
     expect(list.size).toBe(0);
+    expect(list.oldest).toBe(undefined);
+    list.add(b);
+    expect(list.oldest).toBe(b);
   });
 
   it('refuses to delete what it does not hold, twice or never added', () => {

@@ -5,6 +5,7 @@ import { problem } from '../../errors.js';
 import {
   answerMetrics,
   parseMetricsQuery,
+  PoolBusyError,
   type MetricsSources,
 } from '../../metrics/answer-metrics.js';
 import type { Telemetry } from '../../telemetry/telemetry.js';
@@ -73,11 +74,18 @@ export function metricsRoutes(deps: MetricsRouteDeps): Route[] {
         send(exchange, 200, body, { headers: answerHeaders });
       })
       .catch((err: unknown) => {
+        const retryAfterSeconds = config.retryAfterSeconds;
+        if (err instanceof PoolBusyError) {
+          sendProblem(exchange, problem('metrics_busy', busyDetail(err), { retryAfterSeconds }), {
+            headers,
+          });
+          return;
+        }
         deps.log.warn({ err: (err as Error).message }, 'metrics query failed');
         sendProblem(
           exchange,
           problem('database_unavailable', 'The metrics could not be read from the database.', {
-            retryAfterSeconds: config.retryAfterSeconds,
+            retryAfterSeconds,
           }),
           { headers },
         );
@@ -96,6 +104,13 @@ export function metricsRoutes(deps: MetricsRouteDeps): Route[] {
       schemas: metricsSchemas,
     },
   ];
+}
+
+function busyDetail(err: PoolBusyError): string {
+  const { connections, limits } = err;
+  return err.reason === 'queue_full'
+    ? `All ${connections} reader connections (METRICS_POOL_SIZE) are busy and ${limits.maxWaiting} reads already wait for one (METRICS_QUEUE_MAX).`
+    : `No reader connection came free within ${limits.waitMs} ms (METRICS_QUEUE_WAIT_MS); all ${connections} (METRICS_POOL_SIZE) were busy.`;
 }
 
 const groupByUnits = ['hour', 'day', 'week', 'month'];
@@ -165,7 +180,7 @@ const metricsOperation = {
     ...headSizeResponses,
     '429': rateLimited429,
     '503': {
-      ...problemResponse(['database_unavailable', 'shutting_down']),
+      ...problemResponse(['database_unavailable', 'metrics_busy', 'shutting_down']),
       headers: retryAfterHeader,
     },
   },

@@ -1,0 +1,102 @@
+// A pool whose callers wait their turn in a queue of its own. pg-pool bounds two different waits
+// with one number, connectionTimeoutMillis: opening a connection (the database is slow or gone)
+// and waiting for one of its busy connections (the database is fine, only busy). A burst of slow
+// reads, ten dashboard panels on a cold server say, then fails the callers beyond the pool's size
+// after PG_CONNECT_TIMEOUT_MS as if the database were unreachable. Here a caller first waits for a
+// turn, up to waitMs and behind at most maxWaiting others, and only then checks a connection out,
+// which is then at once or a new connection under the connect timeout. Running out of patience or
+// of room is a PoolBusyError, so it is answered "busy", not "unavailable".
+import type pg from 'pg';
+import { IntrusiveList, type ListLinks } from '../intrusive-list.js';
+import { withClient } from './create-pool.js';
+
+export interface PoolQueueLimits {
+  /** How long a caller waits for a turn once every connection is busy. */
+  readonly waitMs: number;
+  /** Callers that may wait at once; one more is refused at once. 0: none wait. */
+  readonly maxWaiting: number;
+}
+
+export class PoolBusyError extends Error {
+  constructor(
+    readonly reason: 'queue_full' | 'wait_timeout',
+    readonly connections: number,
+    readonly limits: PoolQueueLimits,
+  ) {
+    super(
+      reason === 'queue_full'
+        ? `every connection is busy and ${limits.maxWaiting} callers wait`
+        : `no connection came free within ${limits.waitMs} ms`,
+    );
+  }
+}
+
+interface Waiter extends ListLinks<Waiter> {
+  readonly start: () => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+export class QueuedPool {
+  private free: number;
+  private readonly waiting = new IntrusiveList<Waiter>();
+
+  constructor(
+    readonly pool: pg.Pool,
+    /** The pool's max: the turns there are. */
+    readonly connections: number,
+    readonly limits: PoolQueueLimits,
+  ) {
+    this.free = connections;
+  }
+
+  get waitingCount(): number {
+    return this.waiting.size;
+  }
+
+  /** Runs fn on one checked-out client (see withClient) once a turn is free. */
+  async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    await this.takeTurn();
+    try {
+      return await withClient(this.pool, fn);
+    } finally {
+      this.passTurn();
+    }
+  }
+
+  query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+    return this.withClient((client) => client.query<R>(config));
+  }
+
+  private takeTurn(): Promise<void> | void {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    if (this.waiting.size >= this.limits.maxWaiting)
+      throw new PoolBusyError('queue_full', this.connections, this.limits);
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        start: resolve,
+        timer: setTimeout(() => {
+          this.waiting.delete(waiter);
+          reject(new PoolBusyError('wait_timeout', this.connections, this.limits));
+        }, this.limits.waitMs).unref(),
+        listOlder: undefined,
+        listNewer: undefined,
+      };
+      this.waiting.add(waiter);
+    });
+  }
+
+  /** The turn goes straight to the longest waiter, so a caller arriving now cannot overtake. */
+  private passTurn(): void {
+    const next = this.waiting.oldest;
+    if (!next) {
+      this.free++;
+      return;
+    }
+    this.waiting.delete(next);
+    clearTimeout(next.timer);
+    next.start();
+  }
+}
