@@ -215,7 +215,7 @@ export async function startService(
     await refresher.stop();
     metricsCache.close();
     await writers.close();
-    await readPool.pool.end();
+    await readPool.end();
     await exportPool.end();
     await access.stop();
     await announcer.flush();

@@ -5,7 +5,8 @@
 // after PG_CONNECT_TIMEOUT_MS as if the database were unreachable. Here a caller first waits for a
 // turn, up to waitMs and behind at most maxWaiting others, and only then checks a connection out,
 // which is then at once or a new connection under the connect timeout. Running out of patience or
-// of room is a PoolBusyError, so it is answered "busy", not "unavailable".
+// of room is a PoolBusyError, so it is answered "busy", not "unavailable"; so is still waiting when
+// the pool ends at shutdown (a client that went away leaves its read in the queue).
 import type pg from 'pg';
 import { IntrusiveList, type ListLinks } from '../intrusive-list.js';
 import { withClient } from './create-pool.js';
@@ -19,26 +20,30 @@ export interface PoolQueueLimits {
 
 export class PoolBusyError extends Error {
   constructor(
-    readonly reason: 'queue_full' | 'wait_timeout',
+    readonly reason: 'queue_full' | 'wait_timeout' | 'closed',
     readonly connections: number,
     readonly limits: PoolQueueLimits,
   ) {
     super(
       reason === 'queue_full'
         ? `every connection is busy and ${limits.maxWaiting} callers wait`
-        : `no connection came free within ${limits.waitMs} ms`,
+        : reason === 'wait_timeout'
+          ? `no connection came free within ${limits.waitMs} ms`
+          : 'the pool has ended',
     );
   }
 }
 
 interface Waiter extends ListLinks<Waiter> {
   readonly start: () => void;
+  readonly refuse: (err: PoolBusyError) => void;
   readonly timer: NodeJS.Timeout;
 }
 
 export class QueuedPool {
   private free: number;
   private readonly waiting = new IntrusiveList<Waiter>();
+  private ended = false;
 
   constructor(
     readonly pool: pg.Pool,
@@ -63,29 +68,46 @@ export class QueuedPool {
     }
   }
 
+  /** Refuses every caller still waiting, and any later one, then ends the pool (which waits for
+   *  the connections in use). */
+  async end(): Promise<void> {
+    this.ended = true;
+    this.waiting.forEach((waiter) => {
+      this.waiting.delete(waiter);
+      clearTimeout(waiter.timer);
+      waiter.refuse(this.busy('closed'));
+    });
+    await this.pool.end();
+  }
+
   query<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
     return this.withClient((client) => client.query<R>(config));
   }
 
   private takeTurn(): Promise<void> | void {
+    if (this.ended) throw this.busy('closed');
     if (this.free > 0) {
       this.free--;
       return;
     }
-    if (this.waiting.size >= this.limits.maxWaiting)
-      throw new PoolBusyError('queue_full', this.connections, this.limits);
+    if (this.waiting.size >= this.limits.maxWaiting) throw this.busy('queue_full');
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         start: resolve,
+        refuse: reject,
         timer: setTimeout(() => {
           this.waiting.delete(waiter);
-          reject(new PoolBusyError('wait_timeout', this.connections, this.limits));
+          reject(this.busy('wait_timeout'));
         }, this.limits.waitMs).unref(),
         listOlder: undefined,
         listNewer: undefined,
       };
       this.waiting.add(waiter);
     });
+  }
+
+  private busy(reason: PoolBusyError['reason']): PoolBusyError {
+    return new PoolBusyError(reason, this.connections, this.limits);
   }
 
   /** The turn goes straight to the longest waiter, so a caller arriving now cannot overtake. */

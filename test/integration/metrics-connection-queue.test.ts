@@ -1,11 +1,13 @@
 // GET /metrics while every reader connection is busy: further reads wait their turn, past
 // PG_CONNECT_TIMEOUT_MS, and are answered once a connection comes free; past METRICS_QUEUE_WAIT_MS,
 // or beyond METRICS_QUEUE_MAX waiting, they get 503 metrics_busy, never database_unavailable (the
-// answer pg-pool's own queue gave them once the connect timeout passed). The reads are held up for
-// real: a test transaction locks the events table, so each read blocks on its connection.
+// answer pg-pool's own queue gave them once the connect timeout passed); at shutdown those still
+// waiting are refused rather than handed an ended pool. The reads are held up for real: a test
+// transaction locks the events table, or a statement sleeps, so each read holds its connection.
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { PoolBusyError, QueuedPool } from '../../src/sql/queued-pool.js';
+import { createTestDatabase, servicePool, type TestDatabase } from '../helpers/database.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { waitUntil } from '../helpers/wait-until.js';
 
@@ -126,4 +128,22 @@ it('answers 503 metrics_busy once a read has waited METRICS_QUEUE_WAIT_MS, and s
   expect((await Promise.all([metrics(url, 3), metrics(url, 4)])).map((r) => r.status)).toEqual([
     200, 200,
   ]);
+});
+
+it('refuses the reads still waiting when the pool ends at shutdown, and lets the running one finish', async () => {
+  const queue = new QueuedPool(servicePool(db.dsn, 'pulse-queue-end', 1), 1, {
+    waitMs: 60_000,
+    maxWaiting: 10,
+  });
+  const running = queue.query<{ slept: string }>({ text: 'SELECT pg_sleep(0.3)::text AS slept' });
+  const waiting = queue.query({ text: 'SELECT 1' });
+  await waitUntil('a read to wait', () => queue.waitingCount === 1, patience);
+  const ended = queue.end();
+  // Refused, not handed a connection of an ended pool: the route answers it 503 shutting_down.
+  await expect(waiting).rejects.toBeInstanceOf(PoolBusyError);
+  await expect(waiting).rejects.toMatchObject({ reason: 'closed' });
+  await expect(queue.query({ text: 'SELECT 1' })).rejects.toMatchObject({ reason: 'closed' });
+  expect((await running).rows).toEqual([{ slept: '' }]);
+  await ended;
+  expect(queue.waitingCount).toBe(0);
 });

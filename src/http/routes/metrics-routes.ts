@@ -1,7 +1,7 @@
 // GET /metrics: rate limit → parse → cache (single flight) → rollup + raw tail → ETag/304.
 import type { Logger } from 'pino';
 import type { Config } from '../../config.js';
-import { problem } from '../../errors.js';
+import { problem, shuttingDownProblem } from '../../errors.js';
 import {
   answerMetrics,
   parseMetricsQuery,
@@ -76,9 +76,11 @@ export function metricsRoutes(deps: MetricsRouteDeps): Route[] {
       .catch((err: unknown) => {
         const retryAfterSeconds = config.retryAfterSeconds;
         if (err instanceof PoolBusyError) {
-          sendProblem(exchange, problem('metrics_busy', busyDetail(err), { retryAfterSeconds }), {
-            headers,
-          });
+          const refusal =
+            err.reason === 'closed'
+              ? shuttingDownProblem(retryAfterSeconds)
+              : problem('metrics_busy', busyDetail(err), { retryAfterSeconds });
+          sendProblem(exchange, refusal, { headers });
           return;
         }
         deps.log.warn({ err: (err as Error).message }, 'metrics query failed');
