@@ -44,7 +44,6 @@ export interface HttpServerDeps {
   readonly config: Config;
   readonly batcher: Batcher;
   readonly probe: DatabaseProbe;
-  /** Reads for /metrics. */
   /** /metrics and /live's reads. */
   readonly readPool: QueuedPool;
   /** /events/export only (EXPORT_POOL_SIZE). */

@@ -54,7 +54,8 @@ async function serverWithItsConnectionHeld(queue: { waitMs: number; max: number 
     async () => {
       const [row] = await db.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM pg_stat_activity
-         WHERE application_name LIKE 'pulse-reader-%' AND wait_event_type = 'Lock'`,
+         WHERE datname = current_database() AND application_name LIKE 'pulse-reader-%'
+           AND wait_event_type = 'Lock'`,
       );
       return row!.n === 1;
     },
