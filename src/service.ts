@@ -135,11 +135,10 @@ export async function startService(
     log,
   );
   access.start(config.accessRefreshMs);
-  const readPool = new QueuedPool(
-    createPool(poolOptions('reader', config.metricsPoolSize), log),
-    config.metricsPoolSize,
-    { waitMs: config.metricsQueueWaitMs, maxWaiting: config.metricsQueueMax },
-  );
+  const readPool = new QueuedPool(createPool(poolOptions('reader', config.metricsPoolSize), log), {
+    waitMs: config.metricsQueueWaitMs,
+    maxWaiting: config.metricsQueueMax,
+  });
   // Exports hold a connection for as long as their reader takes: apart, they cannot starve /metrics.
   const exportPool = createPool(poolOptions('export', config.exportPoolSize), log);
   const refresher: RollupRefresher = new RollupRefresher(

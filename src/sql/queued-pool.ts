@@ -24,13 +24,7 @@ export class PoolBusyError extends Error {
     readonly connections: number,
     readonly limits: PoolQueueLimits,
   ) {
-    super(
-      reason === 'queue_full'
-        ? `every connection is busy and ${limits.maxWaiting} callers wait`
-        : reason === 'wait_timeout'
-          ? `no connection came free within ${limits.waitMs} ms`
-          : 'the pool has ended',
-    );
+    super(`no turn at the pool: ${reason}`);
   }
 }
 
@@ -41,17 +35,18 @@ interface Waiter extends ListLinks<Waiter> {
 }
 
 export class QueuedPool {
+  /** The turns there are: the pool's max, which pg-pool always fills in. */
+  readonly connections: number;
   private free: number;
   private readonly waiting = new IntrusiveList<Waiter>();
   private ended = false;
 
   constructor(
     readonly pool: pg.Pool,
-    /** The pool's max: the turns there are. */
-    readonly connections: number,
     readonly limits: PoolQueueLimits,
   ) {
-    this.free = connections;
+    this.connections = pool.options.max!;
+    this.free = this.connections;
   }
 
   get waitingCount(): number {

@@ -39,8 +39,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
 /** The read path's pool for tests that call it directly: every connection of `pool`, and a queue
  *  far longer and more patient than any test needs. */
-export function queuedPool(pool: pg.Pool, connections: number): QueuedPool {
-  return new QueuedPool(pool, connections, { waitMs: 60_000, maxWaiting: 1000 });
+export function queuedPool(pool: pg.Pool): QueuedPool {
+  return new QueuedPool(pool, { waitMs: 60_000, maxWaiting: 1000 });
 }
 
 /** A pool made as the server makes its own, for tests that call the SQL modules directly. */

@@ -132,7 +132,7 @@ it('answers 503 metrics_busy once a read has waited METRICS_QUEUE_WAIT_MS, and s
 });
 
 it('refuses the reads still waiting when the pool ends at shutdown, and lets the running one finish', async () => {
-  const queue = new QueuedPool(servicePool(db.dsn, 'pulse-queue-end', 1), 1, {
+  const queue = new QueuedPool(servicePool(db.dsn, 'pulse-queue-end', 1), {
     waitMs: 60_000,
     maxWaiting: 10,
   });

@@ -44,7 +44,7 @@ async function answer(query: string) {
   });
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problem));
   const sources = {
-    pool: queuedPool(pool, 2),
+    pool: queuedPool(pool),
     cache: new MetricsCache({ ttlMs: 0, maxKeys: 10 }),
     cellBitmaps: new CellBitmapCache(16 * 1024 * 1024),
   };

@@ -49,7 +49,7 @@ afterAll(async () => {
 });
 
 const sources = () => ({
-  pool: queuedPool(pool, 2),
+  pool: queuedPool(pool),
   cache: new MetricsCache({ ttlMs: 0, maxKeys: 10 }),
   cellBitmaps: new CellBitmapCache(16 * 1024 * 1024),
 });

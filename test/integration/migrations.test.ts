@@ -258,7 +258,7 @@ describe('migrations', () => {
       // Nothing new to absorb: the answers below come from the migrated cells.
       expect(await refreshRollup(pool)).toMatchObject({ ran: true, rows: 0 });
       const sources = {
-        pool: queuedPool(pool, 1),
+        pool: queuedPool(pool),
         cache: new MetricsCache({ ttlMs: 0, maxKeys: 10 }),
         cellBitmaps: new CellBitmapCache(1024 * 1024),
       };
@@ -297,7 +297,7 @@ describe('migrations', () => {
          FROM events GROUP BY 1 ORDER BY 2 DESC, channel COLLATE "C" NULLS LAST`,
       );
       const sources = {
-        pool: queuedPool(pool, 1),
+        pool: queuedPool(pool),
         cache: new MetricsCache({ ttlMs: 0, maxKeys: 10 }),
         cellBitmaps: new CellBitmapCache(1024 * 1024),
       };

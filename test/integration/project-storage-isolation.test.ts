@@ -166,7 +166,7 @@ describe('project isolation in storage', () => {
           }
           // One answer cache for all projects: a key without the project would answer another's.
           const cache = new MetricsCache({ ttlMs: 60_000, maxKeys: 10_000 });
-          const sources = { pool: queuedPool(pool, 4), cache, cellBitmaps };
+          const sources = { pool: queuedPool(pool), cache, cellBitmaps };
           try {
             for (const projectId of projects) {
               const answers = [];

@@ -103,7 +103,7 @@ describe('reads of the rows newer than the rollup, on a table without statistics
     const cellBitmaps = new CellBitmapCache(16 * 1024 * 1024);
     const { result, blocks } = await heapBlocksTouchedBy(async (pool) => {
       const sources = {
-        pool: queuedPool(pool, 2),
+        pool: queuedPool(pool),
         cache: new MetricsCache({ ttlMs: 0, maxKeys: 10 }),
         cellBitmaps,
       };
