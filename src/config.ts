@@ -57,6 +57,7 @@ export interface Config {
   liveMaxMessageBytes: number;
   liveEventsPerSecond: number;
   liveIdleTimeoutSeconds: number;
+  liveCatchUpMs: number;
   ingestWorkers: number;
   clusterProcesses: number;
   ingestAck: IngestAck;

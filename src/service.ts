@@ -168,16 +168,21 @@ export async function startService(
     {
       [accessChannel]: () => void access.reload(),
       [commitChannel]: (payload) => {
-        const keys = parseCommitPayload(payload);
-        if (keys) app.live.committed(keys);
+        const commit = parseCommitPayload(payload);
+        if (commit) app.live.committed(commit);
       },
     },
-    // Access changes made while no one listened are caught up now, not at the next poll.
-    () => void access.reload(),
+    // What changed while no one listened is caught up now, not at the next poll or commit: access
+    // rules, the commits announced meanwhile, and the announcements this process could not send.
+    () => {
+      void access.reload();
+      app.live.catchUp();
+      announcer.announceUnsent();
+    },
     log,
   );
   const announcer = new CommitAnnouncer(notifications, log);
-  // Commits made before it listens would reach no /live subscriber.
+  // Until it listens, /live subscribers would wait for the next commit announced after it.
   await notifications.firstAttempt;
   const server = await listen(uws, app, config.host, config.port);
   log.info(

@@ -160,6 +160,7 @@ export function createApp(uws: Uws, deps: HttpServerDeps): App {
       maxMessageBytes: config.liveMaxMessageBytes,
       eventsPerSecond: config.liveEventsPerSecond,
       idleTimeoutSeconds: config.liveIdleTimeoutSeconds,
+      catchUpMs: config.liveCatchUpMs,
     },
     metricsLimits: {
       maxWindowDays: config.metricsMaxWindowDays,

@@ -3,11 +3,11 @@
 // BATCH_MAX_WAIT_MS is a ceiling, never a fixed wait: past it, waiting events are queued to Piscina
 // even though every writer is busy. A request's events always travel in one batch and so commit
 // in one transaction. The queue and each batch are bounded in events and in bytes of request text.
+import type { ProjectCommit } from '../sql/commit-notifications.js';
 import type { Logger } from 'pino';
 import type { IngestAck } from '../config.js';
 import { problem, shuttingDownProblem, type Problem } from '../errors.js';
 import { acksBeforeCommit } from '../faults/fault-injection.js';
-import type { ProjectKeys } from '../sql/commit-notifications.js';
 import { defaultProjectId } from '../sql/insert-events.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import type { InsertBatchResult } from '../workers/insert-batch-messages.js';
@@ -61,7 +61,7 @@ export class Batcher {
     private readonly log: Logger,
     private readonly telemetry: Telemetry,
     /** Told of every batch's stored keys once they are committed. */
-    private readonly announceCommitted: (committed: readonly ProjectKeys[]) => void = () =>
+    private readonly announceCommitted: (committed: readonly ProjectCommit[]) => void = () =>
       undefined,
   ) {
     this.queue = new IngestQueue(options);

@@ -1,30 +1,35 @@
 // Sends each committed batch's keys on the commit channel, off the write path: the writer has
 // committed and answered already. Batches that commit within a few milliseconds of each other, or
 // while a NOTIFY is under way, go together in one statement, so the statements sent grow with
-// time, not with batches.
+// time, not with batches. What is not sent (the connection down, or too much waiting) reaches
+// subscribers later, through their readers' catch-up (event-fanout.ts); what failed to send is
+// sent again once the connection is back, so they need not wait for it.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import {
   commitPayloads,
   keyLength,
   notifyCommits,
-  type ProjectKeys,
+  type ProjectCommit,
 } from '../sql/commit-notifications.js';
 import type { NotificationConnection } from '../sql/notification-connection.js';
 
-/** Keys waiting: past it, commits are not announced and /live subscribers miss them, rather
- *  than this process holding an unbounded backlog (36 bytes a key). */
+/** Keys waiting, or kept to be sent again: past it, commits are left to the readers' catch-up
+ *  rather than this process holding an unbounded backlog (36 bytes a key). */
 const maxWaitingKeys = 400_000;
-/** Payloads per statement: each is one NOTIFY, held in memory by Postgres until commit. */
+/** Payloads per statement: each is one NOTIFY, held in memory by Postgres until commit. A
+ *  transaction's payloads always go in one statement (a reader takes its keys as a whole). */
 const payloadsPerStatement = 500;
 /** How long announcements gather before a statement goes: single events commit in batches of a
  *  few, and a statement per batch cost the write path a tenth of its CPU per event. */
 const gatherMs = 20;
 
 export class CommitAnnouncer {
-  /** project → the keys committed and not announced yet, one after another. */
-  private waiting = new Map<number, string>();
+  private waiting: ProjectCommit[] = [];
   private waitingKeys = 0;
+  /** Statements that could not be sent, to send once the connection is back. */
+  private unsent: string[][] = [];
+  private unsentKeys = 0;
   private sending: Promise<void> | null = null;
   private overflowWarned = false;
 
@@ -33,20 +38,31 @@ export class CommitAnnouncer {
     private readonly log: Pick<Logger, 'warn'>,
   ) {}
 
-  announce(committed: readonly ProjectKeys[]): void {
+  announce(committed: readonly ProjectCommit[]): void {
     const keys = committed.reduce((n, c) => n + c.keys.length / keyLength, 0);
     if (this.waitingKeys + keys > maxWaitingKeys) {
       if (!this.overflowWarned) this.log.warn('live: commits announced slower than made; skipped');
       this.overflowWarned = true;
       return;
     }
-    for (const { projectId, keys: k } of committed)
-      this.waiting.set(projectId, (this.waiting.get(projectId) ?? '') + k);
+    this.waiting.push(...committed);
     this.waitingKeys += keys;
     this.sending ??= this.sendWaiting();
   }
 
-  /** Resolves once everything announced so far is sent (or lost with the connection). */
+  /** The connection is back: sends again what could not be sent while it was down. */
+  announceUnsent(): void {
+    const statements = this.unsent;
+    this.unsent = [];
+    this.unsentKeys = 0;
+    if (statements.length === 0) return;
+    void (async () => {
+      await this.sending;
+      for (const statement of statements) await this.send(statement);
+    })();
+  }
+
+  /** Resolves once everything announced so far is sent (or kept to be sent again). */
   async flush(): Promise<void> {
     await this.sending;
   }
@@ -54,17 +70,29 @@ export class CommitAnnouncer {
   private async sendWaiting(): Promise<void> {
     while (this.waitingKeys > 0) {
       await sleep(gatherMs);
-      const payloads = commitPayloads(
-        [...this.waiting].map(([projectId, keys]) => ({ projectId, keys })),
-      );
-      this.waiting = new Map();
+      const committed = this.waiting;
+      this.waiting = [];
       this.waitingKeys = 0;
-      for (let at = 0; at < payloads.length; at += payloadsPerStatement) {
-        const statement = payloads.slice(at, at + payloadsPerStatement);
-        await this.connection.send((client) => notifyCommits(client, statement));
+      let statement: string[] = [];
+      for (const commit of committed) {
+        const payloads = commitPayloads(commit);
+        if (statement.length > 0 && statement.length + payloads.length > payloadsPerStatement) {
+          await this.send(statement);
+          statement = [];
+        }
+        statement.push(...payloads);
       }
+      if (statement.length > 0) await this.send(statement);
     }
     this.overflowWarned = false;
     this.sending = null;
+  }
+
+  private async send(statement: string[]): Promise<void> {
+    if (await this.connection.send((client) => notifyCommits(client, statement))) return;
+    const keys = statement.reduce((n, p) => n + Math.floor(p.length / keyLength), 0);
+    if (this.unsentKeys + keys > maxWaitingKeys) return;
+    this.unsent.push(statement);
+    this.unsentKeys += keys;
   }
 }

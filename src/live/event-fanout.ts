@@ -3,25 +3,47 @@
 // the same events, so one decision per event and topic serves all of them, and uWS pub/sub writes
 // it to every member natively. What the cap leaves out is counted per topic and reported to each
 // member once a second, from the count at which it joined: delivered + dropped = committed.
-import type { QueuedPool } from '../sql/queued-pool.js';
+//
+// Each project with subscribers has one reader. It reads the rows each commit notification names,
+// by key, and remembers the transaction; every LIVE_CATCH_UP_MS, and whenever notifications may
+// have been missed (the listening connection came back, too many waited), it catches up: it reads
+// the rows committed since its last catch-up's snapshot by transactions it has not seen. So a lost
+// notification delays its rows, and no row is sent twice. A subscriber joins between two reads and
+// is then told `subscribed`: every row committed after that reaches its topic once.
 import type { Logger } from 'pino';
 import type { WebSocket } from 'uWebSockets.js';
-import { keyLength, splitKeys, type ProjectKeys } from '../sql/commit-notifications.js';
-import { readStoredEvents, type StoredEvent } from '../sql/read-stored-events.js';
-import { droppedMessage, eventMessage } from './live-messages.js';
+import { keyLength, splitKeys, type ProjectCommit } from '../sql/commit-notifications.js';
+import type { QueuedPool } from '../sql/queued-pool.js';
+import {
+  countUnseenEvents,
+  currentSnapshot,
+  readEventsByKey,
+  readUnseenEvents,
+  type CommittedEvent,
+  type UnseenRows,
+} from '../sql/read-committed-events.js';
+import { droppedMessage, eventMessage, subscribedMessage } from './live-messages.js';
+import { parseSnapshot, type Snapshot } from './snapshot.js';
 
 export interface EventFanoutDeps {
   readonly pool: QueuedPool;
   readonly publish: (topic: string, message: string) => void;
   readonly eventsPerSecond: number;
+  /** How often each reader catches up (LIVE_CATCH_UP_MS): how late an event whose notification
+   *  was lost arrives at most, and how many seen transactions a reader remembers. */
+  readonly catchUpMs: number;
   readonly log: Pick<Logger, 'warn'>;
 }
 
 /** Keys read in one statement. */
 const readBatchKeys = 2000;
-/** Keys waiting for a read per project (36 bytes each); past it a commit is not streamed. */
+/** Rows a catch-up builds lines for at most; more than the caps can pass now are counted. */
+const catchUpRows = 2000;
+/** Keys waiting for a read per project (36 bytes each); past it, the catch-up takes them. */
 const maxPendingKeys = 100_000;
 const reportIntervalMs = 1000;
+/** After a failed read, the next attempt: the rows wait in the table meanwhile. */
+const retryMs = 1000;
 
 export class EventsTopic {
   private tokens: number;
@@ -45,7 +67,7 @@ export class EventsTopic {
     return this.eventName === null && this.channel === null;
   }
 
-  matches(event: StoredEvent): boolean {
+  matches(event: { readonly eventName: string; readonly channel: string | null }): boolean {
     return (
       (this.eventName === null || this.eventName === event.eventName) &&
       (this.channel === null || this.channel === event.channel)
@@ -69,19 +91,59 @@ export class EventsTopic {
   }
 }
 
+/** A subscription to the events stream: waiting for its project's reader, then in a topic. */
+export interface EventsMembership {
+  readonly ws: WebSocket<unknown>;
+  readonly projectId: number;
+  readonly eventName: string | null;
+  readonly channel: string | null;
+  topic: EventsTopic | null;
+}
+
+/** A catch-up's rows: committed after `since`, seen by `until`, by none of the transactions
+ *  `seen`. Kept until they are sent: a failed catch-up is read again whole. */
+interface CatchUp {
+  readonly since: string;
+  readonly until: string;
+  readonly seen: readonly number[];
+}
+
+interface ProjectReader {
+  /** The snapshot of the last catch-up (or of the start); null until the first is known. What it
+   *  sees is the catch-ups' to send, the rest the notifications'. */
+  since: Snapshot | null;
+  /** Transactions `since` does not see whose rows were taken from their notifications → the
+   *  first key of each notification read (a large transaction's keys come in several). */
+  seen: Map<number, string>;
+  /** Notifications not read yet, and their transactions. */
+  pending: ProjectCommit[];
+  pendingKeys: number;
+  pendingTxids: Set<number>;
+  /** Transactions whose notifications were left to the catch-up (too many waited). */
+  skipped: Set<number>;
+  catchUpWanted: boolean;
+  /** The catch-up taken and not sent yet. */
+  owed: CatchUp | null;
+  catchingUp: boolean;
+  reading: boolean;
+  /** Memberships to add once no read is under way. */
+  readonly joining: EventsMembership[];
+  retry?: NodeJS.Timeout;
+}
+
 export class EventFanout {
   /** project → topic name → topic. */
   private readonly topics = new Map<number, Map<string, EventsTopic>>();
-  /** project → keys committed and not yet read. */
-  private readonly pending = new Map<number, string[]>();
-  /** project → keys being read now (its reader is running while present). */
-  private readonly reading = new Map<number, number>();
+  private readonly readers = new Map<number, ProjectReader>();
   private readonly reportTimer: NodeJS.Timeout;
+  private readonly catchUpTimer: NodeJS.Timeout;
   private overflowWarned = false;
 
   constructor(private readonly deps: EventFanoutDeps) {
     this.reportTimer = setInterval(() => this.reportDropped(), reportIntervalMs);
     this.reportTimer.unref();
+    this.catchUpTimer = setInterval(() => this.catchUp(), deps.catchUpMs);
+    this.catchUpTimer.unref();
   }
 
   join(
@@ -89,101 +151,262 @@ export class EventFanout {
     projectId: number,
     eventName: string | null,
     channel: string | null,
-  ): EventsTopic {
-    const name = `events:${projectId}:${JSON.stringify([eventName, channel])}`;
-    let ofProject = this.topics.get(projectId);
-    if (!ofProject) this.topics.set(projectId, (ofProject = new Map<string, EventsTopic>()));
-    let topic = ofProject.get(name);
+  ): EventsMembership {
+    const membership: EventsMembership = { ws, projectId, eventName, channel, topic: null };
+    let reader = this.readers.get(projectId);
+    if (!reader) {
+      reader = {
+        since: null,
+        seen: new Map(),
+        pending: [],
+        pendingKeys: 0,
+        pendingTxids: new Set(),
+        skipped: new Set(),
+        catchUpWanted: false,
+        owed: null,
+        catchingUp: false,
+        reading: false,
+        joining: [],
+      };
+      this.readers.set(projectId, reader);
+      void this.start(projectId, reader);
+    }
+    reader.joining.push(membership);
+    this.admit(projectId, reader);
+    return membership;
+  }
+
+  leave(membership: EventsMembership): void {
+    const { projectId, topic, ws } = membership;
+    const reader = this.readers.get(projectId);
     if (!topic) {
-      topic = new EventsTopic(name, projectId, eventName, channel, this.deps.eventsPerSecond);
-      ofProject.set(name, topic);
+      const at = reader?.joining.indexOf(membership) ?? -1;
+      if (at !== -1) reader!.joining.splice(at, 1);
+    } else {
+      topic.members.delete(ws);
+      const ofProject = this.topics.get(projectId);
+      if (topic.members.size === 0) ofProject?.delete(topic.name);
+      if (ofProject?.size === 0) this.topics.delete(projectId);
     }
-    topic.members.set(ws, topic.droppedTotal);
-    ws.subscribe(name);
-    return topic;
+    if (reader && reader.joining.length === 0 && !this.topics.has(projectId)) {
+      clearTimeout(reader.retry);
+      this.readers.delete(projectId);
+    }
   }
 
-  leave(ws: WebSocket<unknown>, topic: EventsTopic): void {
-    topic.members.delete(ws);
-    if (topic.members.size > 0) return;
-    const ofProject = this.topics.get(topic.projectId);
-    ofProject?.delete(topic.name);
-    if (ofProject?.size === 0) this.topics.delete(topic.projectId);
-  }
-
-  /** A commit notification: its events go to the project's topics, read once for all of them. */
-  committed({ projectId, keys }: ProjectKeys): void {
-    const ofProject = this.topics.get(projectId);
-    if (!ofProject) return;
-    const pending = this.pending.get(projectId) ?? [];
-    const only = ofProject.size === 1 ? ofProject.values().next().value : undefined;
-    let room = Infinity;
-    // The project's one topic takes every event: what its cap cannot pass now need not be read.
-    // Keys waiting or being read will take tokens when delivered.
-    if (only?.unfiltered) {
-      const admitted = pending.length + (this.reading.get(projectId) ?? 0);
-      room = Math.max(0, only.available(Date.now()) - admitted);
-      only.droppedTotal += Math.max(0, keys.length / keyLength - room);
-    }
-    const list = splitKeys(keys, room);
-    if (list.length === 0) return;
-    if (pending.length + list.length > maxPendingKeys) {
+  /** A commit notification: its rows go to the project's topics, read once for all of them. */
+  committed(commit: ProjectCommit): void {
+    const reader = this.readers.get(commit.projectId);
+    if (!reader) return;
+    const keys = commit.keys.length / keyLength;
+    // A transaction is read whole by one path: the rest of one already taken is taken too.
+    const taken = reader.pendingTxids.has(commit.txid) || reader.seen.has(commit.txid);
+    if (reader.skipped.has(commit.txid) || (!taken && reader.pendingKeys + keys > maxPendingKeys)) {
       if (!this.overflowWarned)
-        this.deps.log.warn({ projectId }, 'live: events committed faster than they can be read');
+        this.deps.log.warn(
+          { projectId: commit.projectId },
+          'live: events committed faster than they can be read; catching up',
+        );
       this.overflowWarned = true;
-      return;
+      reader.skipped.add(commit.txid);
+      reader.catchUpWanted = true;
+    } else {
+      reader.pending.push(commit);
+      reader.pendingKeys += keys;
+      reader.pendingTxids.add(commit.txid);
     }
-    for (const key of list) pending.push(key);
-    this.pending.set(projectId, pending);
-    if (!this.reading.has(projectId)) void this.readPending(projectId);
+    this.kick(commit.projectId, reader);
+  }
+
+  /** Notifications may have been missed (the connection that listens was lost): every reader
+   *  catches up. */
+  catchUp(): void {
+    for (const [projectId, reader] of this.readers) {
+      reader.catchUpWanted = true;
+      this.kick(projectId, reader);
+    }
   }
 
   close(): void {
     clearInterval(this.reportTimer);
+    clearInterval(this.catchUpTimer);
+    for (const reader of this.readers.values()) clearTimeout(reader.retry);
+    this.readers.clear();
     this.topics.clear();
-    this.pending.clear();
   }
 
-  private async readPending(projectId: number): Promise<void> {
-    this.reading.set(projectId, 0);
+  private kick(projectId: number, reader: ProjectReader): void {
+    if (reader.since === null) return;
+    if (!reader.reading && reader.pending.length > 0) void this.read(projectId, reader);
+    if (!reader.catchingUp && reader.retry === undefined && (reader.catchUpWanted || reader.owed))
+      void this.catchUpWith(projectId, reader);
+  }
+
+  private async start(projectId: number, reader: ProjectReader): Promise<void> {
     try {
-      for (;;) {
-        const keys = this.pending.get(projectId);
-        if (!keys || keys.length === 0) break;
-        const batch = keys.splice(0, readBatchKeys);
-        this.reading.set(projectId, batch.length);
-        let events: StoredEvent[] = [];
-        try {
-          events = await readStoredEvents(this.deps.pool, projectId, batch);
-        } catch (err) {
-          this.deps.log.warn({ err: (err as Error).message }, 'live: committed events not read');
-        }
-        this.reading.set(projectId, 0);
-        this.deliver(projectId, events, batch.length - events.length);
+      reader.since = parseSnapshot(await currentSnapshot(this.deps.pool));
+    } catch (err) {
+      this.deps.log.warn({ err: (err as Error).message }, 'live: no snapshot to read events from');
+      if (this.readers.get(projectId) === reader)
+        reader.retry = setTimeout(() => {
+          reader.retry = undefined;
+          void this.start(projectId, reader);
+        }, retryMs);
+      return;
+    }
+    this.admit(projectId, reader);
+    this.kick(projectId, reader);
+  }
+
+  /** Puts waiting memberships in their topics, between two reads: a topic then takes every row
+   *  committed after its members were told `subscribed`. */
+  private admit(projectId: number, reader: ProjectReader): void {
+    if (reader.since === null || reader.reading || this.readers.get(projectId) !== reader) return;
+    for (const membership of reader.joining.splice(0)) {
+      const { ws, eventName, channel } = membership;
+      const name = `events:${projectId}:${JSON.stringify([eventName, channel])}`;
+      let ofProject = this.topics.get(projectId);
+      if (!ofProject) this.topics.set(projectId, (ofProject = new Map<string, EventsTopic>()));
+      let topic = ofProject.get(name);
+      if (!topic) {
+        topic = new EventsTopic(name, projectId, eventName, channel, this.deps.eventsPerSecond);
+        ofProject.set(name, topic);
       }
-    } finally {
-      this.reading.delete(projectId);
-      this.pending.delete(projectId);
-      this.overflowWarned = false;
+      topic.members.set(ws, topic.droppedTotal);
+      membership.topic = topic;
+      ws.subscribe(name);
+      ws.send(subscribedMessage('events'));
     }
   }
 
-  /** unread: events named but not read (a failed read); counted as dropped where every event
-   *  counts, the only topics where the count is known. */
-  private deliver(projectId: number, events: readonly StoredEvent[], unread: number): void {
-    const ofProject = this.topics.get(projectId);
-    if (!ofProject) return;
+  private async read(projectId: number, reader: ProjectReader): Promise<void> {
+    reader.reading = true;
+    while (reader.pending.length > 0 && this.readers.get(projectId) === reader) {
+      const commits = reader.pending;
+      reader.pending = [];
+      reader.pendingKeys = 0;
+      reader.pendingTxids.clear();
+      await this.readNotified(projectId, reader, commits);
+    }
+    reader.reading = false;
+    this.overflowWarned = false;
+    this.admit(projectId, reader);
+  }
+
+  /** Runs beside the notifications' reads: from the moment its snapshot is taken, they leave
+   *  what it sees to it, so a slow catch-up holds up no notified row. */
+  private async catchUpWith(projectId: number, reader: ProjectReader): Promise<void> {
+    reader.catchingUp = true;
+    try {
+      while ((reader.catchUpWanted || reader.owed) && this.readers.get(projectId) === reader) {
+        if (!reader.owed) {
+          reader.catchUpWanted = false;
+          const until = parseSnapshot(await currentSnapshot(this.deps.pool));
+          const since = reader.since!;
+          reader.owed = { since: since.text, until: until.text, seen: [...reader.seen.keys()] };
+          reader.since = until;
+          for (const txid of reader.seen.keys()) if (until.sees(txid)) reader.seen.delete(txid);
+          for (const txid of reader.skipped) if (until.sees(txid)) reader.skipped.delete(txid);
+        }
+        await this.readUnseen(projectId, reader.owed);
+        reader.owed = null;
+      }
+    } catch (err) {
+      this.deps.log.warn({ err: (err as Error).message }, 'live: committed events not read');
+      reader.retry = setTimeout(() => {
+        reader.retry = undefined;
+        this.kick(projectId, reader);
+      }, retryMs);
+    } finally {
+      reader.catchingUp = false;
+    }
+  }
+
+  /** The rows notifications named, of transactions neither seen nor caught up on. */
+  private async readNotified(
+    projectId: number,
+    reader: ProjectReader,
+    commits: readonly ProjectCommit[],
+  ): Promise<void> {
+    const topics = this.topicsOf(projectId);
+    const only = topics.length === 1 && topics[0]!.unfiltered ? topics[0]! : null;
+    // The project's one topic takes every event: what its cap cannot pass now need not be read.
+    let room = only ? only.available(Date.now()) : Infinity;
+    const keys: string[] = [];
+    for (const commit of commits) {
+      if (reader.since!.sees(commit.txid)) continue;
+      const first = commit.keys.slice(0, keyLength);
+      const seen = reader.seen.get(commit.txid) ?? '';
+      if (seen.includes(first)) continue; // a notification sent again
+      reader.seen.set(commit.txid, seen + first);
+      const count = commit.keys.length / keyLength;
+      const read = Math.min(count, room);
+      room -= read;
+      if (only) only.droppedTotal += count - read;
+      for (const key of splitKeys(commit.keys, read)) keys.push(key);
+    }
+    for (let at = 0; at < keys.length; at += readBatchKeys) {
+      const batch = keys.slice(at, at + readBatchKeys);
+      let events: CommittedEvent[] = [];
+      try {
+        events = await readEventsByKey(this.deps.pool, projectId, batch);
+      } catch (err) {
+        this.deps.log.warn({ err: (err as Error).message }, 'live: committed events not read');
+      }
+      // Events named but not read (a failed read) are counted as dropped where every event
+      // counts, the only topics where the count is known.
+      for (const topic of topics)
+        if (topic.unfiltered) topic.droppedTotal += batch.length - events.length;
+      this.deliver(topics, events);
+    }
+  }
+
+  /** The rows whose notification never arrived. Counted before anything is sent: a catch-up
+   *  that fails is read again whole. */
+  private async readUnseen(projectId: number, owed: CatchUp): Promise<void> {
+    const topics = this.topicsOf(projectId);
+    const where: UnseenRows = {
+      projectId,
+      ...owed,
+      filters: topics.some((t) => t.unfiltered)
+        ? null
+        : { eventNames: topics.map((t) => t.eventName), channels: topics.map((t) => t.channel) },
+    };
     const nowMs = Date.now();
-    for (const topic of ofProject.values()) if (topic.unfiltered) topic.droppedTotal += unread;
+    const passable = Math.min(
+      catchUpRows,
+      topics.reduce((n, t) => n + t.available(nowMs), 0),
+    );
+    // One row more than passable tells whether rows were left.
+    const events = await readUnseenEvents(this.deps.pool, where, passable + 1);
+    const counts = events.length > passable ? await countUnseenEvents(this.deps.pool, where) : null;
+    const matched = this.deliver(topics, events);
+    if (counts)
+      topics.forEach((topic, t) => {
+        const committed = counts.reduce((n, c) => (topic.matches(c) ? n + c.events : n), 0);
+        topic.droppedTotal += committed - matched[t]!;
+      });
+  }
+
+  private topicsOf(projectId: number): EventsTopic[] {
+    return [...(this.topics.get(projectId)?.values() ?? [])];
+  }
+
+  /** Each event to every topic it matches, as its cap allows; returns how many each matched. */
+  private deliver(topics: readonly EventsTopic[], events: readonly CommittedEvent[]): number[] {
+    const matched = topics.map(() => 0);
+    const nowMs = Date.now();
     for (const event of events) {
       let message: string | undefined;
-      for (const topic of ofProject.values()) {
-        if (!topic.matches(event)) continue;
+      topics.forEach((topic, t) => {
+        if (!topic.matches(event)) return;
+        matched[t]!++;
         if (topic.take(nowMs))
           this.deps.publish(topic.name, (message ??= eventMessage(event.line)));
         else topic.droppedTotal++;
-      }
+      });
     }
+    return matched;
   }
 
   private reportDropped(): void {

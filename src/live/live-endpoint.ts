@@ -7,8 +7,8 @@ import type { TemplatedApp, WebSocket, WebSocketBehavior } from 'uWebSockets.js'
 import type { MetricsSources } from '../metrics/answer-metrics.js';
 import { MetricsCache } from '../metrics/metrics-cache.js';
 import type { MetricsLimits } from '../metrics/metrics-query.js';
-import type { ProjectKeys } from '../sql/commit-notifications.js';
-import { EventFanout, type EventsTopic } from './event-fanout.js';
+import type { ProjectCommit } from '../sql/commit-notifications.js';
+import { EventFanout, type EventsMembership } from './event-fanout.js';
 import {
   errorMessage,
   liveErrorCodes,
@@ -33,6 +33,7 @@ export interface LiveLimits {
   readonly maxBufferedBytes: number;
   readonly maxMessageBytes: number;
   readonly eventsPerSecond: number;
+  readonly catchUpMs: number;
   readonly idleTimeoutSeconds: number;
 }
 
@@ -50,8 +51,10 @@ export interface LiveEndpointDeps {
 }
 
 export interface LiveEndpoint {
-  /** A commit notification's project and keys, from any process. */
-  committed(keys: ProjectKeys): void;
+  /** A commit notification, from any process. */
+  committed(commit: ProjectCommit): void;
+  /** Announcements may have been missed: read every subscribed project and feed once. */
+  catchUp(): void;
   /** Connections open now. */
   readonly clients: number;
   /** Closes every connection (1001); returns how many. */
@@ -59,7 +62,7 @@ export interface LiveEndpoint {
 }
 
 interface LiveClient {
-  events: EventsTopic | null;
+  events: EventsMembership | null;
   metrics: MetricsFeed | null;
   closed: boolean;
 }
@@ -74,6 +77,7 @@ export function registerLive(app: TemplatedApp, deps: LiveEndpointDeps): LiveEnd
     pool: deps.pool,
     publish,
     eventsPerSecond: limits.eventsPerSecond,
+    catchUpMs: limits.catchUpMs,
     log: deps.log,
   });
   const uncached = new MetricsCache({ ttlMs: 0, maxKeys: 1 });
@@ -148,7 +152,7 @@ export function registerLive(app: TemplatedApp, deps: LiveEndpointDeps): LiveEnd
       const client = ws.getUserData();
       client.closed = true;
       clients.delete(ws);
-      if (client.events) events.leave(ws, client.events);
+      if (client.events) events.leave(client.events);
       if (client.metrics) metrics.leave(ws, client.metrics);
     },
   };
@@ -160,9 +164,13 @@ export function registerLive(app: TemplatedApp, deps: LiveEndpointDeps): LiveEnd
   }, 1000);
   slowReaderSweep.unref();
   return {
-    committed: (keys) => {
-      events.committed(keys);
-      metrics.committed(keys.projectId);
+    committed: (commit) => {
+      events.committed(commit);
+      metrics.committed(commit.projectId);
+    },
+    catchUp: () => {
+      events.catchUp();
+      metrics.catchUp();
     },
     get clients() {
       return clients.size;

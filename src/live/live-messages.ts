@@ -94,6 +94,11 @@ export function errorMessage(code: LiveErrorCode, detail: string): string {
   return JSON.stringify({ type: 'error', code, detail });
 }
 
+/** The events stream is set up: every event committed from now on is sent or counted dropped. */
+export function subscribedMessage(stream: LiveStream): string {
+  return `{"type":"subscribed","stream":"${stream}"}`;
+}
+
 export function droppedMessage(count: number): string {
   return `{"type":"dropped","count":${count}}`;
 }

@@ -96,6 +96,11 @@ export class MetricsFeeds {
     }
   }
 
+  /** Commits may have gone unannounced: every feed is computed again. */
+  catchUp(): void {
+    for (const projectId of this.byProject.keys()) this.committed(projectId);
+  }
+
   close(): void {
     for (const feed of this.feeds.values()) clearTimeout(feed.timer);
     this.feeds.clear();

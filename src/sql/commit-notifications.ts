@@ -1,41 +1,48 @@
-// How every process learns of every commit: after a writer commits, its process sends the stored
-// keys on one channel (NOTIFY), and each process LISTENs on it. A notification is sent after the
-// commit, so whoever reads the rows it names finds them.
+// How every process learns of every commit: after a writer commits, its process sends what each
+// transaction stored on one channel (NOTIFY), and each process LISTENs on it. A notification is sent
+// after the commit, so whoever reads the rows it names finds them. It names the transaction too: a
+// reader that has seen it does not read its rows again when it looks for rows whose notification
+// never arrived (read-committed-events.ts).
 import type pg from 'pg';
 
 export const commitChannel = 'pulse_commits';
 
-/** The events one batch stored for one project: each idem_key's 36 characters, one after another
- *  (the writer hands them over as one string: one copy across threads, not one per key). */
-export interface ProjectKeys {
+/** The events one transaction stored for one project: each idem_key's 36 characters, one after
+ *  another (the writer hands them over as one string: one copy across threads, not one per key). */
+export interface ProjectCommit {
   readonly projectId: number;
+  /** The transaction's id (the events' txid). */
+  readonly txid: number;
   readonly keys: string;
 }
 
 export const keyLength = 36;
-/** A payload must stay under 8000 bytes: 200 keys is 7200 bytes plus the project. */
+/** A payload must stay under 8000 bytes: 200 keys is 7200 bytes plus the project and txid. */
 const keysPerPayload = 200;
 
-/** `<project>:<keys>` per payload, at most keysPerPayload keys each. */
-export function commitPayloads(committed: readonly ProjectKeys[]): string[] {
+/** `<project>:<txid>:<keys>` per payload, at most keysPerPayload keys each. */
+export function commitPayloads(commit: ProjectCommit): string[] {
   const payloads: string[] = [];
   const step = keysPerPayload * keyLength;
-  for (const { projectId, keys } of committed)
-    for (let at = 0; at < keys.length; at += step)
-      payloads.push(`${projectId}:${keys.slice(at, at + step)}`);
+  for (let at = 0; at < commit.keys.length; at += step)
+    payloads.push(`${commit.projectId}:${commit.txid}:${commit.keys.slice(at, at + step)}`);
   return payloads;
 }
 
-/** The payload's project and keys; null for a payload no pulse process sent. */
-export function parseCommitPayload(payload: string): ProjectKeys | null {
-  const colon = payload.indexOf(':');
-  const projectId = Number(payload.slice(0, colon));
-  const keys = payload.slice(colon + 1);
-  if (colon < 1 || !Number.isSafeInteger(projectId) || keys.length % keyLength !== 0) return null;
-  return { projectId, keys };
+/** The payload's commit; null for a payload no pulse process of this version sent. */
+export function parseCommitPayload(payload: string): ProjectCommit | null {
+  const first = payload.indexOf(':');
+  const second = payload.indexOf(':', first + 1);
+  if (first < 1 || second < first + 2) return null;
+  const projectId = Number(payload.slice(0, first));
+  const txid = Number(payload.slice(first + 1, second));
+  const keys = payload.slice(second + 1);
+  if (!Number.isSafeInteger(projectId) || projectId < 1) return null;
+  if (!Number.isSafeInteger(txid) || txid < 1 || keys.length % keyLength !== 0) return null;
+  return { projectId, txid, keys };
 }
 
-/** The first `max` keys of a ProjectKeys' string, one string each. */
+/** The first `max` keys of a ProjectCommit's string, one string each. */
 export function splitKeys(keys: string, max = Infinity): string[] {
   const list: string[] = [];
   const end = Math.min(keys.length, max * keyLength);
@@ -45,7 +52,7 @@ export function splitKeys(keys: string, max = Infinity): string[] {
 
 const notifySql = `SELECT pg_notify('${commitChannel}', payload) FROM unnest($1::text[]) AS payload`;
 
-/** One statement for any number of payloads. */
+/** One statement for any number of payloads: a transaction's notifications arrive together. */
 export async function notifyCommits(client: pg.Client, payloads: readonly string[]): Promise<void> {
   await client.query(notifySql, [payloads]);
 }

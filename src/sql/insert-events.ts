@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { keysInArrivalOrder } from '../faults/fault-injection.js';
 import type { IncomingEvent } from '../validation/validate-events.js';
 import { isConnectionLost } from './classify-pg-error.js';
-import type { ProjectKeys } from './commit-notifications.js';
+import type { ProjectCommit } from './commit-notifications.js';
 import { eventColumns } from './event-columns.js';
 
 const columnNames = eventColumns.map((c) => c.column);
@@ -18,7 +18,7 @@ SELECT coalesce(project_id, $1::int4), idem_key, ${eventColumns.map((c) => c.fro
 FROM unnest($2::int4[], $3::uuid[], ${eventColumns.map((c, i) => `$${i + 4}::${c.arrayType}`).join(', ')})
   AS batch(project_id, idem_key, ${columnNames.join(', ')})
 ON CONFLICT (project_id, idem_key) DO NOTHING
-RETURNING project_id, idem_key`;
+RETURNING project_id, idem_key, txid`;
 
 /** The project of rows sent without one: the events table's default. */
 export const defaultProjectId = 1;
@@ -53,7 +53,7 @@ export interface InsertedEvents {
   readonly outcomes: Uint8Array;
   readonly inserted: number;
   /** The keys this statement stored, per project: what the commit notification names. */
-  readonly storedKeys: readonly ProjectKeys[];
+  readonly stored: readonly ProjectCommit[];
 }
 
 /** md5 of the key material as a uuid. The separators are U+0000, which validation forbids in
@@ -143,7 +143,8 @@ export async function insertEventRows(pool: pg.Pool, rows: EventRows): Promise<I
 }
 
 async function insertOnce(pool: pg.Pool, rows: EventRows): Promise<InsertedEvents> {
-  const result = await pool.query<{ project_id: number; idem_key: string }>({
+  // txid: int8, which pg returns as text; every row of the statement has the same.
+  const result = await pool.query<{ project_id: number; idem_key: string; txid: string }>({
     name: 'insert-events',
     text: insertEventsSql,
     values: rows.params,
@@ -157,6 +158,7 @@ async function insertOnce(pool: pg.Pool, rows: EventRows): Promise<InsertedEvent
     (onlyProject ?? insertedKeys.get(row.project_id))!.add(row.idem_key);
     storedKeys.set(row.project_id, (storedKeys.get(row.project_id) ?? '') + row.idem_key);
   }
+  const txid = Number(result.rows[0]?.txid);
   // The first event with an inserted key is the insert; any later one in the batch is its duplicate.
   const outcomes = new Uint8Array(rows.keys.length);
   let i = 0;
@@ -168,6 +170,6 @@ async function insertOnce(pool: pg.Pool, rows: EventRows): Promise<InsertedEvent
   return {
     outcomes,
     inserted: result.rows.length,
-    storedKeys: [...storedKeys].map(([projectId, keys]) => ({ projectId, keys })),
+    stored: [...storedKeys].map(([projectId, keys]) => ({ projectId, txid, keys })),
   };
 }

@@ -1,8 +1,8 @@
 // Every message that crosses the thread boundary between the batcher and a writer thread.
 // Plain data only: an Error posted between threads loses its class, code and custom fields.
 import type { Fault, LogLevel } from '../config.js';
+import type { ProjectCommit } from '../sql/commit-notifications.js';
 import type { PoolOptions } from '../sql/create-pool.js';
-import type { ProjectKeys } from '../sql/commit-notifications.js';
 import { InsertOutcome } from '../sql/insert-events.js';
 
 /** Given to each writer thread once, as Piscina's workerData. */
@@ -43,8 +43,8 @@ export type InsertBatchResult =
       readonly rejectedGroups: readonly RejectedGroup[];
       /** Deadlocks and serialization failures retried on the way. */
       readonly conflictRetries: number;
-      /** The keys stored, per project, for the commit notification. */
-      readonly committed: readonly ProjectKeys[];
+      /** What each transaction stored, per project, for the commit notification. */
+      readonly committed: readonly ProjectCommit[];
     }
   | {
       readonly kind: 'unavailable';

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { deadlockRetries } from '../faults/fault-injection.js';
 import { classifyPgError, pgErrorCode } from '../sql/classify-pg-error.js';
-import type { ProjectKeys } from '../sql/commit-notifications.js';
+import type { ProjectCommit } from '../sql/commit-notifications.js';
 import {
   insertEventRows,
   toEventRows,
@@ -32,7 +32,7 @@ export async function insertGroups(
   const groupStarts = groups.starts;
   const outcomes = new Uint8Array(events.length);
   const rejectedGroups: RejectedGroup[] = [];
-  const committed: ProjectKeys[] = [];
+  const committed: ProjectCommit[] = [];
   const state = { conflictRetries: 0 };
 
   // Groups [lo, hi).
@@ -60,7 +60,7 @@ export async function insertGroups(
       return;
     }
     outcomes.set(stored.outcomes, from);
-    committed.push(...stored.storedKeys);
+    committed.push(...stored.stored);
   };
 
   try {

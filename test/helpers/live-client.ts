@@ -39,13 +39,14 @@ export async function openLive(baseUrl: string): Promise<LiveClient> {
   };
 }
 
-/** Subscribes to both streams and waits for the first metrics message: from then on the events
- *  subscription, handled before it, is certainly in place. */
+/** Subscribes to both streams and waits for the events stream's `subscribed` (every event
+ *  committed from then on is sent) and the first metrics message. */
 export async function subscribeBoth(
   client: LiveClient,
   fields: Record<string, unknown> = {},
 ): Promise<void> {
   client.send({ type: 'subscribe', stream: 'events', ...fields });
   client.send({ type: 'subscribe', stream: 'metrics', ...fields });
+  await client.next((m) => m.type === 'subscribed' && m.stream === 'events');
   await client.next((m) => m.type === 'metrics');
 }

@@ -1,72 +1,212 @@
-// The events stream reads a committed row only if its subscribers' cap can pass it: with one
-// unfiltered topic, keys are admitted up to the tokens left, counting the keys already waiting or
-// being read. Without the keys being read, every announcement made while a read was out was
-// admitted against a full bucket: under bulk load (announcements every 20 ms, slow reads) the
-// process read several times the rows it delivered.
+// The events stream's reader against a real Postgres: it reads the rows a notification names, and
+// catches up on rows whose notification never arrived; it sends each row once, however often it
+// is notified or catches up; it builds no more lines than the caps can pass and counts the rest
+// exactly (delivered + dropped = committed, per topic).
 import type pg from 'pg';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { WebSocket } from 'uWebSockets.js';
-import { EventFanout } from '../../src/live/event-fanout.js';
+import { EventFanout, type EventsMembership } from '../../src/live/event-fanout.js';
+import {
+  commitPayloads,
+  parseCommitPayload,
+  type ProjectCommit,
+} from '../../src/sql/commit-notifications.js';
 import type { QueuedPool } from '../../src/sql/queued-pool.js';
-import { createTestDatabase, servicePool, type TestDatabase } from '../helpers/database.js';
-import { waitUntil } from '../helpers/wait-until.js';
+import {
+  createTestDatabase,
+  queuedPool,
+  servicePool,
+  type TestDatabase,
+} from '../helpers/database.js';
+import { sleep, waitUntil } from '../helpers/wait-until.js';
 
-const cap = 100;
-const commits = 50;
-const keysPerCommit = 20;
 let db: TestDatabase;
 let pool: pg.Pool;
+let project = 100;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   pool = servicePool(db.dsn, 'pulse-live-event-reads');
-  await db.query(
-    `INSERT INTO events (project_id, idem_key, event_id, event_name, user_id, occurred_at)
-     SELECT 1, md5('k' || n)::uuid, n::text, 'view', 'u' || n, now()
-     FROM generate_series(0, ${commits * keysPerCommit - 1}) AS n`,
-  );
 });
 afterAll(async () => {
   await pool?.end();
   await db?.close();
 });
+// Each test on a project of its own: the reader of one never sees another's rows.
+beforeEach(() => void project++);
 
-it('reads no more committed rows than the cap lets through', async () => {
-  const keys = await db.query<{ key: string }>(
-    `SELECT md5('k' || n)::uuid::text AS key FROM generate_series(0, ${commits * keysPerCommit - 1}) AS n ORDER BY n`,
+/** One committed transaction of `count` events named `name` (ids `${prefix}${n}`): what its
+ *  notification would say. */
+async function commit(prefix: string, count: number, name = 'view'): Promise<ProjectCommit> {
+  const rows = await db.query<{ key: string; txid: string }>(
+    `INSERT INTO events (project_id, idem_key, event_id, event_name, user_id, occurred_at)
+     SELECT $1, md5($2 || n)::uuid, $2 || n, $3, 'u' || n, now()
+     FROM generate_series(0, $4 - 1) AS n
+     RETURNING idem_key::text AS key, txid`,
+    [project, prefix, name, count],
   );
-  let keysRead = 0;
-  // The real pool, its reads counted on their way.
+  return { projectId: project, txid: Number(rows[0]!.txid), keys: rows.map((r) => r.key).join('') };
+}
+
+interface Harness {
+  readonly fanout: EventFanout;
+  /** Event ids published, per topic name. */
+  readonly published: Map<string, string[]>;
+  /** Lines the reader had Postgres build. */
+  readonly linesRead: () => number;
+  subscribe(eventName?: string | null): Promise<{ membership: EventsMembership; sent: string[] }>;
+}
+
+/** catchUpMs: an hour unless a test needs the timer; the others catch up when told to. */
+function harness(cap: number, catchUpMs = 3_600_000): Harness {
+  let linesRead = 0;
+  const queued = queuedPool(pool);
+  // The real pool, the lines it returns counted on their way.
   const countingPool = {
-    query: (config: pg.QueryConfig<[number, string[]]>) => {
-      keysRead += config.values![1].length;
-      return pool.query(config);
+    query: async (config: pg.QueryConfig) => {
+      const result = await queued.query(config);
+      linesRead += result.rows.filter((r) => typeof r.line === 'string').length;
+      return result;
     },
   } as unknown as QueuedPool;
-  let delivered = 0;
+  const published = new Map<string, string[]>();
   const fanout = new EventFanout({
     pool: countingPool,
-    publish: () => delivered++,
+    publish: (topic, message) => {
+      const id = (JSON.parse(message) as { event: { event_id: string } }).event.event_id;
+      published.set(topic, [...(published.get(topic) ?? []), id]);
+    },
     eventsPerSecond: cap,
+    catchUpMs,
     log: { warn: () => undefined },
   });
-  const socket = { subscribe: () => true } as unknown as WebSocket<unknown>;
-  const topic = fanout.join(socket, 1, null, null);
+  return {
+    fanout,
+    published,
+    linesRead: () => linesRead,
+    subscribe: async (eventName = null) => {
+      const sent: string[] = [];
+      const ws = {
+        subscribe: () => true,
+        send: (message: string) => void sent.push(message),
+      } as unknown as WebSocket<unknown>;
+      const membership = fanout.join(ws, project, eventName, null);
+      await waitUntil(
+        'subscribed',
+        () => sent.includes('{"type":"subscribed","stream":"events"}'),
+        { timeoutMs: 10_000 },
+      );
+      return { membership, sent };
+    },
+  };
+}
+
+const topicName = (eventName: string | null) =>
+  `events:${project}:${JSON.stringify([eventName, null])}`;
+
+it('sends what commits after `subscribed` once, notified or not, however often notified', async () => {
+  const h = harness(1000);
+  await commit('before-', 3);
+  await h.subscribe();
+  const quiet = await commit('quiet-', 2); // never notified
+  const told = await commit('told-', 2);
+  h.fanout.committed(told);
+  const sent = () => h.published.get(topicName(null)) ?? [];
+  await waitUntil('the notified commit read', () => sent().length === 2, { timeoutMs: 10_000 });
+  expect(sent().sort()).toEqual(['told-0', 'told-1']);
+  h.fanout.committed(told);
+  h.fanout.catchUp();
+  await waitUntil('the other commit caught up on', () => sent().length === 4, {
+    timeoutMs: 10_000,
+  });
+  expect(sent().slice(2).sort()).toEqual(['quiet-0', 'quiet-1']);
+  // Late and repeated notifications, and another catch-up, send nothing again.
+  h.fanout.committed(quiet);
+  h.fanout.committed(told);
+  h.fanout.catchUp();
+  h.fanout.committed(await commit('after-', 1));
+  await waitUntil('the last commit read', () => sent().length >= 5, { timeoutMs: 10_000 });
+  await sleep(300);
+  expect(sent()).toHaveLength(5);
+  expect(sent()[4]).toBe('after-0');
+  h.fanout.close();
+});
+
+it('catches up on its own, every catchUpMs', async () => {
+  const h = harness(1000, 200);
+  await h.subscribe();
+  await commit('quiet-', 3); // never notified
+  const sent = () => h.published.get(topicName(null)) ?? [];
+  await waitUntil('the rows caught up on', () => sent().length === 3, { timeoutMs: 10_000 });
+  await sleep(500); // two more catch-ups
+  expect(sent().sort()).toEqual(['quiet-0', 'quiet-1', 'quiet-2']);
+  h.fanout.close();
+});
+
+it("reads a large transaction's several notifications whole, and once", async () => {
+  const h = harness(1000);
+  await h.subscribe();
+  const big = await commit('big-', 450);
+  const notifications = commitPayloads(big).map((payload) => parseCommitPayload(payload)!);
+  expect(notifications).toHaveLength(3);
+  for (const notification of notifications) h.fanout.committed(notification);
+  const sent = () => h.published.get(topicName(null)) ?? [];
+  await waitUntil('every row read', () => sent().length === 450, { timeoutMs: 10_000 });
+  for (const notification of notifications) h.fanout.committed(notification);
+  h.fanout.catchUp();
+  await sleep(500);
+  expect(new Set(sent()).size).toBe(450);
+  expect(sent()).toHaveLength(450);
+  h.fanout.close();
+});
+
+it('builds no more lines than the cap lets through, and counts every other row', async () => {
+  const cap = 100;
+  const commits = 50;
+  const perCommit = 20;
+  const h = harness(cap);
+  const { membership } = await h.subscribe();
   const startedAt = performance.now();
   for (let c = 0; c < commits; c++) {
-    const batch = keys.slice(c * keysPerCommit, (c + 1) * keysPerCommit);
-    fanout.committed({ projectId: 1, keys: batch.map((k) => k.key).join('') });
+    h.fanout.committed(await commit(`c${c}-`, perCommit));
   }
+  const delivered = () => h.published.get(topicName(null))?.length ?? 0;
   await waitUntil(
-    'every committed key delivered or dropped',
-    () => delivered + topic.droppedTotal === commits * keysPerCommit,
+    'every committed row delivered or dropped',
+    () => delivered() + membership.topic!.droppedTotal === commits * perCommit,
     { timeoutMs: 10_000 },
   );
   const seconds = (performance.now() - startedAt) / 1000;
-  fanout.close();
+  h.fanout.close();
   // One second's burst, then the rate while the commits came.
   const passable = cap + Math.ceil(cap * seconds);
-  expect(delivered).toBeLessThanOrEqual(passable);
-  expect(keysRead).toBeLessThanOrEqual(passable);
-  expect(keysRead).toBeGreaterThanOrEqual(delivered);
+  expect(delivered()).toBeGreaterThanOrEqual(cap);
+  expect(delivered()).toBeLessThanOrEqual(passable);
+  expect(h.linesRead()).toBeLessThanOrEqual(passable);
+  expect(membership.topic!.droppedTotal).toBe(commits * perCommit - delivered());
+});
+
+it('counts, per filtered topic, the rows a catch-up left unread', async () => {
+  const h = harness(5);
+  const buy = await h.subscribe('buy');
+  const view = await h.subscribe('view');
+  await commit('b', 40, 'buy');
+  await commit('v', 7, 'view');
+  await commit('s', 30, 'search'); // no topic wants these: neither read nor counted
+  h.fanout.catchUp(); // none of them was notified
+  const accounted = (m: EventsMembership, name: string) =>
+    (h.published.get(topicName(name))?.length ?? 0) + m.topic!.droppedTotal;
+  await waitUntil(
+    'every buy and view delivered or dropped',
+    () => accounted(buy.membership, 'buy') === 40 && accounted(view.membership, 'view') === 7,
+    { timeoutMs: 10_000 },
+  );
+  h.fanout.close();
+  expect(h.published.get(topicName('buy'))).toHaveLength(5);
+  expect(buy.membership.topic!.droppedTotal).toBe(35);
+  expect(view.membership.topic!.droppedTotal).toBe(
+    7 - (h.published.get(topicName('view'))?.length ?? 0),
+  );
+  // The catch-up stopped at the caps' 10 rows (+1), all of them buys: the views were counted.
+  expect(h.linesRead()).toBe(11);
 });

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { liveErrorCodes, parseSubscribe } from '../../src/live/live-messages.js';
+import { parseSnapshot } from '../../src/live/snapshot.js';
 import {
   commitPayloads,
   keyLength,
@@ -65,18 +66,40 @@ describe('commit notification payloads', () => {
     (_, i) => `${String(i).padStart(8, '0')}-0000-0000-0000-000000000000`,
   );
 
-  it('stay under the 8000 bytes NOTIFY takes, and carry every key once', () => {
-    const payloads = commitPayloads([{ projectId: 2_000_000_000, keys: keys.join('') }]);
+  it('stay under the 8000 bytes NOTIFY takes, and carry the transaction and every key once', () => {
+    const commit = { projectId: 2_000_000_000, txid: 2 ** 52, keys: keys.join('') };
+    const payloads = commitPayloads(commit);
     expect(Math.max(...payloads.map((p) => Buffer.byteLength(p)))).toBeLessThan(8000);
     const parsed = payloads.map((p) => parseCommitPayload(p)!);
-    expect(parsed.every((p) => p.projectId === 2_000_000_000)).toBe(true);
+    expect(parsed.every((p) => p.projectId === commit.projectId && p.txid === commit.txid)).toBe(
+      true,
+    );
     expect(parsed.flatMap((p) => splitKeys(p.keys))).toEqual(keys);
   });
 
-  it('refuses a payload no pulse process sent', () => {
-    expect(parseCommitPayload('hello')).toBeNull();
-    expect(parseCommitPayload(`x:${'a'.repeat(keyLength)}`)).toBeNull();
-    expect(parseCommitPayload('3:abc')).toBeNull();
+  it('refuse a payload no pulse process of this version sent', () => {
+    const key = 'a'.repeat(keyLength);
+    for (const payload of [
+      'hello',
+      `x:1:${key}`,
+      `1:x:${key}`,
+      `3:7:abc`,
+      `3:${key}`,
+      `0:7:${key}`,
+      `::${key}`,
+    ])
+      expect(parseCommitPayload(payload)).toBeNull();
+  });
+});
+
+describe('snapshots', () => {
+  it('see the transactions committed before they were taken', () => {
+    const snapshot = parseSnapshot('100:105:101,103');
+    expect([99, 100, 101, 102, 103, 104, 105, 106].filter((t) => snapshot.sees(t))).toEqual([
+      99, 100, 102, 104,
+    ]);
+    expect(parseSnapshot('7:7:').sees(6)).toBe(true);
+    expect(parseSnapshot('7:7:').sees(7)).toBe(false);
   });
 });
 
