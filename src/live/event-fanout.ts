@@ -6,15 +6,16 @@
 //
 // Each project with subscribers has one reader. It reads the rows each commit notification names,
 // by key, and remembers the transaction; every LIVE_CATCH_UP_MS, and whenever notifications may
-// have been missed (the listening connection came back, too many waited), it catches up: it reads
-// the rows committed since its last catch-up's snapshot by transactions it has not seen. So a lost
-// notification delays its rows, and no row is sent twice. A subscriber joins between two reads and
+// have been missed (the listening connection came back, too many waited), the readers catch up:
+// they read the rows committed since their last catch-up's snapshot by transactions they have not
+// seen. So a lost notification delays its rows, and no row is sent twice. A subscriber joins between two reads and
 // is then told `subscribed`: every row committed after that reaches its topic once.
 import type { Logger } from 'pino';
 import type { WebSocket } from 'uWebSockets.js';
 import { keyLength, splitKeys, type ProjectCommit } from '../sql/commit-notifications.js';
 import type { QueuedPool } from '../sql/queued-pool.js';
 import {
+  countUnseenByProject,
   countUnseenEvents,
   currentSnapshot,
   readEventsByKey,
@@ -121,10 +122,8 @@ interface ProjectReader {
   pendingTxids: Set<number>;
   /** Transactions whose notifications were left to the catch-up (too many waited). */
   skipped: Set<number>;
-  catchUpWanted: boolean;
   /** The catch-up taken and not sent yet. */
   owed: CatchUp | null;
-  catchingUp: boolean;
   reading: boolean;
   /** Memberships to add once no read is under way. */
   readonly joining: EventsMembership[];
@@ -137,6 +136,9 @@ export class EventFanout {
   private readonly readers = new Map<number, ProjectReader>();
   private readonly reportTimer: NodeJS.Timeout;
   private readonly catchUpTimer: NodeJS.Timeout;
+  private catchUpWanted = false;
+  private catchingUp = false;
+  private catchUpRetry?: NodeJS.Timeout;
   private overflowWarned = false;
 
   constructor(private readonly deps: EventFanoutDeps) {
@@ -162,9 +164,7 @@ export class EventFanout {
         pendingKeys: 0,
         pendingTxids: new Set(),
         skipped: new Set(),
-        catchUpWanted: false,
         owed: null,
-        catchingUp: false,
         reading: false,
         joining: [],
       };
@@ -209,7 +209,8 @@ export class EventFanout {
         );
       this.overflowWarned = true;
       reader.skipped.add(commit.txid);
-      reader.catchUpWanted = true;
+      this.catchUpWanted = true;
+      void this.runCatchUps();
     } else {
       reader.pending.push(commit);
       reader.pendingKeys += keys;
@@ -221,25 +222,22 @@ export class EventFanout {
   /** Notifications may have been missed (the connection that listens was lost): every reader
    *  catches up. */
   catchUp(): void {
-    for (const [projectId, reader] of this.readers) {
-      reader.catchUpWanted = true;
-      this.kick(projectId, reader);
-    }
+    this.catchUpWanted = true;
+    void this.runCatchUps();
   }
 
   close(): void {
     clearInterval(this.reportTimer);
     clearInterval(this.catchUpTimer);
+    clearTimeout(this.catchUpRetry);
     for (const reader of this.readers.values()) clearTimeout(reader.retry);
     this.readers.clear();
     this.topics.clear();
   }
 
   private kick(projectId: number, reader: ProjectReader): void {
-    if (reader.since === null) return;
-    if (!reader.reading && reader.pending.length > 0) void this.read(projectId, reader);
-    if (!reader.catchingUp && reader.retry === undefined && (reader.catchUpWanted || reader.owed))
-      void this.catchUpWith(projectId, reader);
+    if (reader.since !== null && !reader.reading && reader.pending.length > 0)
+      void this.read(projectId, reader);
   }
 
   private async start(projectId: number, reader: ProjectReader): Promise<void> {
@@ -293,32 +291,47 @@ export class EventFanout {
     this.admit(projectId, reader);
   }
 
-  /** Runs beside the notifications' reads: from the moment its snapshot is taken, they leave
-   *  what it sees to it, so a slow catch-up holds up no notified row. */
-  private async catchUpWith(projectId: number, reader: ProjectReader): Promise<void> {
-    reader.catchingUp = true;
+  /** Every reader's catch-up at once: one statement counts, per project, the rows committed since
+   *  its last catch-up by transactions it has not seen (one scan of the new rows for the process,
+   *  however many projects), and only a project with some reads them. Runs beside the
+   *  notifications' reads: from the moment its snapshot is taken, they leave what it sees to it,
+   *  so a slow catch-up holds up no notified row. */
+  private async runCatchUps(): Promise<void> {
+    if (this.catchingUp || this.catchUpRetry !== undefined) return;
+    this.catchingUp = true;
     try {
-      while ((reader.catchUpWanted || reader.owed) && this.readers.get(projectId) === reader) {
-        if (!reader.owed) {
-          reader.catchUpWanted = false;
+      while (this.catchUpWanted || [...this.readers.values()].some((r) => r.owed)) {
+        if (this.catchUpWanted) {
+          this.catchUpWanted = false;
           const until = parseSnapshot(await currentSnapshot(this.deps.pool));
-          const since = reader.since!;
-          reader.owed = { since: since.text, until: until.text, seen: [...reader.seen.keys()] };
-          reader.since = until;
-          for (const txid of reader.seen.keys()) if (until.sees(txid)) reader.seen.delete(txid);
-          for (const txid of reader.skipped) if (until.sees(txid)) reader.skipped.delete(txid);
+          for (const reader of this.readers.values()) {
+            if (reader.since === null || reader.owed) continue;
+            const seen = [...reader.seen.keys()];
+            reader.owed = { since: reader.since.text, until: until.text, seen };
+            reader.since = until;
+            for (const txid of seen) if (until.sees(txid)) reader.seen.delete(txid);
+            for (const txid of reader.skipped) if (until.sees(txid)) reader.skipped.delete(txid);
+          }
         }
-        await this.readUnseen(projectId, reader.owed);
-        reader.owed = null;
+        const owing = [...this.readers].filter(([, r]) => r.owed !== null);
+        const unseen = await countUnseenByProject(
+          this.deps.pool,
+          owing.map(([projectId, r]) => ({ projectId, ...r.owed! })),
+        );
+        for (const [projectId, reader] of owing) {
+          if (this.readers.get(projectId) !== reader) continue;
+          if (unseen.has(projectId)) await this.readUnseen(projectId, reader.owed!);
+          reader.owed = null;
+        }
       }
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'live: committed events not read');
-      reader.retry = setTimeout(() => {
-        reader.retry = undefined;
-        this.kick(projectId, reader);
+      this.catchUpRetry = setTimeout(() => {
+        this.catchUpRetry = undefined;
+        void this.runCatchUps();
       }, retryMs);
     } finally {
-      reader.catchingUp = false;
+      this.catchingUp = false;
     }
   }
 

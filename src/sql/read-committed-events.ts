@@ -112,6 +112,53 @@ export async function readUnseenEvents(
   return rows.map((row) => ({ eventName: row.event_name, channel: row.channel, line: row.line }));
 }
 
+// One scan of the rows new since the oldest range's start, each range's own bounds applied per row.
+// NOT IN a subquery (no NULL on either side) is a hashed lookup in the seen transactions; an
+// anti-join was planned the other way round, hashing every new row.
+const countByProjectSql = `
+WITH r AS MATERIALIZED (
+  SELECT project_id, since::pg_snapshot AS since, until::pg_snapshot AS until
+  FROM unnest($1::int4[], $2::text[], $3::text[]) AS r(project_id, since, until)
+), seen AS MATERIALIZED (
+  SELECT * FROM unnest($4::int4[], $5::int8[]) AS s(project_id, txid)
+)
+SELECT e.project_id, count(*)::int AS events
+FROM (SELECT e.project_id, e.txid FROM events e WHERE e.txid >= $6::int8 OFFSET 0) e
+JOIN r ON r.project_id = e.project_id
+WHERE NOT pg_visible_in_snapshot(e.txid::text::xid8, r.since)
+  AND pg_visible_in_snapshot(e.txid::text::xid8, r.until)
+  AND (e.project_id, e.txid) NOT IN (SELECT project_id, txid FROM seen)
+GROUP BY 1`;
+
+/** Which projects have unseen rows in their range, whatever their filters. */
+export async function countUnseenByProject(
+  pool: QueuedPool,
+  ranges: readonly Omit<UnseenRows, 'filters'>[],
+): Promise<Set<number>> {
+  if (ranges.length === 0) return new Set();
+  const seenProjects: number[] = [];
+  const seenTxids: number[] = [];
+  for (const { projectId, seen } of ranges)
+    for (const txid of seen) {
+      seenProjects.push(projectId);
+      seenTxids.push(txid);
+    }
+  // A snapshot's text starts with its xmin: no row before the oldest range's is new to any.
+  const from = Math.min(...ranges.map((r) => Number(r.since.slice(0, r.since.indexOf(':')))));
+  const { rows } = await pool.query<{ project_id: number }>({
+    text: countByProjectSql,
+    values: [
+      ranges.map((r) => r.projectId),
+      ranges.map((r) => r.since),
+      ranges.map((r) => r.until),
+      seenProjects,
+      seenTxids,
+      from,
+    ],
+  });
+  return new Set(rows.map((row) => row.project_id));
+}
+
 export interface EventCount {
   readonly eventName: string;
   readonly channel: string | null;

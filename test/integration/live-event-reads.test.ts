@@ -37,15 +37,20 @@ beforeEach(() => void project++);
 
 /** One committed transaction of `count` events named `name` (ids `${prefix}${n}`): what its
  *  notification would say. */
-async function commit(prefix: string, count: number, name = 'view'): Promise<ProjectCommit> {
+async function commit(
+  prefix: string,
+  count: number,
+  name = 'view',
+  projectId = project,
+): Promise<ProjectCommit> {
   const rows = await db.query<{ key: string; txid: string }>(
     `INSERT INTO events (project_id, idem_key, event_id, event_name, user_id, occurred_at)
      SELECT $1, md5($2 || n)::uuid, $2 || n, $3, 'u' || n, now()
      FROM generate_series(0, $4 - 1) AS n
      RETURNING idem_key::text AS key, txid`,
-    [project, prefix, name, count],
+    [projectId, prefix, name, count],
   );
-  return { projectId: project, txid: Number(rows[0]!.txid), keys: rows.map((r) => r.key).join('') };
+  return { projectId, txid: Number(rows[0]!.txid), keys: rows.map((r) => r.key).join('') };
 }
 
 interface Harness {
@@ -54,18 +59,25 @@ interface Harness {
   readonly published: Map<string, string[]>;
   /** Lines the reader had Postgres build. */
   readonly linesRead: () => number;
-  subscribe(eventName?: string | null): Promise<{ membership: EventsMembership; sent: string[] }>;
+  subscribe(
+    eventName?: string | null,
+    projectId?: number,
+  ): Promise<{ membership: EventsMembership; sent: string[] }>;
+  /** Statements that read unseen rows' lines. */
+  readonly unseenReads: () => number;
 }
 
 /** catchUpMs: an hour unless a test needs the timer; the others catch up when told to. */
 function harness(cap: number, catchUpMs = 3_600_000): Harness {
   let linesRead = 0;
+  let unseenReads = 0;
   const queued = queuedPool(pool);
   // The real pool, the lines it returns counted on their way.
   const countingPool = {
     query: async (config: pg.QueryConfig) => {
       const result = await queued.query(config);
       linesRead += result.rows.filter((r) => typeof r.line === 'string').length;
+      if (config.name === undefined && config.text.includes('LIMIT $7')) unseenReads++;
       return result;
     },
   } as unknown as QueuedPool;
@@ -84,13 +96,14 @@ function harness(cap: number, catchUpMs = 3_600_000): Harness {
     fanout,
     published,
     linesRead: () => linesRead,
-    subscribe: async (eventName = null) => {
+    unseenReads: () => unseenReads,
+    subscribe: async (eventName = null, projectId = project) => {
       const sent: string[] = [];
       const ws = {
         subscribe: () => true,
         send: (message: string) => void sent.push(message),
       } as unknown as WebSocket<unknown>;
-      const membership = fanout.join(ws, project, eventName, null);
+      const membership = fanout.join(ws, projectId, eventName, null);
       await waitUntil(
         'subscribed',
         () => sent.includes('{"type":"subscribed","stream":"events"}'),
@@ -140,6 +153,28 @@ it('catches up on its own, every catchUpMs', async () => {
   await waitUntil('the rows caught up on', () => sent().length === 3, { timeoutMs: 10_000 });
   await sleep(500); // two more catch-ups
   expect(sent().sort()).toEqual(['quiet-0', 'quiet-1', 'quiet-2']);
+  h.fanout.close();
+});
+
+it('catches up on every project in one scan, reading only those with rows missed', async () => {
+  const h = harness(1000);
+  const other = project + 1000;
+  await h.subscribe();
+  await h.subscribe(null, other);
+  await commit('here-', 2); // never notified
+  h.fanout.committed(await commit('there-', 2, 'view', other));
+  const otherTopic = `events:${other}:${JSON.stringify([null, null])}`;
+  await waitUntil('the notified rows', () => h.published.get(otherTopic)?.length === 2, {
+    timeoutMs: 10_000,
+  });
+  h.fanout.catchUp();
+  await waitUntil('the missed rows', () => h.published.get(topicName(null))?.length === 2, {
+    timeoutMs: 10_000,
+  });
+  await sleep(300);
+  expect(h.published.get(topicName(null))!.sort()).toEqual(['here-0', 'here-1']);
+  expect(h.published.get(otherTopic)!.sort()).toEqual(['there-0', 'there-1']);
+  expect(h.unseenReads()).toBe(1);
   h.fanout.close();
 });
 
