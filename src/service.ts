@@ -176,7 +176,7 @@ export async function startService(
     // rules, the commits announced meanwhile, and the announcements this process could not send.
     () => {
       void access.reload();
-      app.live.catchUp();
+      app.live.listening();
       announcer.announceUnsent();
     },
     log,

@@ -12,7 +12,7 @@
 // is then told `subscribed`: every row committed after that reaches its topic once.
 import type { Logger } from 'pino';
 import type { WebSocket } from 'uWebSockets.js';
-import { keyLength, splitKeys, type ProjectCommit } from '../sql/commit-notifications.js';
+import { keyLength, splitKeys, type CommitNotification } from '../sql/commit-notifications.js';
 import type { QueuedPool } from '../sql/queued-pool.js';
 import {
   countUnseenByProject,
@@ -113,11 +113,14 @@ interface ProjectReader {
   /** The snapshot of the last catch-up (or of the start); null until the first is known. What it
    *  sees is the catch-ups' to send, the rest the notifications'. */
   since: Snapshot | null;
-  /** Transactions `since` does not see whose rows were taken from their notifications → the
-   *  first key of each notification read (a large transaction's keys come in several). */
+  /** Transactions whose rows were taken from their notifications → the first key of each
+   *  notification read (a large transaction's keys come in several). Kept while `since` does not
+   *  see them, or while some of their notifications have not arrived. */
   seen: Map<number, string>;
+  /** Seen transactions → their keys whose notifications have not arrived yet. */
+  incomplete: Map<number, number>;
   /** Notifications not read yet, and their transactions. */
-  pending: ProjectCommit[];
+  pending: CommitNotification[];
   pendingKeys: number;
   pendingTxids: Set<number>;
   /** Transactions whose notifications were left to the catch-up (too many waited). */
@@ -127,6 +130,7 @@ interface ProjectReader {
   reading: boolean;
   /** Memberships to add once no read is under way. */
   readonly joining: EventsMembership[];
+  /** The next attempt at the first snapshot, when one failed. */
   retry?: NodeJS.Timeout;
 }
 
@@ -160,6 +164,7 @@ export class EventFanout {
       reader = {
         since: null,
         seen: new Map(),
+        incomplete: new Map(),
         pending: [],
         pendingKeys: 0,
         pendingTxids: new Set(),
@@ -195,7 +200,7 @@ export class EventFanout {
   }
 
   /** A commit notification: its rows go to the project's topics, read once for all of them. */
-  committed(commit: ProjectCommit): void {
+  committed(commit: CommitNotification): void {
     const reader = this.readers.get(commit.projectId);
     if (!reader) return;
     const keys = commit.keys.length / keyLength;
@@ -219,8 +224,21 @@ export class EventFanout {
     this.kick(commit.projectId, reader);
   }
 
-  /** Notifications may have been missed (the connection that listens was lost): every reader
-   *  catches up. */
+  /** The connection that listens is back after a loss. Notifications may have been missed: every
+   *  reader catches up. A transaction whose notifications stopped part way is not (the catch-up
+   *  passes over seen transactions): its missing keys are counted as dropped where every event
+   *  counts, as a failed read's are. */
+  listening(): void {
+    for (const [projectId, reader] of this.readers) {
+      for (const topic of this.topicsOf(projectId))
+        if (topic.unfiltered)
+          for (const missing of reader.incomplete.values()) topic.droppedTotal += missing;
+      reader.incomplete.clear();
+    }
+    this.catchUp();
+  }
+
+  /** Every reader catches up now. */
   catchUp(): void {
     this.catchUpWanted = true;
     void this.runCatchUps();
@@ -309,7 +327,8 @@ export class EventFanout {
             const seen = [...reader.seen.keys()];
             reader.owed = { since: reader.since.text, until: until.text, seen };
             reader.since = until;
-            for (const txid of seen) if (until.sees(txid)) reader.seen.delete(txid);
+            for (const txid of seen)
+              if (until.sees(txid) && !reader.incomplete.has(txid)) reader.seen.delete(txid);
             for (const txid of reader.skipped) if (until.sees(txid)) reader.skipped.delete(txid);
           }
         }
@@ -339,7 +358,7 @@ export class EventFanout {
   private async readNotified(
     projectId: number,
     reader: ProjectReader,
-    commits: readonly ProjectCommit[],
+    commits: readonly CommitNotification[],
   ): Promise<void> {
     const topics = this.topicsOf(projectId);
     const only = topics.length === 1 && topics[0]!.unfiltered ? topics[0]! : null;
@@ -347,12 +366,16 @@ export class EventFanout {
     let room = only ? only.available(Date.now()) : Infinity;
     const keys: string[] = [];
     for (const commit of commits) {
-      if (reader.since!.sees(commit.txid)) continue;
+      const seen = reader.seen.get(commit.txid);
+      // What the last catch-up's snapshot sees was its to read, but for transactions seen before.
+      if (seen === undefined && reader.since!.sees(commit.txid)) continue;
       const first = commit.keys.slice(0, keyLength);
-      const seen = reader.seen.get(commit.txid) ?? '';
-      if (seen.includes(first)) continue; // a notification sent again
-      reader.seen.set(commit.txid, seen + first);
+      if (seen?.includes(first)) continue; // a notification sent again
+      reader.seen.set(commit.txid, (seen ?? '') + first);
       const count = commit.keys.length / keyLength;
+      const missing = (reader.incomplete.get(commit.txid) ?? commit.total) - count;
+      if (missing > 0) reader.incomplete.set(commit.txid, missing);
+      else reader.incomplete.delete(commit.txid);
       const read = Math.min(count, room);
       room -= read;
       if (only) only.droppedTotal += count - read;

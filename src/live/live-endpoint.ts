@@ -7,7 +7,7 @@ import type { TemplatedApp, WebSocket, WebSocketBehavior } from 'uWebSockets.js'
 import type { MetricsSources } from '../metrics/answer-metrics.js';
 import { MetricsCache } from '../metrics/metrics-cache.js';
 import type { MetricsLimits } from '../metrics/metrics-query.js';
-import type { ProjectCommit } from '../sql/commit-notifications.js';
+import type { CommitNotification } from '../sql/commit-notifications.js';
 import { EventFanout, type EventsMembership } from './event-fanout.js';
 import {
   errorMessage,
@@ -52,9 +52,9 @@ export interface LiveEndpointDeps {
 
 export interface LiveEndpoint {
   /** A commit notification, from any process. */
-  committed(commit: ProjectCommit): void;
-  /** Announcements may have been missed: read every subscribed project and feed once. */
-  catchUp(): void;
+  committed(commit: CommitNotification): void;
+  /** The connection that listens is back: notifications may have been missed. */
+  listening(): void;
   /** Connections open now. */
   readonly clients: number;
   /** Closes every connection (1001); returns how many. */
@@ -168,8 +168,8 @@ export function registerLive(app: TemplatedApp, deps: LiveEndpointDeps): LiveEnd
       events.committed(commit);
       metrics.committed(commit.projectId);
     },
-    catchUp: () => {
-      events.catchUp();
+    listening: () => {
+      events.listening();
       metrics.catchUp();
     },
     get clients() {

@@ -16,30 +16,42 @@ export interface ProjectCommit {
   readonly keys: string;
 }
 
+/** One payload: some of a transaction's keys for a project, and how many it stored in all. */
+export interface CommitNotification extends ProjectCommit {
+  readonly total: number;
+}
+
 export const keyLength = 36;
-/** A payload must stay under 8000 bytes: 200 keys is 7200 bytes plus the project and txid. */
+/** A payload must stay under 8000 bytes: 200 keys is 7200 bytes plus the numbers. */
 const keysPerPayload = 200;
 
-/** `<project>:<txid>:<keys>` per payload, at most keysPerPayload keys each. */
+/** `<project>:<txid>:<total>:<keys>` per payload, at most keysPerPayload keys each. */
 export function commitPayloads(commit: ProjectCommit): string[] {
   const payloads: string[] = [];
+  const head = `${commit.projectId}:${commit.txid}:${commit.keys.length / keyLength}:`;
   const step = keysPerPayload * keyLength;
   for (let at = 0; at < commit.keys.length; at += step)
-    payloads.push(`${commit.projectId}:${commit.txid}:${commit.keys.slice(at, at + step)}`);
+    payloads.push(head + commit.keys.slice(at, at + step));
   return payloads;
 }
 
-/** The payload's commit; null for a payload no pulse process of this version sent. */
-export function parseCommitPayload(payload: string): ProjectCommit | null {
-  const first = payload.indexOf(':');
-  const second = payload.indexOf(':', first + 1);
-  if (first < 1 || second < first + 2) return null;
-  const projectId = Number(payload.slice(0, first));
-  const txid = Number(payload.slice(first + 1, second));
-  const keys = payload.slice(second + 1);
-  if (!Number.isSafeInteger(projectId) || projectId < 1) return null;
-  if (!Number.isSafeInteger(txid) || txid < 1 || keys.length % keyLength !== 0) return null;
-  return { projectId, txid, keys };
+/** The payload's notification; null for a payload no pulse process of this version sent. */
+export function parseCommitPayload(payload: string): CommitNotification | null {
+  const numbers: number[] = [];
+  let at = 0;
+  for (let field = 0; field < 3; field++) {
+    const end = payload.indexOf(':', at);
+    if (end <= at || end - at > 16) return null;
+    const value = Number(payload.slice(at, end));
+    if (!Number.isSafeInteger(value) || value < 1) return null;
+    numbers.push(value);
+    at = end + 1;
+  }
+  const [projectId, txid, total] = numbers as [number, number, number];
+  const keys = payload.slice(at);
+  if (keys.length === 0 || keys.length % keyLength !== 0 || keys.length / keyLength > total)
+    return null;
+  return { projectId, txid, total, keys };
 }
 
 /** The first `max` keys of a ProjectCommit's string, one string each. */

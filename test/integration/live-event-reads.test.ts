@@ -9,7 +9,7 @@ import { EventFanout, type EventsMembership } from '../../src/live/event-fanout.
 import {
   commitPayloads,
   parseCommitPayload,
-  type ProjectCommit,
+  type CommitNotification,
 } from '../../src/sql/commit-notifications.js';
 import type { QueuedPool } from '../../src/sql/queued-pool.js';
 import {
@@ -42,7 +42,7 @@ async function commit(
   count: number,
   name = 'view',
   projectId = project,
-): Promise<ProjectCommit> {
+): Promise<CommitNotification> {
   const rows = await db.query<{ key: string; txid: string }>(
     `INSERT INTO events (project_id, idem_key, event_id, event_name, user_id, occurred_at)
      SELECT $1, md5($2 || n)::uuid, $2 || n, $3, 'u' || n, now()
@@ -50,7 +50,12 @@ async function commit(
      RETURNING idem_key::text AS key, txid`,
     [projectId, prefix, name, count],
   );
-  return { projectId, txid: Number(rows[0]!.txid), keys: rows.map((r) => r.key).join('') };
+  return {
+    projectId,
+    txid: Number(rows[0]!.txid),
+    total: rows.length,
+    keys: rows.map((r) => r.key).join(''),
+  };
 }
 
 interface Harness {
@@ -183,15 +188,46 @@ it("reads a large transaction's several notifications whole, and once", async ()
   await h.subscribe();
   const big = await commit('big-', 450);
   const notifications = commitPayloads(big).map((payload) => parseCommitPayload(payload)!);
-  expect(notifications).toHaveLength(3);
-  for (const notification of notifications) h.fanout.committed(notification);
+  expect(notifications.map((n) => [n.txid, n.total, n.keys.length / 36])).toEqual([
+    [big.txid, 450, 200],
+    [big.txid, 450, 200],
+    [big.txid, 450, 50],
+  ]);
   const sent = () => h.published.get(topicName(null)) ?? [];
-  await waitUntil('every row read', () => sent().length === 450, { timeoutMs: 10_000 });
+  h.fanout.committed(notifications[0]!);
+  await waitUntil('the first notification read', () => sent().length === 200, {
+    timeoutMs: 10_000,
+  });
+  // A catch-up between two notifications of one transaction leaves the rest to them.
+  h.fanout.catchUp();
+  await sleep(500);
+  expect(sent()).toHaveLength(200);
   for (const notification of notifications) h.fanout.committed(notification);
+  await waitUntil('every row read', () => sent().length === 450, { timeoutMs: 10_000 });
   h.fanout.catchUp();
   await sleep(500);
   expect(new Set(sent()).size).toBe(450);
   expect(sent()).toHaveLength(450);
+  h.fanout.close();
+});
+
+it('counts as dropped the keys of notifications cut off with the connection', async () => {
+  const h = harness(1000);
+  const { membership } = await h.subscribe();
+  const big = await commit('cut-', 450);
+  const [first] = commitPayloads(big).map((payload) => parseCommitPayload(payload)!);
+  h.fanout.committed(first!);
+  await waitUntil(
+    'the first notification read',
+    () => h.published.get(topicName(null))?.length === 200,
+    {
+      timeoutMs: 10_000,
+    },
+  );
+  h.fanout.listening(); // the other two were lost with the connection
+  await sleep(500);
+  expect(h.published.get(topicName(null))).toHaveLength(200);
+  expect(membership.topic!.droppedTotal).toBe(250);
   h.fanout.close();
 });
 
