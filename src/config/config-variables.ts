@@ -103,8 +103,8 @@ export const configVariables = {
   liveMaxMessageBytes: integer('LIVE_MAX_MESSAGE_BYTES', 256, 65_536, 4096),
   liveEventsPerSecond: integer('LIVE_EVENTS_PER_SECOND', 1, 10_000, 100),
   liveIdleTimeoutSeconds: integer('LIVE_IDLE_TIMEOUT_SECONDS', 8, 960, 120),
-  // The most an event whose commit notification was lost is late; each catch-up reads the rows
-  // committed since the previous one (through the BRIN index), once per project with subscribers.
+  // Half the most an event whose commit notification never came is late; each round scans the rows
+  // committed in one interval (through the BRIN index), once per process with /live subscribers.
   liveCatchUpMs: integer('LIVE_CATCH_UP_MS', 1000, 3_600_000, 10_000),
   ingestWorkers: integer('INGEST_WORKERS', 1, 64, 2),
   clusterProcesses: integer('CLUSTER_PROCESSES', 1, 64, 1),

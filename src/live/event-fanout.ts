@@ -5,11 +5,11 @@
 // member once a second, from the count at which it joined: delivered + dropped = committed.
 //
 // Each project with subscribers has one reader. It reads the rows each commit notification names,
-// by key, and remembers the transaction; every LIVE_CATCH_UP_MS, and whenever notifications may
-// have been missed (the listening connection came back, too many waited), the readers catch up:
-// they read the rows committed since their last catch-up's snapshot by transactions they have not
-// seen. So a lost notification delays its rows, and no row is sent twice. A subscriber joins between two reads and
-// is then told `subscribed`: every row committed after that reaches its topic once.
+// by key, and remembers the transaction. When notifications may have been missed (the listening
+// connection came back, too many waited), and on a timer, the readers catch up: they read the rows
+// committed since their last catch-up's snapshot by transactions they have not seen. So a lost
+// notification delays its rows, and no row is sent twice. A subscriber joins between two reads
+// and is then told `subscribed`: every row committed after that reaches its topic once.
 import type { Logger } from 'pino';
 import type { WebSocket } from 'uWebSockets.js';
 import { keyLength, splitKeys, type CommitNotification } from '../sql/commit-notifications.js';
@@ -30,8 +30,8 @@ export interface EventFanoutDeps {
   readonly pool: QueuedPool;
   readonly publish: (topic: string, message: string) => void;
   readonly eventsPerSecond: number;
-  /** How often each reader catches up (LIVE_CATCH_UP_MS): how late an event whose notification
-   *  was lost arrives at most, and how many seen transactions a reader remembers. */
+  /** How often the readers catch up on a timer (LIVE_CATCH_UP_MS): half how late an event whose
+   *  notification never came arrives at most, and how many seen transactions a reader remembers. */
   readonly catchUpMs: number;
   readonly log: Pick<Logger, 'warn'>;
 }
@@ -127,6 +127,8 @@ interface ProjectReader {
   skipped: Set<number>;
   /** The catch-up taken and not sent yet. */
   owed: CatchUp | null;
+  /** The snapshot of the last timed catch-up: where the next one ends. */
+  next: Snapshot | null;
   reading: boolean;
   /** Memberships to add once no read is under way. */
   readonly joining: EventsMembership[];
@@ -140,7 +142,11 @@ export class EventFanout {
   private readonly readers = new Map<number, ProjectReader>();
   private readonly reportTimer: NodeJS.Timeout;
   private readonly catchUpTimer: NodeJS.Timeout;
-  private catchUpWanted = false;
+  /** now: up to the present (notifications were missed); timed: up to the previous timed
+   *  catch-up's snapshot, whose commits' notifications have all arrived unless lost, so under
+   *  steady load it finds nothing to read instead of the rows whose notifications are on their
+   *  way. */
+  private catchUpWanted: 'now' | 'timed' | null = null;
   private catchingUp = false;
   private catchUpRetry?: NodeJS.Timeout;
   private overflowWarned = false;
@@ -148,7 +154,11 @@ export class EventFanout {
   constructor(private readonly deps: EventFanoutDeps) {
     this.reportTimer = setInterval(() => this.reportDropped(), reportIntervalMs);
     this.reportTimer.unref();
-    this.catchUpTimer = setInterval(() => this.catchUp(), deps.catchUpMs);
+    this.catchUpTimer = setInterval(() => {
+      if (this.readers.size === 0) return;
+      this.catchUpWanted ??= 'timed';
+      void this.runCatchUps();
+    }, deps.catchUpMs);
     this.catchUpTimer.unref();
   }
 
@@ -170,6 +180,7 @@ export class EventFanout {
         pendingTxids: new Set(),
         skipped: new Set(),
         owed: null,
+        next: null,
         reading: false,
         joining: [],
       };
@@ -214,8 +225,7 @@ export class EventFanout {
         );
       this.overflowWarned = true;
       reader.skipped.add(commit.txid);
-      this.catchUpWanted = true;
-      void this.runCatchUps();
+      this.catchUp();
     } else {
       reader.pending.push(commit);
       reader.pendingKeys += keys;
@@ -240,7 +250,8 @@ export class EventFanout {
 
   /** Every reader catches up now. */
   catchUp(): void {
-    this.catchUpWanted = true;
+    if (this.readers.size === 0) return;
+    this.catchUpWanted = 'now';
     void this.runCatchUps();
   }
 
@@ -318,12 +329,16 @@ export class EventFanout {
     if (this.catchingUp || this.catchUpRetry !== undefined) return;
     this.catchingUp = true;
     try {
-      while (this.catchUpWanted || [...this.readers.values()].some((r) => r.owed)) {
-        if (this.catchUpWanted) {
-          this.catchUpWanted = false;
-          const until = parseSnapshot(await currentSnapshot(this.deps.pool));
+      while (this.catchUpWanted !== null || [...this.readers.values()].some((r) => r.owed)) {
+        const wanted = this.catchUpWanted;
+        if (wanted) {
+          this.catchUpWanted = null;
+          const now = parseSnapshot(await currentSnapshot(this.deps.pool));
           for (const reader of this.readers.values()) {
             if (reader.since === null || reader.owed) continue;
+            const until = wanted === 'now' ? now : reader.next;
+            reader.next = wanted === 'now' ? null : now;
+            if (until === null) continue;
             const seen = [...reader.seen.keys()];
             reader.owed = { since: reader.since.text, until: until.text, seen };
             reader.since = until;

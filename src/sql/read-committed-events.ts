@@ -123,7 +123,7 @@ WITH r AS MATERIALIZED (
   SELECT * FROM unnest($4::int4[], $5::int8[]) AS s(project_id, txid)
 )
 SELECT e.project_id, count(*)::int AS events
-FROM (SELECT e.project_id, e.txid FROM events e WHERE e.txid >= $6::int8 OFFSET 0) e
+FROM (SELECT e.project_id, e.txid FROM events e WHERE e.txid >= $6::int8 AND e.txid < $7::int8 OFFSET 0) e
 JOIN r ON r.project_id = e.project_id
 WHERE NOT pg_visible_in_snapshot(e.txid::text::xid8, r.since)
   AND pg_visible_in_snapshot(e.txid::text::xid8, r.until)
@@ -143,8 +143,10 @@ export async function countUnseenByProject(
       seenProjects.push(projectId);
       seenTxids.push(txid);
     }
-  // A snapshot's text starts with its xmin: no row before the oldest range's is new to any.
-  const from = Math.min(...ranges.map((r) => Number(r.since.slice(0, r.since.indexOf(':')))));
+  // A snapshot's text is `xmin:xmax:…`: no range holds a row before the oldest since's xmin, or
+  // from the newest until's xmax on.
+  const from = Math.min(...ranges.map((r) => Number(r.since.split(':')[0])));
+  const to = Math.max(...ranges.map((r) => Number(r.until.split(':')[1])));
   const { rows } = await pool.query<{ project_id: number }>({
     text: countByProjectSql,
     values: [
@@ -154,6 +156,7 @@ export async function countUnseenByProject(
       seenProjects,
       seenTxids,
       from,
+      to,
     ],
   });
   return new Set(rows.map((row) => row.project_id));
