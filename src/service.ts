@@ -168,8 +168,7 @@ export async function startService(
     {
       [accessChannel]: () => void access.reload(),
       [commitChannel]: (payload) => {
-        const commit = parseCommitPayload(payload);
-        if (commit) app.live.committed(commit);
+        for (const commit of parseCommitPayload(payload) ?? []) app.live.committed(commit);
       },
     },
     // What changed while no one listened is caught up now, not at the next poll or commit: access

@@ -17,9 +17,6 @@ import type { NotificationConnection } from '../sql/notification-connection.js';
 /** Keys waiting, or kept to be sent again: past it, commits are left to the readers' catch-up
  *  rather than this process holding an unbounded backlog (36 bytes a key). */
 const maxWaitingKeys = 400_000;
-/** Payloads per statement: each is one NOTIFY, held in memory by Postgres until commit. A
- *  transaction's payloads always go in one statement (a reader takes its keys as a whole). */
-const payloadsPerStatement = 500;
 /** How long announcements gather before a statement goes: single events commit in batches of a
  *  few, and a statement per batch cost the write path a tenth of its CPU per event. */
 const gatherMs = 20;
@@ -70,19 +67,12 @@ export class CommitAnnouncer {
   private async sendWaiting(): Promise<void> {
     while (this.waitingKeys > 0) {
       await sleep(gatherMs);
-      const committed = this.waiting;
+      // One statement, one transaction: its notifications arrive together (at most
+      // maxWaitingKeys of them, ~15 MB, held by Postgres until it commits).
+      const payloads = commitPayloads(this.waiting);
       this.waiting = [];
       this.waitingKeys = 0;
-      let statement: string[] = [];
-      for (const commit of committed) {
-        const payloads = commitPayloads(commit);
-        if (statement.length > 0 && statement.length + payloads.length > payloadsPerStatement) {
-          await this.send(statement);
-          statement = [];
-        }
-        statement.push(...payloads);
-      }
-      if (statement.length > 0) await this.send(statement);
+      await this.send(payloads);
     }
     this.overflowWarned = false;
     this.sending = null;

@@ -16,42 +16,80 @@ export interface ProjectCommit {
   readonly keys: string;
 }
 
-/** One payload: some of a transaction's keys for a project, and how many it stored in all. */
+/** Some of a transaction's keys for a project, and how many it stored in all. */
 export interface CommitNotification extends ProjectCommit {
   readonly total: number;
 }
 
 export const keyLength = 36;
-/** A payload must stay under 8000 bytes: 200 keys is 7200 bytes plus the numbers. */
-const keysPerPayload = 200;
+/** A payload must stay under 8000 bytes: 190 keys is 6840 bytes, and 20 transactions' numbers
+ *  at most 640 more. */
+const keysPerPayload = 190;
+const transactionsPerPayload = 20;
 
-/** `<project>:<txid>:<total>:<keys>` per payload, at most keysPerPayload keys each. */
-export function commitPayloads(commit: ProjectCommit): string[] {
+/** `<project>:<txid>.<total>.<count>[,…]:<keys>`: the transactions of one project committed
+ *  together share payloads, each naming its keys in order; one larger than a payload's room goes
+ *  on in the next. Fewer, fuller payloads than one per transaction: single events commit a few
+ *  dozen at a time. */
+export function commitPayloads(commits: readonly ProjectCommit[]): string[] {
   const payloads: string[] = [];
-  const head = `${commit.projectId}:${commit.txid}:${commit.keys.length / keyLength}:`;
-  const step = keysPerPayload * keyLength;
-  for (let at = 0; at < commit.keys.length; at += step)
-    payloads.push(head + commit.keys.slice(at, at + step));
+  const byProject = new Map<number, ProjectCommit[]>();
+  for (const commit of commits) {
+    const ofProject = byProject.get(commit.projectId);
+    if (ofProject) ofProject.push(commit);
+    else byProject.set(commit.projectId, [commit]);
+  }
+  for (const [projectId, ofProject] of byProject) {
+    let segments: string[] = [];
+    let keys = '';
+    const flush = () => {
+      if (keys.length > 0) payloads.push(`${projectId}:${segments.join(',')}:${keys}`);
+      segments = [];
+      keys = '';
+    };
+    for (const { txid, keys: all } of ofProject) {
+      const total = all.length / keyLength;
+      for (let at = 0; at < all.length;) {
+        const room = keysPerPayload - keys.length / keyLength;
+        const count = Math.min(room, (all.length - at) / keyLength);
+        segments.push(`${txid}.${total}.${count}`);
+        keys += all.slice(at, at + count * keyLength);
+        at += count * keyLength;
+        if (count === room || segments.length === transactionsPerPayload) flush();
+      }
+    }
+    flush();
+  }
   return payloads;
 }
 
-/** The payload's notification; null for a payload no pulse process of this version sent. */
-export function parseCommitPayload(payload: string): CommitNotification | null {
-  const numbers: number[] = [];
-  let at = 0;
-  for (let field = 0; field < 3; field++) {
-    const end = payload.indexOf(':', at);
-    if (end <= at || end - at > 16) return null;
-    const value = Number(payload.slice(at, end));
-    if (!Number.isSafeInteger(value) || value < 1) return null;
-    numbers.push(value);
-    at = end + 1;
+/** The payload's notifications, one per transaction named; null for a payload no pulse process
+ *  of this version sent. */
+export function parseCommitPayload(payload: string): CommitNotification[] | null {
+  const first = payload.indexOf(':');
+  const second = payload.indexOf(':', first + 1);
+  if (first < 1 || first > 10 || second === -1) return null;
+  const projectId = positive(payload.slice(0, first));
+  const segments = payload.slice(first + 1, second).split(',', transactionsPerPayload + 1);
+  if (projectId === null || segments.length > transactionsPerPayload) return null;
+  const notifications: CommitNotification[] = [];
+  let at = second + 1;
+  for (const segment of segments) {
+    const [txid, total, count, extra] = segment.split('.', 4).map(positive);
+    if (!txid || !total || !count || extra !== undefined || count > total) return null;
+    const end = at + count * keyLength;
+    if (end > payload.length) return null;
+    notifications.push({ projectId, txid, total, keys: payload.slice(at, end) });
+    at = end;
   }
-  const [projectId, txid, total] = numbers as [number, number, number];
-  const keys = payload.slice(at);
-  if (keys.length === 0 || keys.length % keyLength !== 0 || keys.length / keyLength > total)
-    return null;
-  return { projectId, txid, total, keys };
+  return at === payload.length ? notifications : null;
+}
+
+/** A decimal of at most 16 digits, above 0; null for anything else. */
+function positive(text: string): number | null {
+  if (text.length === 0 || text.length > 16) return null;
+  const value = Number(text);
+  return Number.isSafeInteger(value) && value > 0 && String(value) === text ? value : null;
 }
 
 /** The first `max` keys of a ProjectCommit's string, one string each. */

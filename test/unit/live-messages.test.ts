@@ -8,7 +8,6 @@ import {
   commitPayloads,
   keyLength,
   parseCommitPayload,
-  splitKeys,
 } from '../../src/sql/commit-notifications.js';
 
 const maxWindow = 3660 * 86_400 - 1;
@@ -61,32 +60,62 @@ describe('parseSubscribe', () => {
 });
 
 describe('commit notification payloads', () => {
-  const keys = Array.from(
-    { length: 1001 },
-    (_, i) => `${String(i).padStart(8, '0')}-0000-0000-0000-000000000000`,
-  );
+  const key = (i: number) => `${String(i).padStart(8, '0')}-0000-0000-0000-000000000000`;
+  const keys = (from: number, count: number) =>
+    Array.from({ length: count }, (_, i) => key(from + i)).join('');
 
-  it('stay under the 8000 bytes NOTIFY takes, and carry the transaction and every key once', () => {
-    const commit = { projectId: 2_000_000_000, txid: 2 ** 52, keys: keys.join('') };
-    const payloads = commitPayloads(commit);
+  it('stay under the 8000 bytes NOTIFY takes, and name every transaction and key once', () => {
+    // A large transaction, 60 small ones (single events commit a few dozen at a time), another
+    // project's, at the largest ids.
+    const commits = [
+      { projectId: 2_147_483_647, txid: 2 ** 52, keys: keys(0, 1001) },
+      ...Array.from({ length: 60 }, (_, i) => ({
+        projectId: 2_147_483_647,
+        txid: 2 ** 52 + 1 + i,
+        keys: keys(2000 + i * 3, 3),
+      })),
+      { projectId: 7, txid: 2 ** 53 - 1, keys: keys(9000, 5) },
+    ];
+    const payloads = commitPayloads(commits);
     expect(Math.max(...payloads.map((p) => Buffer.byteLength(p)))).toBeLessThan(8000);
-    const parsed = payloads.map((p) => parseCommitPayload(p)!);
-    expect(parsed.map((p) => [p.projectId, p.txid, p.total])).toEqual(
-      parsed.map(() => [commit.projectId, commit.txid, keys.length]),
-    );
-    expect(parsed.flatMap((p) => splitKeys(p.keys))).toEqual(keys);
+    const parsed = payloads.flatMap((p) => parseCommitPayload(p)!);
+    // Per transaction: its project, its total, and its keys in order, across payloads.
+    const joined = new Map<number, { projectId: number; total: number; keys: string }>();
+    for (const n of parsed) {
+      const seen = joined.get(n.txid);
+      if (seen) {
+        expect([seen.projectId, seen.total]).toEqual([n.projectId, n.total]);
+        seen.keys += n.keys;
+      } else joined.set(n.txid, { projectId: n.projectId, total: n.total, keys: n.keys });
+    }
+    expect(
+      [...joined].map(([txid, j]) => ({ projectId: j.projectId, txid, keys: j.keys })),
+    ).toEqual(commits);
+    for (const j of joined.values()) expect(j.total).toBe(j.keys.length / keyLength);
+    // Fuller than payloads per transaction (67): 1,186 keys in 10, at most 20 transactions each.
+    expect(payloads).toHaveLength(10);
   });
 
   it('refuse a payload no pulse process of this version sent', () => {
-    const key = 'a'.repeat(keyLength);
+    const k = key(1);
     for (const payload of [
       'hello',
-      `x:1:${key}`,
-      `1:x:${key}`,
-      `3:7:abc`,
-      `3:${key}`,
-      `0:7:${key}`,
-      `::${key}`,
+      `x:1.1.1:${k}`,
+      `1:x.1.1:${k}`,
+      `1:2.x.1:${k}`,
+      `1:2.1.2:${k}`,
+      `1:2.1.1.1:${k}`,
+      `1:2.1:${k}`,
+      `3:7.1.1:abc`,
+      `3:7.1.1:${k}${k}`,
+      `3:7.2.2:${k}`,
+      `0:7.1.1:${k}`,
+      `01:7.1.1:${k}`,
+      `3:7.1.1`,
+      `:7.1.1:${k}`,
+      `3:${Array.from({ length: 21 }, (_, i) => `${i + 1}.1.1`).join(',')}:${k.repeat(21)}`,
+      `${'9'.repeat(20)}:7.1.1:${k}`,
+      `3:7:1:${k}`, // the previous version's form
     ])
       expect(parseCommitPayload(payload)).toBeNull();
   });
