@@ -25,6 +25,7 @@ type LiveMessage =
   | { type: 'metrics'; totals: { count: number; unique_users: number } }
   | { type: 'event'; event: LiveEvent }
   | { type: 'dropped'; count: number }
+  | { type: 'subscribed'; stream: string }
   | { type: 'error'; code: string; detail?: string };
 
 /** Newest first; older ones fall off the end. */
@@ -74,6 +75,8 @@ export function createLiveFeed(prompt: KeyPrompt) {
       } else if (data.type === 'dropped') {
         droppedTotal += data.count;
         dropped.textContent = `${formatCount(droppedTotal)} events not shown (over the live rate cap)`;
+      } else if (data.type !== 'error') {
+        // `subscribed`, or a message of a newer server: nothing to show.
       } else if (data.code === 'unauthorized' || data.code === 'insufficient_scope') {
         refused = true;
         state.textContent = 'waiting for a read key';
