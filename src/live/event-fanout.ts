@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import type { WebSocket } from 'uWebSockets.js';
 import { keyLength, splitKeys, type CommitNotification } from '../sql/commit-notifications.js';
+import type { Snapshot } from '../sql/pg-snapshot.js';
 import type { QueuedPool } from '../sql/queued-pool.js';
 import {
   countUnseenByProject,
@@ -24,7 +25,6 @@ import {
   type UnseenRows,
 } from '../sql/read-committed-events.js';
 import { droppedMessage, eventMessage, subscribedMessage } from './live-messages.js';
-import { parseSnapshot, type Snapshot } from './snapshot.js';
 
 export interface EventFanoutDeps {
   readonly pool: QueuedPool;
@@ -101,13 +101,8 @@ export interface EventsMembership {
   topic: EventsTopic | null;
 }
 
-/** A catch-up's rows: committed after `since`, seen by `until`, by none of the transactions
- *  `seen`. Kept until they are sent: a failed catch-up is read again whole. */
-interface CatchUp {
-  readonly since: string;
-  readonly until: string;
-  readonly seen: readonly number[];
-}
+/** A catch-up's rows, kept until they are sent: a failed catch-up is read again whole. */
+type CatchUp = Pick<UnseenRows, 'since' | 'until' | 'seen'>;
 
 interface ProjectReader {
   /** The snapshot of the last catch-up (or of the start); null until the first is known. What it
@@ -271,7 +266,7 @@ export class EventFanout {
 
   private async start(projectId: number, reader: ProjectReader): Promise<void> {
     try {
-      reader.since = parseSnapshot(await currentSnapshot(this.deps.pool));
+      reader.since = await currentSnapshot(this.deps.pool);
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'live: no snapshot to read events from');
       if (this.readers.get(projectId) === reader)
@@ -333,14 +328,14 @@ export class EventFanout {
         const wanted = this.catchUpWanted;
         if (wanted) {
           this.catchUpWanted = null;
-          const now = parseSnapshot(await currentSnapshot(this.deps.pool));
+          const now = await currentSnapshot(this.deps.pool);
           for (const reader of this.readers.values()) {
             if (reader.since === null || reader.owed) continue;
             const until = wanted === 'now' ? now : reader.next;
             reader.next = wanted === 'now' ? null : now;
             if (until === null) continue;
             const seen = [...reader.seen.keys()];
-            reader.owed = { since: reader.since.text, until: until.text, seen };
+            reader.owed = { since: reader.since, until, seen };
             reader.since = until;
             for (const txid of seen)
               if (until.sees(txid) && !reader.incomplete.has(txid)) reader.seen.delete(txid);

@@ -5,6 +5,7 @@
 // keeps the planner on it (given the project condition inside, a planner without fresh statistics
 // read the project's whole history through the btree instead).
 import { exportLineSql } from './export-events.js';
+import { parseSnapshot, type Snapshot } from './pg-snapshot.js';
 import type { QueuedPool } from './queued-pool.js';
 
 export interface CommittedEvent {
@@ -72,17 +73,17 @@ GROUP BY 1, 2`;
 const snapshotSql = 'SELECT pg_current_snapshot()::text AS snapshot';
 
 /** Now, for a reader: what it has seen by then is behind it. */
-export async function currentSnapshot(pool: QueuedPool): Promise<string> {
+export async function currentSnapshot(pool: QueuedPool): Promise<Snapshot> {
   const { rows } = await pool.query<{ snapshot: string }>({ text: snapshotSql });
-  return rows[0]!.snapshot;
+  return parseSnapshot(rows[0]!.snapshot);
 }
 
 /** Where a catch-up looks. */
 export interface UnseenRows {
   readonly projectId: number;
-  /** Snapshots (pg_current_snapshot()'s text): rows committed after `since`, seen by `until`. */
-  readonly since: string;
-  readonly until: string;
+  /** Rows committed after `since`, seen by `until`. */
+  readonly since: Snapshot;
+  readonly until: Snapshot;
   /** Transactions whose rows the reader took from their notifications. */
   readonly seen: readonly number[];
   readonly filters: TopicFilters | null;
@@ -92,8 +93,8 @@ export interface UnseenRows {
 // hashed lookup (a generic plan would test each row against every entry of the array).
 const parameters = (where: UnseenRows) => [
   where.projectId,
-  where.since,
-  where.until,
+  where.since.text,
+  where.until.text,
   where.filters?.eventNames ?? null,
   where.filters?.channels ?? null,
   where.seen,
@@ -143,16 +144,15 @@ export async function countUnseenByProject(
       seenProjects.push(projectId);
       seenTxids.push(txid);
     }
-  // A snapshot's text is `xmin:xmax:…`: no range holds a row before the oldest since's xmin, or
-  // from the newest until's xmax on.
-  const from = Math.min(...ranges.map((r) => Number(r.since.split(':')[0])));
-  const to = Math.max(...ranges.map((r) => Number(r.until.split(':')[1])));
+  // No range holds a row before the oldest since's xmin, or from the newest until's xmax on.
+  const from = Math.min(...ranges.map((r) => r.since.xmin));
+  const to = Math.max(...ranges.map((r) => r.until.xmax));
   const { rows } = await pool.query<{ project_id: number }>({
     text: countByProjectSql,
     values: [
       ranges.map((r) => r.projectId),
-      ranges.map((r) => r.since),
-      ranges.map((r) => r.until),
+      ranges.map((r) => r.since.text),
+      ranges.map((r) => r.until.text),
       seenProjects,
       seenTxids,
       from,

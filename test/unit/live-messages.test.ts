@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { liveErrorCodes, parseSubscribe } from '../../src/live/live-messages.js';
-import { parseSnapshot } from '../../src/live/snapshot.js';
+import { parseSnapshot } from '../../src/sql/pg-snapshot.js';
 import {
   commitPayloads,
   keyLength,

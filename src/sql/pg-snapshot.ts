@@ -2,14 +2,23 @@
 // sees as committed: those before xmin, and those before xmax not in progress when it was taken.
 export interface Snapshot {
   readonly text: string;
+  /** No transaction before it was in progress. */
+  readonly xmin: number;
+  /** No transaction from it on had started. */
+  readonly xmax: number;
   /** Whether a transaction that has committed by now had committed when the snapshot was taken. */
   sees(txid: number): boolean;
 }
 
 export function parseSnapshot(text: string): Snapshot {
-  const [xmin, xmax, xip = ''] = text.split(':');
-  const min = Number(xmin);
-  const max = Number(xmax);
+  const [min = '', max = '', xip = ''] = text.split(':');
+  const xmin = Number(min);
+  const xmax = Number(max);
   const inProgress = new Set(xip === '' ? [] : xip.split(',').map(Number));
-  return { text, sees: (txid) => txid < min || (txid < max && !inProgress.has(txid)) };
+  return {
+    text,
+    xmin,
+    xmax,
+    sees: (txid) => txid < xmin || (txid < xmax && !inProgress.has(txid)),
+  };
 }
